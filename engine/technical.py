@@ -15,9 +15,19 @@ failure) the result carries a ``CHECK_FAILED`` finding, which sends the flow to 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
-from engine.model import Finding, InvoiceFacts, Limits, Syntax
+from lxml import etree
+
+from engine.catalogue import finding
+from engine.formats import archive, facts
+from engine.formats.detect import DETECTED_SYNTAX, NOT_ACCEPTED_PROFILES, Detected, DocumentError, detect
+from engine.model import DocumentFamily, Finding, InvoiceFacts, Limits, Syntax
+from engine.validation import rules, xsd
+from engine.validation.artefacts import ArtefactMissingError, ruleset_version
+from engine.validation.routes import steps_for
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,175 @@ class ContentResult:
 
 
 def transport_check(path: str, file_name: str, declared: Syntax | None, limits: Limits) -> TransportResult:
-    raise NotImplementedError
+    """RECEIVED → PROCESSED_SE_CPP checks; never raises (an unexpected error is ``CHECK_FAILED``)."""
+    try:
+        return _transport(path, file_name, declared, limits)
+    except Exception as exc:  # the pool must get data back, whatever happened
+        return TransportResult(declared, (), (_check_failed(exc, file_name),))
 
 
 def content_check(path: str, file_name: str, syntax: Syntax, limits: Limits) -> ContentResult:
-    raise NotImplementedError
+    """IN_PROGRESS checks: XSD, schematrons and facts of every document; never raises."""
+    try:
+        version = ruleset_version()
+    except Exception:  # artefacts unreadable: still report CHECK_FAILED below
+        version = ""
+    try:
+        return _content(path, file_name, limits, version)
+    except Exception as exc:
+        return ContentResult((_check_failed(exc, file_name),), (), version)
+
+
+# Transport -------------------------------------------------------------------------------------------
+
+
+class _FlowError(Exception):
+    def __init__(self, problem: Finding) -> None:
+        super().__init__(problem.message)
+        self.finding = problem
+
+
+def _transport(path: str, file_name: str, declared: Syntax | None, limits: Limits) -> TransportResult:
+    try:
+        members = _read_documents(path, file_name, limits)
+    except _FlowError as exc:
+        return TransportResult(declared, (), (exc.finding,))
+    names = tuple(m.name for m in members)
+    findings: list[Finding] = []
+    detected: list[Detected] = []
+    for member in members:
+        try:
+            detected.append(detect(member.data, member.name, limits.max_member_bytes))
+        except DocumentError as exc:
+            findings.append(exc.finding)
+    families = {d.family for d in detected}
+    if len(families) > 1:
+        found = ", ".join(sorted(f.value for f in families))
+        findings.append(
+            finding("SYNTAX_MIXED", f"The archive mixes documents of several syntaxes ({found}).")
+        )
+    for document in detected:
+        findings.extend(_document_checks(document, declared))
+    syntax = declared
+    if syntax is None and len(families) == 1:
+        syntax = DETECTED_SYNTAX[next(iter(families))]
+    return TransportResult(syntax, names, tuple(findings))
+
+
+def _document_checks(document: Detected, declared: Syntax | None) -> list[Finding]:
+    """Declared syntax against content, refused Factur-X profiles, the E2 attachment."""
+    problems = []
+    if declared is not None and declared.family is not document.family:
+        problems.append(
+            finding(
+                "SYNTAX_MISMATCH",
+                f"Declared {declared.value} but the document is {document.family.value}.",
+                document=document.name,
+            )
+        )
+    if document.profile in NOT_ACCEPTED_PROFILES:
+        problems.append(
+            finding(
+                "FACTURX_PROFILE_NOT_ACCEPTED",
+                f"The Factur-X profile {document.guideline} is not an EN 16931 invoice.",
+                location="ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID",
+                document=document.name,
+            )
+        )
+    needs_attachment = declared in _E2_WITH_ATTACHMENT and declared.family is document.family
+    if needs_attachment and not facts.has_attachment(document.root, document.family):
+        problems.append(finding("ATTACHMENT_MISSING", document=document.name))
+    return problems
+
+
+_E2_WITH_ATTACHMENT = frozenset({Syntax.UBL_INVOICE_MIN, Syntax.CII_MIN_16B})
+
+
+def _read_documents(path: str, file_name: str, limits: Limits) -> tuple[archive.Member, ...]:
+    """The flow's documents: the archive members, or the file itself; raises ``_FlowError``."""
+    size_bytes = Path(path).stat().st_size
+    if size_bytes == 0:
+        raise _FlowError(finding("FILE_EMPTY", document=file_name))
+    if size_bytes > limits.max_flow_bytes:
+        raise _FlowError(finding("FILE_TOO_LARGE", document=file_name))
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    kind = archive.archive_kind(head)
+    if kind is None:
+        with open(path, "rb") as handle:
+            return (archive.Member(file_name, handle.read(limits.max_flow_bytes + 1)),)
+    try:
+        return archive.unpack(path, kind, limits, size_bytes)
+    except archive.ArchiveError as exc:
+        raise _FlowError(exc.finding) from None
+
+
+# Content ---------------------------------------------------------------------------------------------
+
+
+def _content(path: str, file_name: str, limits: Limits, version: str) -> ContentResult:
+    try:
+        members = _read_documents(path, file_name, limits)
+    except _FlowError as exc:
+        return ContentResult((exc.finding,), (), version)
+    flow_findings: list[Finding] = []
+    documents: list[DocumentResult] = []
+    for member in members:
+        try:
+            detected = detect(member.data, member.name, limits.max_member_bytes)
+        except DocumentError as exc:
+            flow_findings.append(exc.finding)
+            documents.append(DocumentResult(facts.empty_facts(member.name), ()))
+            continue
+        technical, business = _validate(detected)
+        flow_findings.extend(technical)
+        documents.append(DocumentResult(_facts(detected), tuple(business)))
+    return ContentResult(tuple(flow_findings), tuple(documents), version)
+
+
+def _validate(document: Detected) -> tuple[list[Finding], list[Finding]]:
+    """(technical, business) findings of one document along its route."""
+    technical: list[Finding] = []
+    business: list[Finding] = []
+    text: str | None = None
+    for step in steps_for(document):
+        try:
+            if step.xsd is not None:
+                technical.extend(xsd.validate(document.tree, step.xsd, document.name))
+            if step.schematron is not None:
+                text = text if text is not None else _xml_text(document)
+                hits = rules.run_schematron(step.schematron, text)
+                if step.en16931_only:
+                    hits = rules.en16931_only(hits)
+                business.extend(rules.to_findings(hits, document.name, facturx=step.facturx))
+        except (ArtefactMissingError, rules.RulesError, etree.Error) as exc:
+            technical.append(_check_failed(exc, document.name))
+    return technical, business
+
+
+def _xml_text(document: Detected) -> str:
+    """The document as text for Saxon: the original bytes when UTF-8, else lxml's serialisation."""
+    encoding = (document.tree.docinfo.encoding or "UTF-8").upper().replace("_", "-")
+    if encoding in {"UTF-8", "UTF8"}:
+        try:
+            return document.xml.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            pass
+    return str(etree.tostring(document.tree, encoding="unicode"))
+
+
+def _facts(document: Detected) -> InvoiceFacts:
+    family = DocumentFamily.UBL if document.family is DocumentFamily.UBL else DocumentFamily.CII
+    read = facts.read_facts(document.root, family, document.name)
+    if document.family is DocumentFamily.FACTURX_PDF:
+        read = dataclasses.replace(read, has_attachment=True)  # the PDF is the invoice image
+    return read
+
+
+def _check_failed(exc: BaseException, document: str) -> Finding:
+    detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return finding(
+        "CHECK_FAILED",
+        f"A check could not run ({type(exc).__name__}{': ' + detail if detail else ''}).",
+        document=document,
+    )

@@ -1,0 +1,109 @@
+"""Throughput of the validation pipeline on UBL invoices, in a process pool using every core.
+
+Runs the valid UBL invoices of the shared corpus, copied to a temp folder and repeated to ``--count``
+invoices, through (a) lxml parse + UBL XSD only and (b) the whole ``transport_check`` + ``content_check``
+(XSD, CEN EN 16931 schematron with saxonche, facts). Workers are warmed up first (schemas and
+stylesheets compiled once per process), so the figures are steady-state throughput.
+
+    .venv/bin/python -m bench.pipeline [--count 1000] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from engine.formats import xmlparse
+from engine.model import Limits
+from engine.technical import content_check, transport_check
+from engine.validation import rules, xsd
+from engine.validation.artefacts import Artefact
+
+CORPUS = Path("/work/shared/corpus")
+TARGET_PER_S = 250
+_CHUNK = 16
+
+
+def _valid_ubl() -> list[Path]:
+    with open(CORPUS / "MANIFEST.tsv", newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t")
+        return [CORPUS / r["path"] for r in rows if r["path"].startswith("ubl/") and r["expected"] == "valid"]
+
+
+def _warm_up() -> None:
+    xsd.schema(Artefact.UBL_INVOICE_XSD)
+    xsd.schema(Artefact.UBL_CREDIT_NOTE_XSD)
+    rules.warm_up(Artefact.EN16931_UBL_XSLT)
+
+
+def xsd_only(path: str) -> bool:
+    """(a) parse with the hardened parser and validate against the UBL XSD."""
+    tree = xmlparse.parse(Path(path).read_bytes(), path)
+    artefact = (
+        Artefact.UBL_CREDIT_NOTE_XSD if "CreditNote" in tree.getroot().tag else Artefact.UBL_INVOICE_XSD
+    )
+    return not xsd.validate(tree, artefact, path)
+
+
+def whole_pipeline(path: str) -> bool:
+    """(b) transport_check + content_check, as the worker runs them."""
+    limits = Limits()
+    name = Path(path).name
+    transport = transport_check(path, name, None, limits)
+    if transport.rejected or transport.syntax is None:
+        return False
+    content = content_check(path, name, transport.syntax, limits)
+    errors = [f for f in content.flow_findings if f.is_error]
+    errors += [f for d in content.documents for f in d.findings if f.is_error]
+    return not errors
+
+
+def _run(label: str, job: Callable[[str], bool], paths: list[str], workers: int) -> tuple[float, int]:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_warm_up) as pool:
+        list(pool.map(job, paths[: workers * _CHUNK], chunksize=_CHUNK))  # every worker warm
+        started = time.perf_counter()
+        results = list(pool.map(job, paths, chunksize=_CHUNK))
+        elapsed_s = time.perf_counter() - started
+    invalid = results.count(False)
+    rate = len(paths) / elapsed_s
+    print(
+        f"{label:<38} {len(paths):>5} invoices {elapsed_s:6.2f} s {rate:8.1f} invoices/s ({invalid} invalid)"
+    )
+    return rate, invalid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    sources = _valid_ubl()
+    folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-"))
+    try:
+        paths = []
+        for i in range(args.count):
+            target = folder / f"{i:05d}-{sources[i % len(sources)].name}"
+            shutil.copyfile(sources[i % len(sources)], target)
+            paths.append(str(target))
+        print(f"{len(sources)} valid UBL corpus invoices repeated to {args.count}; {args.workers} workers")
+        xsd_rate, _ = _run("(a) lxml parse + UBL XSD", xsd_only, paths, args.workers)
+        full_rate, invalid = _run("(b) transport_check + content_check", whole_pipeline, paths, args.workers)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    worker_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
+    print(f"ratio (a)/(b): {xsd_rate / full_rate:.1f}x  (schematron share of the pipeline cost)")
+    print(f"max RSS of a worker process: {worker_rss_mib:.0f} MiB")
+    verdict = "OK" if full_rate >= TARGET_PER_S and not invalid else "BELOW TARGET"
+    print(f"target >= {TARGET_PER_S} UBL invoices/s for (b): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
