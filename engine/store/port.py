@@ -89,7 +89,13 @@ class Store(Protocol):
         """The flow's status events in order (seq 1 is RECEIVED)."""
 
     async def transition(
-        self, flow_number: str, expected: FlowStatus, event: FlowEvent, *, actor: str, at: datetime,
+        self,
+        flow_number: str,
+        expected: FlowStatus,
+        event: FlowEvent,
+        *,
+        actor: str,
+        at: datetime,
         detail: str | None = None,
     ) -> FlowRecord:
         """Compare-and-set the status along ``engine.status.advance(expected, event)``; append the event.
@@ -99,8 +105,16 @@ class Store(Protocol):
         """
 
     async def record_verdict(
-        self, flow_number: str, expected: FlowStatus, event: FlowEvent, *, actor: str, at: datetime,
-        flow_findings: Sequence[Finding], invoices: Sequence[InvoiceOutcome], ruleset_version: str,
+        self,
+        flow_number: str,
+        expected: FlowStatus,
+        event: FlowEvent,
+        *,
+        actor: str,
+        at: datetime,
+        flow_findings: Sequence[Finding],
+        invoices: Sequence[InvoiceOutcome],
+        ruleset_version: str,
         detail: str | None = None,
     ) -> FlowRecord:
         """Store invoices and findings and move to the verdict's status, in one transaction.
@@ -129,7 +143,9 @@ class Store(Protocol):
     async def release(self, flow_number: str, worker_id: str) -> None:
         """Hand the job back without counting an attempt (orderly shutdown)."""
 
-    async def recover_expired_leases(self, *, now: datetime, actor: str, max_attempts: int = 2) -> list[Recovered]:
+    async def recover_expired_leases(
+        self, *, now: datetime, actor: str, max_attempts: int = 2
+    ) -> list[Recovered]:
         """For every job whose lease expired: count the attempt; an IN_PROGRESS flow goes back to
         WAITING_FOR_PROCESSING (LEASE_EXPIRED); once ``attempts`` reaches ``max_attempts`` the flow is
         held in WAITING_FOR_REPROCESSING (HOLD) with a PROCESSING_INTERRUPTED finding."""

@@ -1,0 +1,392 @@
+"""``SqliteStore``: the ``engine.store.port.Store`` on an embedded SQLite file, through aiosqlite.
+
+Two connections: one writer, guarded by an ``asyncio.Lock`` (SQLite has one writer; every write is one
+``BEGIN IMMEDIATE`` transaction), and one reader (WAL lets it read while the writer commits), guarded by
+its own lock so a multi-statement read sees one snapshot. Several processes may open the same file:
+``BEGIN IMMEDIATE`` plus the busy timeout serialise their writers.
+
+Invariants (beyond the port's):
+
+* ``create_flow`` returns only after ``COMMIT`` with ``synchronous=FULL``: the deposit is on disk.
+* Status changes, their hash-chained events and the job row go through ``engine.store.sqlite_status``.
+* ``claim`` leases only jobs nobody holds; an expired lease is first cleared by
+  ``recover_expired_leases`` (which records the attempt and the status change), then claimable again.
+* A path of ``:memory:`` is not supported (the two connections would see two databases).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiosqlite
+
+from engine import catalogue
+from engine.directory import DirectoryData, DirectorySnapshot, Partner, Structure
+from engine.errors import AlreadyExists, FlowNotFound, StoreUnavailable
+from engine.flownumber import format_flow_number
+from engine.model import Finding, FlowRecord, InvoiceOutcome, InvoiceStatus, StatusChange
+from engine.status import FlowEvent, FlowStatus, advance
+from engine.store import sqlite_directory as directory_sql
+from engine.store import sqlite_sql as sql
+from engine.store.port import Claim, NewFlow, Recovered
+from engine.store.sqlite_db import connect, migrate, transaction, wrap
+from engine.store.sqlite_rows import (
+    change_from_row,
+    facts_from_row,
+    finding_from_row,
+    finding_params,
+    flow_from_row,
+    invoice_params,
+    to_db_time,
+    utc,
+)
+from engine.store.sqlite_status import add_flow_finding, append_event, read_flow, set_status
+
+S = FlowStatus
+
+
+class SqliteStore:
+    """The default store: one SQLite file in WAL mode (see the module docstring)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Connect both connections and apply pending migrations."""
+        with wrap():
+            writer = await connect(self.path)
+            try:
+                await migrate(writer, self._write_lock)
+                reader = await connect(self.path, read_only=True)
+            except BaseException:
+                await writer.close()
+                raise
+        self._writer, self._reader = writer, reader
+
+    async def close(self) -> None:
+        """Wait for running transactions, then close both connections (the WAL is checkpointed)."""
+        async with self._write_lock, self._read_lock:
+            writer, reader = self._writer, self._reader
+            self._writer = self._reader = None
+            with wrap():
+                if reader is not None:
+                    await reader.close()
+                if writer is not None:
+                    await writer.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction on the writer connection, driver errors wrapped."""
+        if self._writer is None:
+            raise StoreUnavailable("the store is not open")
+        with wrap():
+            async with transaction(self._writer, self._write_lock, write=True) as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _read(self, *, snapshot: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """The reader connection; ``snapshot`` wraps several statements in one read transaction."""
+        if self._reader is None:
+            raise StoreUnavailable("the store is not open")
+        with wrap():
+            if snapshot:
+                async with transaction(self._reader, self._read_lock, write=False) as conn:
+                    yield conn
+            else:
+                async with self._read_lock:
+                    yield self._reader
+
+    async def _fetch(self, query: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        async with self._read() as conn:
+            return list(await conn.execute_fetchall(query, params))
+
+    # --- flows ---------------------------------------------------------------------------------
+    async def create_flow(self, new: NewFlow) -> FlowRecord:
+        """Allocate the number and insert flow + first event + job in one durable transaction.
+
+        Raises ``AlreadyExists`` when the depositor already has a flow with ``new.tracking_id`` (the
+        caller re-reads it with ``find_by_tracking_id``); the unique index decides under concurrency.
+        """
+        deposited_at = to_db_time(new.deposited_at)
+        async with self._write() as conn:
+            rows = list(await conn.execute_fetchall(sql.NEXT_SEQUENCE))
+            seq = int(rows[0][0])
+            number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
+            params = {
+                "seq": seq,
+                "flow_number": number,
+                "file_name": new.file_name,
+                "syntax": new.syntax.value,
+                "declared_syntax": int(new.declared_syntax),
+                "channel": new.channel.value,
+                "issuer_siret": new.issuer_siret,
+                "depositor": new.depositor,
+                "status": S.RECEIVED.code,
+                "deposited_at": deposited_at,
+                "sha256": new.sha256,
+                "size_bytes": new.size_bytes,
+                "blob_key": new.blob_key,
+                "tracking_id": new.tracking_id,
+                "partner_code": new.partner_code,
+            }
+            try:
+                await conn.execute(sql.INSERT_FLOW, params)
+            except sqlite3.IntegrityError as exc:
+                if "flows.tracking_id" in str(exc):
+                    raise AlreadyExists(
+                        f"{new.depositor} already deposited a flow with tracking id {new.tracking_id!r}"
+                    ) from exc
+                raise
+            await append_event(
+                conn, number, S.RECEIVED, None, at=new.deposited_at, actor=new.depositor, detail=None
+            )
+            await conn.execute(sql.ENSURE_JOB, {"flow_number": number, "available_at": deposited_at})
+            return await read_flow(conn, number)
+
+    async def find_by_tracking_id(self, depositor: str, tracking_id: str) -> FlowRecord | None:
+        rows = await self._fetch(
+            sql.FIND_BY_TRACKING_ID, {"depositor": depositor, "tracking_id": tracking_id}
+        )
+        return flow_from_row(rows[0]) if rows else None
+
+    async def get_flow(self, flow_number: str) -> FlowRecord | None:
+        rows = await self._fetch(sql.GET_FLOW, {"flow_number": flow_number})
+        return flow_from_row(rows[0]) if rows else None
+
+    async def get_blob_key(self, flow_number: str) -> str | None:
+        rows = await self._fetch(sql.GET_BLOB_KEY, {"flow_number": flow_number})
+        return str(rows[0]["blob_key"]) if rows else None
+
+    async def history(self, flow_number: str) -> list[StatusChange]:
+        """The flow's status events in order (seq 1 is RECEIVED)."""
+        return [change_from_row(r) for r in await self._fetch(sql.HISTORY, {"flow_number": flow_number})]
+
+    async def transition(
+        self,
+        flow_number: str,
+        expected: FlowStatus,
+        event: FlowEvent,
+        *,
+        actor: str,
+        at: datetime,
+        detail: str | None = None,
+    ) -> FlowRecord:
+        """Compare-and-set along ``advance(expected, event)`` and append the event (see the port)."""
+        advance(expected, event)  # InvalidTransition before touching the database
+        async with self._write() as conn:
+            await set_status(conn, flow_number, expected, event, at=at, actor=actor, detail=detail)
+            return await read_flow(conn, flow_number)
+
+    async def record_verdict(
+        self,
+        flow_number: str,
+        expected: FlowStatus,
+        event: FlowEvent,
+        *,
+        actor: str,
+        at: datetime,
+        flow_findings: Sequence[Finding],
+        invoices: Sequence[InvoiceOutcome],
+        ruleset_version: str,
+        detail: str | None = None,
+    ) -> FlowRecord:
+        """Replace the flow's invoices and findings with the verdict's and move its status, atomically."""
+        advance(expected, event)  # InvalidTransition before touching the database
+        async with self._write() as conn:
+            await set_status(conn, flow_number, expected, event, at=at, actor=actor, detail=detail)
+            # A reprocessed flow (ADMIN_REPROCESS) is judged again: the new verdict replaces the old one.
+            await conn.execute(sql.DELETE_FINDINGS, {"flow_number": flow_number})
+            await conn.execute(sql.DELETE_INVOICES, {"flow_number": flow_number})
+            findings = [finding_params(flow_number, None, pos, f) for pos, f in enumerate(flow_findings)]
+            for idx, outcome in enumerate(invoices):
+                findings.extend(
+                    finding_params(flow_number, idx, len(findings) + k, f)
+                    for k, f in enumerate(outcome.findings)
+                )
+            await conn.executemany(
+                sql.INSERT_INVOICE,
+                [invoice_params(flow_number, idx, o.facts, o.status) for idx, o in enumerate(invoices)],
+            )
+            await conn.executemany(sql.INSERT_FINDING, findings)
+            integrated = sum(1 for o in invoices if o.status is InvoiceStatus.INTEGRATED)
+            await conn.execute(
+                sql.SET_VERDICT_COUNTS,
+                {
+                    "flow_number": flow_number,
+                    "invoice_count": len(invoices),
+                    "integrated_count": integrated,
+                    "rejected_count": len(invoices) - integrated,
+                    "ruleset_version": ruleset_version,
+                },
+            )
+            return await read_flow(conn, flow_number)
+
+    async def flow_findings(self, flow_number: str) -> list[Finding]:
+        return [
+            finding_from_row(r) for r in await self._fetch(sql.FLOW_FINDINGS, {"flow_number": flow_number})
+        ]
+
+    async def invoices(self, flow_number: str) -> list[InvoiceOutcome]:
+        rows = await self._fetch(sql.INVOICES_WITH_FINDINGS, {"flow_number": flow_number})
+        heads: dict[int, sqlite3.Row] = {}
+        findings: dict[int, list[Finding]] = {}
+        for row in rows:
+            idx = int(row["idx"])
+            heads.setdefault(idx, row)
+            findings.setdefault(idx, [])
+            if row["f_code"] is not None:
+                findings[idx].append(finding_from_row(row, "f_"))
+        return [
+            InvoiceOutcome(facts_from_row(row), InvoiceStatus(row["invoice_status"]), tuple(findings[idx]))
+            for idx, row in heads.items()
+        ]
+
+    async def ruleset_version(self, flow_number: str) -> str | None:
+        rows = await self._fetch(sql.GET_RULESET_VERSION, {"flow_number": flow_number})
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
+
+    async def add_return_flow(self, flow_number: str, name: str) -> None:
+        """Record a return flow file name on the flow (idempotent: a name is recorded once)."""
+        async with self._write() as conn:
+            await conn.execute(sql.ADD_RETURN_FLOW, {"flow_number": flow_number, "name": name})
+            if not list(await conn.execute_fetchall(sql.FLOW_EXISTS, {"flow_number": flow_number})):
+                raise FlowNotFound(flow_number)
+
+    async def all_flow_numbers(self) -> list[str]:
+        """Every flow number, oldest first."""
+        return [str(r[0]) for r in await self._fetch(sql.ALL_FLOW_NUMBERS, {})]
+
+    # --- work queue ----------------------------------------------------------------------------
+    async def claim(self, worker_id: str, *, now: datetime, lease_s: float) -> Claim | None:
+        """Lease the oldest available unleased job to ``worker_id``; None when there is none."""
+        params = {"now": to_db_time(now)}
+        # Idle workers poll: look on the reader first so an empty queue never takes the write lock.
+        if not await self._fetch(sql.NEXT_CLAIMABLE, params):
+            return None
+        expires = utc(now) + timedelta(seconds=lease_s)
+        async with self._write() as conn:
+            rows = list(await conn.execute_fetchall(sql.NEXT_CLAIMABLE, params))
+            if not rows:
+                return None
+            row = rows[0]
+            await conn.execute(
+                sql.LEASE_JOB,
+                {
+                    "flow_number": row["flow_number"],
+                    "worker_id": worker_id,
+                    "lease_expires_at": to_db_time(expires),
+                },
+            )
+            return Claim(
+                flow_number=str(row["flow_number"]),
+                status=FlowStatus(row["status"]),
+                attempts=int(row["attempts"]),
+                lease_expires_at=expires,
+                blob_key=str(row["blob_key"]),
+            )
+
+    async def heartbeat(self, flow_number: str, worker_id: str, *, now: datetime, lease_s: float) -> bool:
+        """Extend the lease to ``now + lease_s``; False when ``worker_id`` no longer holds it.
+
+        A lease past its expiry but not yet recovered is still held (nobody else can claim it).
+        """
+        expires = to_db_time(utc(now) + timedelta(seconds=lease_s))
+        async with self._write() as conn:
+            cursor = await conn.execute(
+                sql.HEARTBEAT,
+                {"flow_number": flow_number, "worker_id": worker_id, "lease_expires_at": expires},
+            )
+            return cursor.rowcount == 1
+
+    async def release(self, flow_number: str, worker_id: str) -> None:
+        """Hand the job back (its status unchanged) without counting an attempt."""
+        async with self._write() as conn:
+            await conn.execute(sql.RELEASE, {"flow_number": flow_number, "worker_id": worker_id})
+
+    async def recover_expired_leases(
+        self, *, now: datetime, actor: str, max_attempts: int = 2
+    ) -> list[Recovered]:
+        """Count an attempt for every expired lease and move its flow (see the port).
+
+        Below ``max_attempts`` the lease is cleared (an IN_PROGRESS flow goes back to
+        WAITING_FOR_PROCESSING; a flow in an earlier status keeps it, reported with from == to); at
+        ``max_attempts`` the flow is held in WAITING_FOR_REPROCESSING with a PROCESSING_INTERRUPTED
+        finding and its job is removed.
+        """
+        recovered: list[Recovered] = []
+        async with self._write() as conn:
+            rows = list(await conn.execute_fetchall(sql.EXPIRED_LEASES, {"now": to_db_time(now)}))
+            for row in rows:
+                number, status, attempts = (
+                    str(row["flow_number"]),
+                    FlowStatus(row["status"]),
+                    int(row["attempts"]) + 1,
+                )
+                if attempts >= max_attempts:
+                    detail = f"lease expired {attempts} times"
+                    to = await set_status(
+                        conn, number, status, FlowEvent.HOLD, at=now, actor=actor, detail=detail
+                    )
+                    await add_flow_finding(conn, number, catalogue.finding("PROCESSING_INTERRUPTED"))
+                else:
+                    await conn.execute(sql.CLEAR_EXPIRED_LEASE, {"flow_number": number, "attempts": attempts})
+                    to = status
+                    if status is S.IN_PROGRESS:
+                        to = await set_status(
+                            conn,
+                            number,
+                            status,
+                            FlowEvent.LEASE_EXPIRED,
+                            at=now,
+                            actor=actor,
+                            detail="lease expired",
+                        )
+                recovered.append(Recovered(number, status, to))
+        return recovered
+
+    async def queue_depth(self) -> int:
+        """Flows with a job: not yet judged, leased or not."""
+        rows = await self._fetch(sql.QUEUE_DEPTH, {})
+        return int(rows[0][0])
+
+    # --- directory -----------------------------------------------------------------------------
+    async def import_directory(self, data: DirectoryData) -> None:
+        """Upsert every entry of ``data`` in one transaction (entries not in ``data`` are kept)."""
+        async with self._write() as conn:
+            await directory_sql.import_directory(conn, data)
+
+    async def snapshot(self, sirets: Iterable[str]) -> DirectorySnapshot:
+        async with self._read() as conn:
+            return DirectorySnapshot(await directory_sql.load_structures(conn, sirets))
+
+    async def get_structure(self, siret: str) -> Structure | None:
+        async with self._read() as conn:
+            return (await directory_sql.load_structures(conn, [siret])).get(siret)
+
+    async def get_partner(self, code: str) -> Partner | None:
+        async with self._read(snapshot=True) as conn:
+            return await directory_sql.load_partner(conn, code)
+
+    async def integrated_invoice_flows(
+        self, supplier_id: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """For ``(year, number)`` keys of one supplier, the oldest flow that integrated each one."""
+        wanted = sorted({(year, number) for year, number in keys})
+        if not wanted:
+            return {}
+        params = {"supplier_id": supplier_id, "keys": json.dumps(wanted)}
+        found: dict[tuple[str, str], str] = {}
+        for row in await self._fetch(sql.INTEGRATED_INVOICE_FLOWS, params):
+            found.setdefault((str(row["issue_year"]), str(row["number"])), str(row["flow_number"]))
+        return found

@@ -1,0 +1,191 @@
+"""SQLite plumbing for ``SqliteStore``: connections, transactions, error wrapping, numbered migrations.
+
+Invariants:
+
+* Every connection runs in WAL mode with ``synchronous=FULL`` (a commit is on disk when it returns),
+  foreign keys on and a busy timeout, in autocommit mode: transactions are explicit
+  (``BEGIN IMMEDIATE`` for writes, so a writer takes SQLite's lock up front and never fails mid-way on
+  a lock upgrade).
+* Driver errors leave this package only through ``wrap()``, as ``engine.errors.StoreError`` children
+  with the ``sqlite3`` error as ``__cause__``.
+* Migrations are the files ``migrations/sqlite/NNNN_name.sql``, applied in order, each in its own
+  transaction together with its ``schema_migrations`` row; applying them twice is a no-op, and a
+  database migrated by a newer fluxdepot is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+
+import aiosqlite
+
+from engine.errors import StorageFull, StoreError, StoreUnavailable
+
+BUSY_TIMEOUT_S = 10.0
+
+_PRAGMAS = (
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+)
+_SET_WAL = "PRAGMA journal_mode = WAL"
+_WAL_RETRY_S = 0.05
+
+_CREATE_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+_APPLIED = "SELECT version FROM schema_migrations WHERE version = :version"
+_MAX_APPLIED = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+_RECORD = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :applied_at)"
+
+_MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+# sqlite3 primary result codes (the low byte of an extended code).
+_FULL_CODES = {sqlite3.SQLITE_FULL}
+_UNAVAILABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN}
+
+
+def translate(exc: sqlite3.Error) -> StoreError:
+    """The ``engine.errors`` type for a driver error (the caller chains it as ``__cause__``)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _FULL_CODES or "database or disk is full" in str(exc):
+        return StorageFull()
+    if primary in _UNAVAILABLE_CODES:
+        return StoreUnavailable(f"the store is unavailable: {exc}")
+    return StoreError(f"the store failed: {exc}")
+
+
+@contextmanager
+def wrap() -> Iterator[None]:
+    """Turn ``sqlite3`` errors raised inside the block into ``engine.errors`` types."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
+
+
+async def connect(path: str, *, read_only: bool = False) -> aiosqlite.Connection:
+    """Open one connection with the store's pragmas (``read_only`` sets ``query_only``)."""
+    conn = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        await _ensure_wal(conn)
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        if read_only:
+            await conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _ensure_wal(conn: aiosqlite.Connection) -> None:
+    """Switch the file to WAL (persistent; a no-op once done). Switching needs an exclusive lock and
+    SQLite does not call the busy handler for it, so first openers of a new file retry here."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_TIMEOUT_S
+    while True:
+        failure: sqlite3.OperationalError | None = None
+        try:
+            rows = list(await conn.execute_fetchall(_SET_WAL))
+            if str(rows[0][0]).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            failure = exc
+        if loop.time() > deadline:
+            if failure is not None:
+                raise failure
+            raise StoreError("the database cannot be switched to WAL mode")
+        await asyncio.sleep(_WAL_RETRY_S)
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    # SQLite may already have rolled back (e.g. after SQLITE_FULL): "no transaction is active" is fine.
+    with suppress(sqlite3.Error):
+        await conn.execute("ROLLBACK")
+
+
+@asynccontextmanager
+async def transaction(
+    conn: aiosqlite.Connection, lock: asyncio.Lock, *, write: bool
+) -> AsyncIterator[aiosqlite.Connection]:
+    """Hold ``lock`` and one transaction on ``conn``: committed on success, rolled back on any error."""
+    async with lock:
+        await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield conn
+            await conn.execute("COMMIT")
+        except BaseException:
+            await _rollback(conn)
+            raise
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def split_statements(script: str) -> tuple[str, ...]:
+    """Split a SQL script into complete statements (comment-only leftovers are dropped)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return tuple(statements)
+
+
+def load_migrations() -> list[Migration]:
+    """The packaged SQLite migrations, in version order."""
+    folder = resources.files("engine.store").joinpath("migrations", "sqlite")
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        m = _MIGRATION_FILE.match(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2), split_statements(entry.read_text("utf-8"))))
+    found.sort(key=lambda mig: mig.version)
+    versions = [mig.version for mig in found]
+    if len(set(versions)) != len(versions):
+        raise StoreError(f"duplicate migration versions in {versions}")
+    return found
+
+
+async def migrate(conn: aiosqlite.Connection, lock: asyncio.Lock) -> list[int]:
+    """Apply pending migrations; return the versions applied now. Safe against a concurrent opener."""
+    migrations = load_migrations()
+    known = migrations[-1].version if migrations else 0
+    applied_now: list[int] = []
+    async with lock:
+        await conn.execute(_CREATE_MIGRATIONS)
+        rows = list(await conn.execute_fetchall(_MAX_APPLIED))
+    if int(rows[0][0]) > known:
+        raise StoreError(f"the database schema is version {rows[0][0]}; this fluxdepot knows up to {known}")
+    for mig in migrations:
+        async with transaction(conn, lock, write=True):
+            # Checked inside the write transaction: another process may have applied it meanwhile.
+            if list(await conn.execute_fetchall(_APPLIED, {"version": mig.version})):
+                continue
+            for statement in mig.statements:
+                await conn.execute(statement)
+            await conn.execute(
+                _RECORD,
+                {"version": mig.version, "name": mig.name, "applied_at": datetime.now(UTC).isoformat()},
+            )
+            applied_now.append(mig.version)
+    return applied_now
