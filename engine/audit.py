@@ -16,7 +16,13 @@ GENESIS = "0" * 64
 
 
 def event_hash(
-    prev_hash: str, flow_number: str, seq: int, status_code: str, event: str, at_iso: str, actor: str,
+    prev_hash: str,
+    flow_number: str,
+    seq: int,
+    status_code: str,
+    event: str,
+    at_iso: str,
+    actor: str,
     detail: str | None,
 ) -> str:
     """SHA-256 over the previous hash and the event's fields, unambiguously separated."""
@@ -26,8 +32,14 @@ def event_hash(
 
 def hash_of(change: StatusChange) -> str:
     return event_hash(
-        change.prev_hash, change.flow_number, change.seq, change.status.code,
-        change.event.value if change.event else "", change.at.isoformat(), change.actor, change.detail,
+        change.prev_hash,
+        change.flow_number,
+        change.seq,
+        change.status.code,
+        change.event.value if change.event else "",
+        change.at.isoformat(),
+        change.actor,
+        change.detail,
     )
 
 

@@ -1,0 +1,40 @@
+# fluxdepot — the two commands a fresh clone needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG := config/fluxdepot.example.toml
+
+.PHONY: setup run test lint bench proto clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+	@chmod 600 config/demo/AAA001_ed25519  # git does not keep modes; ssh refuses a readable key
+
+# Until the daemon lands (issue 3), `make run` runs the whole processing pipeline offline on the demo
+# invoices against the demo directory: the ok/ ones integrate, the rejected/ ones say why.
+run: setup
+	@echo "== demo invoices that integrate (config/demo/invoices/ok)"
+	$(BIN)/fluxdepot check --config $(CONFIG) --issuer 40483304800022 config/demo/invoices/ok/*
+	@echo "== demo invoices that fail a Chorus Pro check (config/demo/invoices/rejected)"
+	-$(BIN)/fluxdepot check --config $(CONFIG) --issuer 40483304800022 config/demo/invoices/rejected/*
+
+test: setup
+	$(BIN)/lint-imports
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy engine
+	$(BIN)/lint-imports
+
+bench: setup
+	$(BIN)/python bench/pipeline.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

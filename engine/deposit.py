@@ -1,0 +1,167 @@
+"""The deposit service: the one entry point every channel (gRPC API, portal, SFTP) calls.
+
+Invariants (DESIGN §9):
+
+* Door checks happen before anything is written: request fields, size, declared checksum.
+* A deposit returns only once its blob is fsynced and its flow row, first status event and queue job are
+  committed: an acknowledged deposit survives any crash, and a crash before the acknowledgement leaves
+  at most an unreferenced blob (content-addressed, harmless), never a half-created flow.
+* ``tracking_id`` makes a deposit idempotent per depositor: a retry returns the original flow.
+* Without a tracking id the same bytes deposited twice are two flows (Chorus Pro behaviour).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.blobs import BlobStore
+from engine.errors import AlreadyExists, ChecksumMismatch, FlowTooLarge, InvalidDepositRequest
+from engine.flownumber import PARTNER_CODE
+from engine.formats.sniff import HEAD_BYTES, sniff_syntax
+from engine.model import Channel, FlowRecord, Limits, Syntax
+from engine.store.port import NewFlow, Store
+
+MAX_FILE_NAME_CHARS = 200  # nomFichier is varchar(200) (domain.md §1.2)
+MAX_TRACKING_ID_CHARS = 128
+_SIRET = re.compile(r"^[0-9]{14}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TRACKING_ID = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
+DEFAULT_SYNTAX = Syntax.UBL_INVOICE  # when nothing can be told at the door; the transport check decides
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DepositRequest:
+    file_name: str
+    content: bytes
+    channel: Channel
+    depositor: str  # "tech:<login>", "user:<login>" or "partner:<code>"
+    issuer_siret: str
+    syntax: str | None = None  # declared syntaxeFlux; detected when empty
+    tracking_id: str | None = None
+    sha256: str | None = None  # lower-case hex; checked against the content when given
+    partner_code: str | None = None  # the EDI partner (numbers its flows); None for API and portal
+    with_signature: bool = False
+
+
+@dataclass(frozen=True)
+class DepositReceipt:
+    flow: FlowRecord
+    already_deposited: bool = False
+
+
+class DepositService:
+    """Check at the door, store the bytes durably, create the flow, wake the workers."""
+
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        limits: Limits,
+        *,
+        gateway_code: str = "CPP001",
+        clock: Callable[[], datetime] = utcnow,
+        on_deposit: Callable[[], None] | None = None,
+    ) -> None:
+        if not PARTNER_CODE.match(gateway_code):
+            raise ValueError(f"gateway code {gateway_code!r} does not match {PARTNER_CODE.pattern}")
+        self._store = store
+        self._blobs = blobs
+        self._limits = limits
+        self._gateway_code = gateway_code
+        self._clock = clock
+        self._on_deposit = on_deposit
+
+    async def deposit(self, request: DepositRequest) -> DepositReceipt:
+        declared = self._check_request(request)
+        if request.tracking_id:
+            earlier = await self._store.find_by_tracking_id(request.depositor, request.tracking_id)
+            if earlier is not None:
+                return DepositReceipt(earlier, already_deposited=True)
+        if request.sha256:
+            actual = await asyncio.to_thread(sha256_hex, request.content)
+            if actual != request.sha256:  # refused before anything is written
+                raise ChecksumMismatch(request.sha256, actual)
+        key, digest, size = await asyncio.to_thread(self._blobs.put_bytes, request.content)
+        syntax = declared or await asyncio.to_thread(_sniff, request.content) or DEFAULT_SYNTAX
+        new = NewFlow(
+            number_prefix=request.partner_code or self._gateway_code,
+            file_name=request.file_name,
+            syntax=syntax,
+            declared_syntax=declared is not None,
+            channel=request.channel,
+            issuer_siret=request.issuer_siret,
+            depositor=request.depositor,
+            sha256=digest,
+            size_bytes=size,
+            blob_key=key,
+            deposited_at=self._clock(),
+            tracking_id=request.tracking_id or None,
+            partner_code=request.partner_code,
+        )
+        try:
+            flow = await self._store.create_flow(new)
+        except AlreadyExists:
+            # A concurrent retry with the same tracking id won the race: return its flow.
+            assert request.tracking_id
+            again = await self._store.find_by_tracking_id(request.depositor, request.tracking_id)
+            if again is None:
+                raise
+            return DepositReceipt(again, already_deposited=True)
+        if self._on_deposit is not None:
+            self._on_deposit()
+        return DepositReceipt(flow)
+
+    def _check_request(self, request: DepositRequest) -> Syntax | None:
+        """Door checks on the request's fields; returns the declared syntax (None: detect it)."""
+        name = request.file_name
+        if not name or not name.strip():
+            raise InvalidDepositRequest("file_name", "is required")
+        if len(name) > MAX_FILE_NAME_CHARS:
+            raise InvalidDepositRequest("file_name", f"is longer than {MAX_FILE_NAME_CHARS} characters")
+        if "/" in name or "\\" in name or any(ord(c) < 32 for c in name) or name in (".", ".."):
+            raise InvalidDepositRequest(
+                "file_name", "must be a plain file name without path or control characters"
+            )
+        if len(request.content) > self._limits.max_flow_bytes:
+            raise FlowTooLarge(len(request.content), self._limits.max_flow_bytes)
+        if not _SIRET.match(request.issuer_siret or ""):
+            raise InvalidDepositRequest("issuer_siret", "must be a 14-digit SIRET")
+        if (
+            request.tracking_id is not None
+            and request.tracking_id != ""
+            and (
+                len(request.tracking_id) > MAX_TRACKING_ID_CHARS
+                or not _TRACKING_ID.match(request.tracking_id)
+            )
+        ):
+            raise InvalidDepositRequest(
+                "tracking_id",
+                f"must be 1 to {MAX_TRACKING_ID_CHARS} printable ASCII characters without spaces",
+            )
+        if request.sha256 and not _SHA256.match(request.sha256):
+            raise InvalidDepositRequest("sha256", "must be 64 lower-case hexadecimal characters")
+        if request.partner_code is not None and not PARTNER_CODE.match(request.partner_code):
+            raise InvalidDepositRequest("partner_code", f"must match {PARTNER_CODE.pattern}")
+        if not request.syntax:
+            return None
+        try:
+            return Syntax.parse(request.syntax)
+        except ValueError as exc:
+            raise InvalidDepositRequest("syntax", str(exc)) from None
+
+
+def _sniff(content: bytes) -> Syntax | None:
+    return sniff_syntax(content[:HEAD_BYTES], content)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

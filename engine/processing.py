@@ -1,0 +1,187 @@
+"""Processing one claimed flow: technical checks, business checks, the rejection rule, the verdict.
+
+``judge_content`` is the pure decision shared with ``fluxdepot check``; ``FlowProcessor`` walks a flow
+through its statuses (RECEIVED → PROCESSED_SE_CPP → WAITING_FOR_PROCESSING → IN_PROGRESS → verdict),
+recording each step in the store as it happens, with the CPU work in the validation pool.
+
+A check that could not run (crash, timeout, missing artefact) yields SYSTEM_FAILURE → WARNING, never
+INTEGRATED. The duplicate-invoice lookup and the verdict are recorded under one lock so two flows
+carrying the same invoice number cannot both integrate it (one process; the store's unique index
+guards across processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import structlog
+
+from engine.blobs import BlobStore
+from engine.business import check_invoices, duplicate_keys, needed_sirets
+from engine.catalogue import finding
+from engine.cpu_pool import CheckCrashed, CheckTimeout
+from engine.directory import DirectorySnapshot
+from engine.integration import judge, rule_for
+from engine.model import Finding, FlowRecord, FlowVerdict, Limits, RejectionRule, Syntax
+from engine.status import FlowEvent, FlowStatus
+from engine.store.port import Claim, Store
+from engine.technical import ContentResult, content_check, transport_check
+
+T = TypeVar("T")
+RunCpu = Callable[..., Awaitable[Any]]
+SYSTEM_CODES = frozenset({"CHECK_FAILED", "CHECK_TIMEOUT"})
+log = structlog.get_logger("fluxdepot.processing")
+
+
+def system_failure(findings: Sequence[Finding]) -> bool:
+    return any(f.code in SYSTEM_CODES for f in findings)
+
+
+def judge_content(
+    content: ContentResult,
+    *,
+    issuer_siret: str,
+    directory: DirectorySnapshot | None,
+    earlier: Mapping[tuple[str, str, str], str],
+    rule: RejectionRule,
+) -> FlowVerdict:
+    """The verdict on a flow whose content was checked (pure)."""
+    doc_findings = [f for d in content.documents for f in d.findings]
+    if system_failure(content.flow_findings) or system_failure(doc_findings):
+        failures = tuple(f for f in (*content.flow_findings, *doc_findings) if f.code in SYSTEM_CODES)
+        return FlowVerdict(FlowEvent.SYSTEM_FAILURE, failures, ruleset_version=content.ruleset_version)
+    if any(f.is_error for f in content.flow_findings):
+        return FlowVerdict(
+            FlowEvent.TECHNICAL_REJECTION, content.flow_findings, ruleset_version=content.ruleset_version
+        )
+    checked = check_invoices(
+        content.documents, issuer_siret=issuer_siret, directory=directory, earlier=earlier
+    )
+    event, outcomes = judge(checked, rule)
+    return FlowVerdict(event, content.flow_findings, outcomes, ruleset_version=content.ruleset_version)
+
+
+class FlowProcessor:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        limits: Limits,
+        run_cpu: RunCpu,
+        *,
+        clock: Callable[[], datetime],
+        actor: str,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._limits = limits
+        self._run_cpu = run_cpu
+        self._clock = clock
+        self._actor = actor
+        self._verdict_lock = asyncio.Lock()
+
+    async def process(self, claim: Claim) -> FlowRecord:
+        """Take a claimed flow from wherever it stands to a final status (or a recorded failure)."""
+        started = time.monotonic()
+        flow = await self._store.get_flow(claim.flow_number)
+        if flow is None:  # pragma: no cover - the job exists only with its flow
+            raise LookupError(claim.flow_number)
+        path = str(self._blobs.path(claim.blob_key))
+        syntax = flow.syntax
+        status = flow.status
+        if status is FlowStatus.RECEIVED:
+            declared = flow.syntax if flow.declared_syntax else None
+            try:
+                transport = await self._cpu(transport_check, path, flow.file_name, declared, self._limits)
+            except (CheckTimeout, CheckCrashed) as exc:
+                return await self._fail(flow, status, exc)
+            if system_failure(transport.findings):
+                return await self._verdict(
+                    flow, status, FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings)
+                )
+            if transport.rejected:
+                verdict = FlowVerdict(FlowEvent.TECHNICAL_REJECTION, transport.findings)
+                return await self._verdict(flow, status, verdict, started)
+            syntax = transport.syntax or syntax
+            status = await self._step(flow, status, FlowEvent.TRANSPORT_CHECKED)
+        if status is FlowStatus.PROCESSED_SE_CPP:
+            status = await self._step(flow, status, FlowEvent.QUEUED)
+        if status is FlowStatus.WAITING_FOR_PROCESSING:
+            status = await self._step(flow, status, FlowEvent.CLAIMED)
+        try:
+            content = await self._cpu(content_check, path, flow.file_name, syntax, self._limits)
+        except (CheckTimeout, CheckCrashed) as exc:
+            return await self._fail(flow, status, exc)
+        return await self._judge_and_record(flow, status, content, syntax, started)
+
+    async def _judge_and_record(
+        self, flow: FlowRecord, status: FlowStatus, content: ContentResult, syntax: Syntax, started: float
+    ) -> FlowRecord:
+        directory = await self._store.snapshot(needed_sirets(content.documents, flow.issuer_siret))
+        rule = await self._rule(flow, syntax)
+        async with self._verdict_lock:
+            earlier = await self._earlier(content)
+            verdict = judge_content(
+                content, issuer_siret=flow.issuer_siret, directory=directory, earlier=earlier, rule=rule
+            )
+            return await self._verdict(flow, status, verdict, started)
+
+    async def _earlier(self, content: ContentResult) -> dict[tuple[str, str, str], str]:
+        """Integrated invoices of earlier flows with the same (supplier, year, number) keys."""
+        by_supplier: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for supplier, year, number in duplicate_keys(content.documents):
+            by_supplier[supplier].append((year, number))
+        earlier: dict[tuple[str, str, str], str] = {}
+        for supplier, keys in by_supplier.items():
+            found = await self._store.integrated_invoice_flows(supplier, keys)
+            earlier.update({(supplier, year, number): fn for (year, number), fn in found.items()})
+        return earlier
+
+    async def _rule(self, flow: FlowRecord, syntax: Syntax) -> RejectionRule:
+        partner = await self._store.get_partner(flow.partner_code) if flow.partner_code else None
+        return rule_for(flow.channel, partner, syntax)
+
+    async def _cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        result: T = await self._run_cpu(self._limits.validation_timeout_s, fn, *args)
+        return result
+
+    async def _step(self, flow: FlowRecord, status: FlowStatus, event: FlowEvent) -> FlowStatus:
+        updated = await self._store.transition(
+            flow.flow_number, status, event, actor=self._actor, at=self._clock()
+        )
+        return updated.status
+
+    async def _fail(self, flow: FlowRecord, status: FlowStatus, exc: Exception) -> FlowRecord:
+        code = "CHECK_TIMEOUT" if isinstance(exc, CheckTimeout) else "CHECK_FAILED"
+        return await self._verdict(
+            flow, status, FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding(code, str(exc)),))
+        )
+
+    async def _verdict(
+        self, flow: FlowRecord, status: FlowStatus, verdict: FlowVerdict, started: float | None = None
+    ) -> FlowRecord:
+        done = await self._store.record_verdict(
+            flow.flow_number,
+            status,
+            verdict.event,
+            actor=self._actor,
+            at=self._clock(),
+            flow_findings=verdict.flow_findings,
+            invoices=verdict.invoices,
+            ruleset_version=verdict.ruleset_version,
+        )
+        log.info(
+            "flow_processed",
+            flow_number=done.flow_number,
+            status=done.status.name,
+            invoices=done.invoice_count,
+            integrated=done.integrated_count,
+            rejected=done.rejected_count,
+            duration_ms=round((time.monotonic() - started) * 1000, 1) if started is not None else None,
+        )
+        return done

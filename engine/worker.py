@@ -1,0 +1,178 @@
+"""The worker pool: asyncio workers that claim queued flows under a lease and process them.
+
+* A worker claims one job at a time; while it works, a heartbeat extends the lease every third of it.
+* On start (and every ``recover_every_s``) expired leases are recovered: the first expiry requeues the
+  flow, the second holds it in WAITING_FOR_REPROCESSING (DESIGN §9.2). With ``exclusive=True`` (one
+  process owns the store, e.g. SQLite) every lease left by a previous run is dead and is recovered at
+  once, without waiting for it to expire.
+* ``stop(grace_s)`` stops claiming, lets running flows finish within the grace, then cancels the rest
+  and hands their jobs back: nothing is lost, nothing left leased.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from engine.catalogue import finding
+from engine.errors import StatusConflict, StoreError
+from engine.processing import FlowProcessor
+from engine.status import FlowEvent, FlowStatus
+from engine.store.port import Claim, Store
+
+log = structlog.get_logger("fluxdepot.worker")
+FAR_FUTURE = timedelta(days=36500)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    workers: int = 2
+    lease_s: float = 30.0
+    poll_s: float = 1.0  # idle wait when no wake-up comes (deposits wake the pool directly)
+    recover_every_s: float = 10.0
+    exclusive: bool = True
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        store: Store,
+        processor: FlowProcessor,
+        settings: WorkerSettings,
+        *,
+        clock: Callable[[], datetime],
+        instance: str | None = None,
+    ) -> None:
+        self._store = store
+        self._processor = processor
+        self._settings = settings
+        self._clock = clock
+        self._instance = instance or uuid.uuid4().hex[:8]
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._current: dict[str, str] = {}  # worker id -> flow number being processed
+        self._busy: set[asyncio.Task[None]] = set()
+        self.processed = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._current)
+
+    def wake(self) -> None:
+        """A deposit arrived: let an idle worker claim it now rather than at its next poll."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        now = self._clock()
+        recovered = await self._store.recover_expired_leases(
+            now=now + FAR_FUTURE if self._settings.exclusive else now, actor=f"worker:{self._instance}"
+        )
+        for r in recovered:
+            log.warning(
+                "lease_recovered",
+                flow_number=r.flow_number,
+                from_status=r.from_status.name,
+                status=r.to_status.name,
+            )
+        self._tasks = [
+            asyncio.create_task(self._run(f"{self._instance}-{i}"), name=f"worker-{i}")
+            for i in range(self._settings.workers)
+        ]
+        self._tasks.append(asyncio.create_task(self._recover_periodically(), name="lease-recovery"))
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop claiming; finish running flows within ``grace_s``, hand back the rest."""
+        self._stopping.set()
+        self._wakeup.set()
+        if self._busy:
+            await asyncio.wait(set(self._busy), timeout=grace_s)
+        unfinished = [t for t in self._busy if not t.done()]
+        for task in (*unfinished, *self._tasks):
+            task.cancel()
+        for task in (*unfinished, *self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for worker_id, flow_number in list(self._current.items()):
+            with contextlib.suppress(StoreError):
+                await self._store.release(flow_number, worker_id)
+                log.info("flow_handed_back", flow_number=flow_number)
+        self._current.clear()
+
+    async def _run(self, worker_id: str) -> None:
+        while not self._stopping.is_set():
+            claim = await self._store.claim(worker_id, now=self._clock(), lease_s=self._settings.lease_s)
+            if claim is None:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_s)
+                continue
+            self._current[worker_id] = claim.flow_number
+            task = asyncio.create_task(self._process(worker_id, claim))
+            self._busy.add(task)
+            # stop() decides when to cancel the flow's processing, not this loop's own cancellation.
+            await asyncio.shield(task)
+            self._busy.discard(task)
+            if not task.cancelled():
+                self._current.pop(worker_id, None)
+
+    async def _process(self, worker_id: str, claim: Claim) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(worker_id, claim.flow_number))
+        try:
+            await self._processor.process(claim)
+            self.processed += 1
+        except StatusConflict as exc:
+            log.warning("flow_status_conflict", flow_number=claim.flow_number, error=str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("flow_processing_failed", flow_number=claim.flow_number)
+            await self._mark_failed(claim.flow_number)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _mark_failed(self, flow_number: str) -> None:
+        """An unexpected error is the system's fault: the flow goes to WARNING, never stays IN_PROGRESS."""
+        flow = await self._store.get_flow(flow_number)
+        if flow is None or flow.status.is_final or flow.status is FlowStatus.WAITING_FOR_REPROCESSING:
+            return
+        with contextlib.suppress(StoreError):
+            await self._store.record_verdict(
+                flow_number,
+                flow.status,
+                FlowEvent.SYSTEM_FAILURE,
+                actor=f"worker:{self._instance}",
+                at=self._clock(),
+                flow_findings=[finding("CHECK_FAILED", "internal error while processing")],
+                invoices=[],
+                ruleset_version="",
+            )
+
+    async def _heartbeat(self, worker_id: str, flow_number: str) -> None:
+        while True:
+            await asyncio.sleep(self._settings.lease_s / 3)
+            held = await self._store.heartbeat(
+                flow_number, worker_id, now=self._clock(), lease_s=self._settings.lease_s
+            )
+            if not held:
+                log.warning("lease_lost", flow_number=flow_number, worker=worker_id)
+                return
+
+    async def _recover_periodically(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(self._settings.recover_every_s)
+            try:
+                for r in await self._store.recover_expired_leases(
+                    now=self._clock(), actor=f"worker:{self._instance}"
+                ):
+                    log.warning("lease_recovered", flow_number=r.flow_number, status=r.to_status.name)
+            except StoreError:
+                log.exception("lease_recovery_failed")

@@ -1,0 +1,104 @@
+"""The engine wired as the daemon wires it (store, blobs, deposit service, processor), for tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine.blobs import BlobStore
+from engine.cpu_pool import CpuPool
+from engine.deposit import DepositReceipt, DepositRequest, DepositService
+from engine.directory_file import load_directory
+from engine.model import Channel, FlowRecord, Limits
+from engine.processing import FlowProcessor
+from engine.report import build_report
+from engine.store import open_store
+from engine.store.port import Store
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_DIRECTORY = REPO / "config" / "demo" / "directory.toml"
+DEMO_SUPPLIER_SIRET = "40483304800022"
+DEMO_PROVIDER_SIRET = "55210055400013"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Harness:
+    root: Path
+    store: Store
+    blobs: BlobStore
+    limits: Limits
+    deposits: DepositService
+    processor: FlowProcessor
+    pool: CpuPool
+
+    @classmethod
+    async def open(cls, root: Path, pool: CpuPool, limits: Limits | None = None) -> Harness:
+        store = await open_store(f"sqlite:///{root / 'fluxdepot.db'}")
+        await store.import_directory(load_directory(DEMO_DIRECTORY))
+        blobs = BlobStore(root / "blobs")
+        limits = limits or Limits()
+        deposits = DepositService(store, blobs, limits)
+        processor = FlowProcessor(store, blobs, limits, pool.run, clock=now, actor="worker:test")
+        return cls(root, store, blobs, limits, deposits, processor, pool)
+
+    def with_limits(self, limits: Limits) -> Harness:
+        """The same store and blobs, judged under other limits (e.g. a tiny validation timeout)."""
+        deposits = DepositService(self.store, self.blobs, limits)
+        processor = FlowProcessor(
+            self.store, self.blobs, limits, self.pool.run, clock=now, actor="worker:test"
+        )
+        return replace(self, limits=limits, deposits=deposits, processor=processor)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def deposit(
+        self,
+        name: str,
+        content: bytes,
+        *,
+        issuer: str = DEMO_SUPPLIER_SIRET,
+        channel: Channel = Channel.API,
+        depositor: str = "tech:TECH_1_papeterie@demo",
+        **kwargs: object,
+    ) -> DepositReceipt:
+        request = DepositRequest(
+            file_name=name,
+            content=content,
+            channel=channel,
+            depositor=depositor,
+            issuer_siret=issuer,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        return await self.deposits.deposit(request)
+
+    async def process_all(self) -> list[FlowRecord]:
+        """Claim and process queued flows until the queue is empty (one worker, deterministic)."""
+        done = []
+        while (claim := await self.store.claim("test-worker", now=now(), lease_s=60)) is not None:
+            done.append(await self.processor.process(claim))
+        return done
+
+    async def deposit_and_process(self, name: str, content: bytes, **kwargs: object) -> FlowRecord:
+        receipt = await self.deposit(name, content, **kwargs)
+        await self.process_all()
+        flow = await self.store.get_flow(receipt.flow.flow_number)
+        assert flow is not None
+        return flow
+
+    async def report(self, flow_number: str) -> dict[str, object]:
+        flow = await self.store.get_flow(flow_number)
+        assert flow is not None
+        return build_report(
+            flow,
+            await self.store.history(flow_number),
+            await self.store.flow_findings(flow_number),
+            await self.store.invoices(flow_number),
+            ruleset_version=await self.store.ruleset_version(flow_number) or "",
+            engine_version="test",
+        )

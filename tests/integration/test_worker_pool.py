@@ -1,0 +1,108 @@
+"""The worker pool: concurrent workers, wake-ups, lease recovery on start, orderly stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from engine.status import FlowEvent, FlowStatus
+from engine.worker import WorkerPool, WorkerSettings
+from tests import factory
+from tests.harness import Harness, now
+
+
+def spec(number: str) -> factory.InvoiceSpec:
+    return factory.InvoiceSpec(
+        number, factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA"
+    )
+
+
+def pool_for(harness: Harness, **settings: float | int | bool) -> WorkerPool:
+    return WorkerPool(harness.store, harness.processor, WorkerSettings(**settings), clock=now)  # type: ignore[arg-type]
+
+
+async def wait_until_final(harness: Harness, numbers: list[str], timeout_s: float = 60) -> list[FlowStatus]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        flows = [await harness.store.get_flow(n) for n in numbers]
+        statuses = [f.status for f in flows if f is not None]
+        if all(s.is_final or s is FlowStatus.WAITING_FOR_REPROCESSING for s in statuses):
+            return statuses
+        assert asyncio.get_running_loop().time() < deadline, statuses
+        await asyncio.sleep(0.05)
+
+
+async def test_pool_processes_deposits_as_they_arrive(harness: Harness) -> None:
+    """Two workers woken by deposits take 12 flows to INTEGRATED; the queue is empty afterwards."""
+    pool = pool_for(harness, workers=2, poll_s=5)
+    await pool.start()
+    numbers = []
+    for i in range(12):
+        receipt = await harness.deposit(f"{i}.xml", factory.ubl_invoice(spec(f"POOL-{i}")))
+        pool.wake()
+        numbers.append(receipt.flow.flow_number)
+    statuses = await wait_until_final(harness, numbers)
+    await pool.stop(grace_s=5)
+    assert statuses == [FlowStatus.INTEGRATED] * 12
+    assert await harness.store.queue_depth() == 0
+
+
+async def test_start_recovers_flows_left_in_progress_by_a_dead_worker(harness: Harness) -> None:
+    """A flow a dead worker left IN_PROGRESS is requeued at start and processed to a final status."""
+    receipt = await harness.deposit("a.xml", factory.ubl_invoice(spec("DEAD-1")))
+    number = receipt.flow.flow_number
+    claim = await harness.store.claim("dead-worker", now=now(), lease_s=3600)
+    assert claim is not None
+    for expected, event in [
+        (FlowStatus.RECEIVED, FlowEvent.TRANSPORT_CHECKED),
+        (FlowStatus.PROCESSED_SE_CPP, FlowEvent.QUEUED),
+        (FlowStatus.WAITING_FOR_PROCESSING, FlowEvent.CLAIMED),
+    ]:
+        await harness.store.transition(number, expected, event, actor="worker:dead", at=now())
+    pool = pool_for(harness, workers=1, exclusive=True)
+    await pool.start()
+    (status,) = await wait_until_final(harness, [number])
+    await pool.stop(grace_s=5)
+    assert status is FlowStatus.INTEGRATED
+    events = [c.event for c in await harness.store.history(number)]
+    assert FlowEvent.LEASE_EXPIRED in events
+
+
+async def test_second_lost_lease_holds_the_flow_for_an_operator(harness: Harness) -> None:
+    """A flow whose lease is lost twice ends WAITING_FOR_REPROCESSING, not reprocessed forever."""
+    receipt = await harness.deposit("a.xml", factory.ubl_invoice(spec("DEAD-2")))
+    number = receipt.flow.flow_number
+    for attempt in range(2):
+        claim = await harness.store.claim(f"dead-{attempt}", now=now(), lease_s=3600)
+        assert claim is not None and claim.flow_number == number
+        pool = pool_for(harness, workers=0, exclusive=True)  # start() only recovers
+        await pool.start()
+        await pool.stop(grace_s=1)
+    flow = await harness.store.get_flow(number)
+    assert flow is not None and flow.status is FlowStatus.WAITING_FOR_REPROCESSING
+    assert "PROCESSING_INTERRUPTED" in {f.code for f in await harness.store.flow_findings(number)}
+
+
+async def test_stop_hands_back_unfinished_flows(harness: Harness) -> None:
+    """Stopping with no grace loses nothing: unfinished flows are claimable again and finish later."""
+    numbers = [
+        (await harness.deposit(f"{i}.xml", factory.ubl_invoice(spec(f"STOP-{i}")))).flow.flow_number
+        for i in range(6)
+    ]
+    pool = pool_for(harness, workers=2)
+    await pool.start()
+    await asyncio.sleep(0.3)
+    await pool.stop(grace_s=0)
+    for n in numbers:
+        flow = await harness.store.get_flow(n)
+        assert flow is not None
+        assert flow.status.is_final or flow.status in (
+            FlowStatus.RECEIVED,
+            FlowStatus.PROCESSED_SE_CPP,
+            FlowStatus.WAITING_FOR_PROCESSING,
+            FlowStatus.IN_PROGRESS,
+        )
+    again = pool_for(harness, workers=2)
+    await again.start()
+    statuses = await wait_until_final(harness, numbers)
+    await again.stop(grace_s=5)
+    assert statuses == [FlowStatus.INTEGRATED] * 6
