@@ -56,6 +56,7 @@ class User:
     login: str
     name: str = ""
     token_hash: str | None = None
+    token_lookup: str | None = None  # engine.secrets.secret_lookup_id(token): finds the row, proves nothing
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class TechnicalUser:
     login: str
     siret: str
     token_hash: str | None = None
+    token_lookup: str | None = None
 
 
 @dataclass(frozen=True)

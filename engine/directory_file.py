@@ -64,7 +64,7 @@ from engine.directory import (
 )
 from engine.flownumber import PARTNER_CODE
 from engine.model import RejectionRule, Syntax
-from engine.secrets import hash_secret, is_secret_hash
+from engine.secrets import hash_secret, is_secret_hash, secret_lookup_id
 
 SIRET = re.compile(r"^[0-9]{14}$")
 PUBLIC_KEY = re.compile(r"^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+=*( .*)?$")
@@ -180,6 +180,17 @@ class _Checker:
         return None
 
 
+def _token_lookup(check: _Checker, table: dict[str, Any], where: str) -> str | None:
+    """The token's lookup id: computed from a plaintext token, or given beside a token_hash."""
+    plain = table.get("token")
+    if isinstance(plain, str) and plain:
+        return secret_lookup_id(plain)
+    lookup = check.text(table, "token_lookup", where)
+    if table.get("token_hash") is not None and lookup is None:
+        check.problem(where, "token_hash needs token_lookup (engine.secrets.secret_lookup_id of the token)")
+    return lookup
+
+
 def _type_name(value: Any) -> str:
     return {
         str: "a string",
@@ -206,9 +217,9 @@ _STRUCTURE = frozenset(
     }
 )
 _SERVICE = frozenset({"code", "label", "active"})
-_USER = frozenset({"login", "name", "token", "token_hash", "memberships", "profiles"})
+_USER = frozenset({"login", "name", "token", "token_hash", "token_lookup", "memberships", "profiles"})
 _MEMBERSHIP = frozenset({"siret", "role"})
-_TECHNICAL_USER = frozenset({"login", "siret", "token", "token_hash"})
+_TECHNICAL_USER = frozenset({"login", "siret", "token", "token_hash", "token_lookup"})
 _PARTNER = frozenset(
     {"code", "siret", "public_keys", "public_key_files", "password", "password_hash", "rules", "status_files"}
 )
@@ -340,7 +351,8 @@ def _users(
             if login is not None and siret is not None:
                 profiles.append(Profile(login=login, siret=siret))
         if login is not None:
-            users.append(User(login=login, name=name, token_hash=token_hash))
+            lookup = _token_lookup(check, table, where)
+            users.append(User(login=login, name=name, token_hash=token_hash, token_lookup=lookup))
     return users, memberships, profiles
 
 
@@ -353,7 +365,10 @@ def _technical_users(check: _Checker, data: dict[str, Any], known: set[str]) -> 
         siret = check.known_siret(table.get("siret"), f"{where}.siret", known)
         token_hash = check.secret(table, "token", "token_hash", where)
         if login is not None and siret is not None:
-            technical_users.append(TechnicalUser(login=login, siret=siret, token_hash=token_hash))
+            lookup = _token_lookup(check, table, where)
+            technical_users.append(
+                TechnicalUser(login=login, siret=siret, token_hash=token_hash, token_lookup=lookup)
+            )
     return technical_users
 
 

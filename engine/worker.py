@@ -16,7 +16,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
@@ -27,7 +27,6 @@ from engine.status import FlowEvent, FlowStatus
 from engine.store.port import Claim, Store
 
 log = structlog.get_logger("fluxdepot.worker")
-FAR_FUTURE = timedelta(days=36500)
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class WorkerPool:
     async def start(self) -> None:
         now = self._clock()
         recovered = await self._store.recover_expired_leases(
-            now=now + FAR_FUTURE if self._settings.exclusive else now, actor=f"worker:{self._instance}"
+            now=now, actor=f"worker:{self._instance}", every_lease=self._settings.exclusive
         )
         for r in recovered:
             log.warning(

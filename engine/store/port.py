@@ -19,13 +19,15 @@ Invariants every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from engine.directory import DirectoryData, DirectorySnapshot, Partner, Structure
-from engine.model import Channel, Finding, FlowRecord, InvoiceOutcome, StatusChange, Syntax
+from engine.directory import DirectoryData, DirectorySnapshot, Partner, Role, Structure, User
+from engine.model import Channel, Finding, FlowRecord, InvoiceOutcome, RejectionRule, StatusChange, Syntax
+from engine.permissions import Principal, Visibility
+from engine.queries import Dashboard, DashboardQuery, EventRecord, FlowQuery, PageKey, RejectRow, SearchPage
 from engine.status import FlowEvent, FlowStatus
 
 
@@ -57,6 +59,19 @@ class Claim:
     attempts: int  # how many leases on this job expired before this claim
     lease_expires_at: datetime
     blob_key: str
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A bearer token's owner, found by ``engine.secrets.secret_lookup_id`` of the token.
+
+    The caller verifies the token against ``token_hash`` (``engine.secrets.verify_secret``): the store
+    never sees a token, only its lookup id.
+    """
+
+    kind: str  # "user" or "technical"
+    login: str
+    token_hash: str
 
 
 @dataclass(frozen=True)
@@ -144,11 +159,15 @@ class Store(Protocol):
         """Hand the job back without counting an attempt (orderly shutdown)."""
 
     async def recover_expired_leases(
-        self, *, now: datetime, actor: str, max_attempts: int = 2
+        self, *, now: datetime, actor: str, max_attempts: int = 2, every_lease: bool = False
     ) -> list[Recovered]:
         """For every job whose lease expired: count the attempt; an IN_PROGRESS flow goes back to
         WAITING_FOR_PROCESSING (LEASE_EXPIRED); once ``attempts`` reaches ``max_attempts`` the flow is
-        held in WAITING_FOR_REPROCESSING (HOLD) with a PROCESSING_INTERRUPTED finding."""
+        held in WAITING_FOR_REPROCESSING (HOLD) with a PROCESSING_INTERRUPTED finding.
+
+        ``every_lease`` treats every lease as expired: a process that owns the store alone (SQLite)
+        knows at start that any lease left was held by a worker that died. Events are stamped ``now``.
+        """
 
     async def queue_depth(self) -> int: ...
 
@@ -166,3 +185,77 @@ class Store(Protocol):
         self, supplier_id: str, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], str]:
         """For ``(year, invoice number)`` keys of one supplier, the flow that integrated each one."""
+
+    # --- monitoring (DESIGN §10: Search, ExportSearch, Dashboard, WatchFlow(s), ListRejects) -------
+    # Every query applies ``visibility`` inside SQL: a hidden flow is never returned nor counted.
+
+    async def search(
+        self, query: FlowQuery, visibility: Visibility, *, page_size: int, after: PageKey | None = None
+    ) -> SearchPage:
+        """One page sorted by issuer, then deposit date and flow number newest first; keyset-paged
+        after ``after``; ``total_count`` counts every match (all pages)."""
+
+    def iter_search(
+        self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000
+    ) -> AsyncIterator[FlowRecord]:
+        """Every match in search order, fetched ``batch`` rows at a time (exports: flat memory)."""
+
+    async def dashboard(self, query: DashboardQuery, visibility: Visibility) -> Dashboard:
+        """Counts per issuer × status, oldest flow per non-final status, top error codes of the period.
+        Must answer in milliseconds on 1,000,000 flows (counts kept incrementally, not scanned)."""
+
+    async def events_after(
+        self, cursor: int, visibility: Visibility, *, limit: int = 500, flow_number: str | None = None
+    ) -> list[EventRecord]:
+        """Status changes after ``cursor``, in commit order (cursor 0: from the start)."""
+
+    async def latest_cursor(self) -> int:
+        """The cursor of the last committed status change (0 when none)."""
+
+    async def wait_for_events(self, cursor: int, timeout_s: float) -> None:
+        """Return as soon as a status change after ``cursor`` may have been committed, or after
+        ``timeout_s``. Wake-ups are hints: callers re-query with ``events_after``."""
+
+    async def list_rejects(
+        self,
+        visibility: Visibility,
+        *,
+        issuer_sirets: Sequence[str] = (),
+        day_from: datetime | None = None,
+        day_to: datetime | None = None,
+    ) -> list[RejectRow]:
+        """Invoices not integrated, with their flow, deposit date and first error (per issuer and day)."""
+
+    # --- authentication and administration (AdminService) ------------------------------------------
+    async def find_credential(self, lookup_id: str) -> Credential | None: ...
+
+    async def principal(self, kind: str, login: str) -> Principal | None:
+        """The principal of a user, technical user or partner, with its structures and profiles."""
+
+    async def set_token(self, kind: str, login: str, token_hash: str, lookup_id: str) -> None:
+        """Replace the token of a user or technical user (``DirectoryEntryNotFound`` if unknown)."""
+
+    async def upsert_structure(self, structure: Structure) -> None: ...
+
+    async def list_structures(self) -> list[Structure]: ...
+
+    async def upsert_user(self, user: User) -> None: ...
+
+    async def set_membership(self, login: str, siret: str, role: Role | None) -> None:
+        """Attach ``login`` to ``siret`` with ``role``, or detach it when ``role`` is None."""
+
+    async def upsert_technical_user(self, login: str, siret: str) -> None: ...
+
+    async def upsert_partner(self, partner: Partner) -> None: ...
+
+    async def set_rejection_rule(self, partner_code: str, syntax: Syntax, rule: RejectionRule) -> None: ...
+
+    async def grant_profile(self, login: str, siret: str, profile: str) -> None:
+        """Raise ``ProfileAlreadyGranted`` ("The user already has the selected subscription") when held."""
+
+    async def revoke_profile(self, login: str, siret: str, profile: str) -> None:
+        """Raise ``DirectoryEntryNotFound`` when the user does not hold it."""
+
+    # --- return flows (SFTP outbox) ----------------------------------------------------------------
+    async def pending_return_flows(self, limit: int = 100) -> list[FlowRecord]:
+        """EDI flows in a final status whose integration report has not been written to the outbox."""

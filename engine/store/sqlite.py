@@ -21,7 +21,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -315,7 +315,7 @@ class SqliteStore:
             await conn.execute(sql.RELEASE, {"flow_number": flow_number, "worker_id": worker_id})
 
     async def recover_expired_leases(
-        self, *, now: datetime, actor: str, max_attempts: int = 2
+        self, *, now: datetime, actor: str, max_attempts: int = 2, every_lease: bool = False
     ) -> list[Recovered]:
         """Count an attempt for every expired lease and move its flow (see the port).
 
@@ -326,7 +326,8 @@ class SqliteStore:
         """
         recovered: list[Recovered] = []
         async with self._write() as conn:
-            rows = list(await conn.execute_fetchall(sql.EXPIRED_LEASES, {"now": to_db_time(now)}))
+            expired_before = datetime.max.replace(tzinfo=UTC) if every_lease else now
+            rows = list(await conn.execute_fetchall(sql.EXPIRED_LEASES, {"now": to_db_time(expired_before)}))
             for row in rows:
                 number, status, attempts = (
                     str(row["flow_number"]),

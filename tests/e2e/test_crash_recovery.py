@@ -19,8 +19,8 @@ from tests.harness import Harness
 from tests.integration.test_processing import zip_of
 
 REPO = Path(__file__).resolve().parents[2]
-KILL_CYCLES = 4
-FLOWS = 40
+KILL_CYCLES = 4  # kill -9 / restart cycles, each while flows are in flight
+FLOWS = 120
 
 
 def start_workers(root: Path) -> subprocess.Popen[bytes]:
@@ -32,8 +32,11 @@ def start_workers(root: Path) -> subprocess.Popen[bytes]:
         start_new_session=True,
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline()  # blocks until ready (or EOF if it died)
-    assert line.strip() == b"ready", line
+    for _ in range(1000):  # log lines may come first; EOF (b"") means it died
+        line = proc.stdout.readline()
+        if line.strip() == b"ready" or not line:
+            break
+    assert line.strip() == b"ready", "the worker process died before it was ready"
     return proc
 
 
@@ -41,6 +44,8 @@ def kill_hard(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the whole process group: the workers and their validation processes die at once."""
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 async def statuses(harness: Harness, numbers: list[str]) -> list[FlowStatus]:
@@ -67,18 +72,22 @@ async def test_kill_9_mid_flow_loses_nothing(harness: Harness) -> None:
                     service_code="SERV-COMPTA",
                 )
             )
-            for j in range(5)
+            for j in range(4)
         }
         numbers.append((await harness.deposit(f"flow{i}.zip", zip_of(invoices))).flow.flow_number)
 
     kills = 0
     for _ in range(KILL_CYCLES):
+        before = sum(settled(s) for s in await statuses(harness, numbers))
         proc = start_workers(harness.root)
-        await asyncio.sleep(rng.uniform(0.5, 2.5))  # a random moment, mid-flow
+        for _ in range(600):  # wait for progress, so that the kill lands while flows are being processed
+            if sum(settled(s) for s in await statuses(harness, numbers)) > before:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(rng.uniform(0.0, 0.4))
         kill_hard(proc)
         kills += 1
-        if all(settled(s) for s in await statuses(harness, numbers)):
-            break
+        assert not all(settled(s) for s in await statuses(harness, numbers)), "killed after the work was done"
 
     proc = start_workers(harness.root)
     try:
@@ -94,7 +103,7 @@ async def test_kill_9_mid_flow_loses_nothing(harness: Harness) -> None:
     assert len(final) == FLOWS, "an acknowledged flow disappeared"
     assert all(settled(s) for s in final), final
     assert final.count(FlowStatus.INTEGRATED) >= FLOWS // 2, final
-    assert kills >= 1
+    assert kills == KILL_CYCLES
     for n in numbers:
         assert verify_chain(await harness.store.history(n)) == []
     assert await harness.store.queue_depth() == 0

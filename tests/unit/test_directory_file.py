@@ -94,12 +94,17 @@ def test_valid_file_round_trip(tmp_path: Path) -> None:
 
 
 def test_token_hash_is_accepted_as_is() -> None:
-    """An already hashed token is kept; giving both token and token_hash is a problem."""
+    """An already hashed token is kept with its lookup id; it needs one; token and token_hash clash."""
     data = tomllib.loads(VALID.replace('public_key_files = ["keys/AAA001.pub"]', ""))
     stored = "scrypt$16384$8$1$c2FsdA==$aGFzaA=="
     data["users"][0].pop("token")
     data["users"][0]["token_hash"] = stored
-    assert parse_directory(data, "mem.toml").users[0].token_hash == stored
+    with pytest.raises(DirectoryFileError, match="token_hash needs token_lookup"):
+        parse_directory(data, "mem.toml")
+    data["users"][0]["token_lookup"] = "0123456789abcdef"
+    (user,) = parse_directory(data, "mem.toml").users[:1]
+    assert (user.token_hash, user.token_lookup) == (stored, "0123456789abcdef")
+    data["users"][0].pop("token_lookup")
     data["users"][0]["token"] = "x"
     with pytest.raises(DirectoryFileError) as caught:
         parse_directory(data, "mem.toml")
