@@ -69,7 +69,7 @@ class DepositService:
         *,
         gateway_code: str = "CPP001",
         clock: Callable[[], datetime] = utcnow,
-        on_deposit: Callable[[], None] | None = None,
+        on_deposit: Callable[[FlowRecord], None] | None = None,
     ) -> None:
         if not PARTNER_CODE.match(gateway_code):
             raise ValueError(f"gateway code {gateway_code!r} does not match {PARTNER_CODE.pattern}")
@@ -117,7 +117,7 @@ class DepositService:
                 raise
             return DepositReceipt(again, already_deposited=True)
         if self._on_deposit is not None:
-            self._on_deposit()
+            self._on_deposit(flow)  # wake the workers, count the deposit
         return DepositReceipt(flow)
 
     def _check_request(self, request: DepositRequest) -> Syntax | None:

@@ -76,6 +76,7 @@ class FlowProcessor:
         *,
         clock: Callable[[], datetime],
         actor: str,
+        on_verdict: Callable[[FlowRecord, float], None] | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -83,6 +84,7 @@ class FlowProcessor:
         self._run_cpu = run_cpu
         self._clock = clock
         self._actor = actor
+        self._on_verdict = on_verdict  # (flow, seconds since claim): metrics, outbox wake-up
         self._verdict_lock = asyncio.Lock()
 
     async def process(self, claim: Claim) -> FlowRecord:
@@ -99,11 +101,10 @@ class FlowProcessor:
             try:
                 transport = await self._cpu(transport_check, path, flow.file_name, declared, self._limits)
             except (CheckTimeout, CheckCrashed) as exc:
-                return await self._fail(flow, status, exc)
+                return await self._fail(flow, status, exc, started)
             if system_failure(transport.findings):
-                return await self._verdict(
-                    flow, status, FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings)
-                )
+                verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings)
+                return await self._verdict(flow, status, verdict, started)
             if transport.rejected:
                 verdict = FlowVerdict(FlowEvent.TECHNICAL_REJECTION, transport.findings)
                 return await self._verdict(flow, status, verdict, started)
@@ -116,7 +117,7 @@ class FlowProcessor:
         try:
             content = await self._cpu(content_check, path, flow.file_name, syntax, self._limits)
         except (CheckTimeout, CheckCrashed) as exc:
-            return await self._fail(flow, status, exc)
+            return await self._fail(flow, status, exc, started)
         return await self._judge_and_record(flow, status, content, syntax, started)
 
     async def _judge_and_record(
@@ -156,15 +157,15 @@ class FlowProcessor:
         )
         return updated.status
 
-    async def _fail(self, flow: FlowRecord, status: FlowStatus, exc: Exception) -> FlowRecord:
+    async def _fail(self, flow: FlowRecord, status: FlowStatus, exc: Exception, started: float) -> FlowRecord:
         code = "CHECK_TIMEOUT" if isinstance(exc, CheckTimeout) else "CHECK_FAILED"
-        return await self._verdict(
-            flow, status, FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding(code, str(exc)),))
-        )
+        verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding(code, str(exc)),))
+        return await self._verdict(flow, status, verdict, started)
 
     async def _verdict(
-        self, flow: FlowRecord, status: FlowStatus, verdict: FlowVerdict, started: float | None = None
+        self, flow: FlowRecord, status: FlowStatus, verdict: FlowVerdict, started: float
     ) -> FlowRecord:
+        seconds = time.monotonic() - started
         done = await self._store.record_verdict(
             flow.flow_number,
             status,
@@ -182,6 +183,8 @@ class FlowProcessor:
             invoices=done.invoice_count,
             integrated=done.integrated_count,
             rejected=done.rejected_count,
-            duration_ms=round((time.monotonic() - started) * 1000, 1) if started is not None else None,
+            duration_ms=round(seconds * 1000, 1),
         )
+        if self._on_verdict is not None:
+            self._on_verdict(done, seconds)
         return done

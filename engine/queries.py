@@ -33,6 +33,7 @@ class FlowQuery:
     sha256: str | None = None
     tracking_id: str | None = None
     updated_after: datetime | None = None  # status_changed_at strictly after
+    updated_before: datetime | None = None  # status_changed_at strictly before (stuck-flow watchdog)
 
 
 @dataclass(frozen=True)

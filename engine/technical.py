@@ -227,3 +227,13 @@ def _check_failed(exc: BaseException, document: str) -> Finding:
         f"A check could not run ({type(exc).__name__}{': ' + detail if detail else ''}).",
         document=document,
     )
+
+
+def warm_up() -> None:
+    """Load the schemas and compile the stylesheets most flows need (a pool process calls this at start)."""
+    from engine.validation import rules, xsd
+    from engine.validation.artefacts import Artefact
+
+    for artefact in (Artefact.UBL_INVOICE_XSD, Artefact.UBL_CREDIT_NOTE_XSD, Artefact.FX_EN16931_XSD):
+        xsd.schema(artefact)
+    rules.warm_up(Artefact.EN16931_UBL_XSLT, Artefact.FX_EN16931_XSLT)

@@ -53,7 +53,7 @@ def run_check(
     if config:
         try:
             settings = load_settings(Path(config))
-            limits = settings.limits
+            limits = settings.engine_limits
             if settings.directory_file is not None:
                 data = load_directory(settings.directory_file)
                 directory = DirectorySnapshot({s.siret: s for s in data.structures})

@@ -1,36 +1,54 @@
-"""The ``fluxdepot`` command (server side): ``check`` now; ``serve`` and ``admin`` join it (DESIGN §3)."""
+"""The ``fluxdepot`` command (server side): ``serve``, ``check`` and ``admin`` (DESIGN §3)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from gateway.check_command import EXIT_USAGE, run_check
+from gateway.settings import EX_CONFIG, Settings, SettingsError, load_settings
 
 EXAMPLES = """examples:
-  fluxdepot check invoice.xml
+  fluxdepot serve --config config/fluxdepot.example.toml
   fluxdepot check --config config/fluxdepot.example.toml config/demo/invoices/ok/*
-  fluxdepot check --json --syntax IN_DP_E1_UBL_INVOICE flow.zip
+  fluxdepot admin --config /etc/fluxdepot/fluxdepot.toml verify-audit
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="fluxdepot",
         description="fluxdepot: e-invoice flow gateway (server side).",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=fmt,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the daemon (gRPC, SFTP, workers)",
+        formatter_class=fmt,
+        description="Run the daemon in the foreground. Logs JSON lines to stdout; "
+        "exits 0 after SIGTERM or SIGINT, 78 on a configuration error.",
+    )
+    serve.add_argument("--config", required=True, type=Path, help="TOML config file")
+    serve.add_argument("--data-dir", type=Path, help="overrides [data] dir")
+    serve.add_argument("--grpc-listen", metavar="HOST:PORT", help="overrides [grpc] listen")
+    serve.add_argument("--sftp-listen", metavar="HOST:PORT", help="overrides [sftp] listen")
+
     check = sub.add_parser(
         "check",
         help="run the processing pipeline offline on local files",
+        formatter_class=fmt,
         description="Run the technical and business checks on local files and print each outcome. "
         "Exit 0 when every file would be integrated, 1 when any is rejected or partly integrated, "
         "2 on usage or I/O errors.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("files", nargs="+", metavar="FILE")
     check.add_argument(
@@ -41,7 +59,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--issuer", metavar="SIRET", help="structure the flow is deposited for (default: the supplier)"
     )
     check.add_argument("--json", action="store_true", help="print a JSON array of the reports")
+
+    admin = sub.add_parser(
+        "admin", help="offline administration of the configured store", formatter_class=fmt
+    )
+    admin.add_argument("--config", required=True, type=Path, help="TOML config file")
+    admin.add_argument("--data-dir", type=Path, help="overrides [data] dir")
+    tasks = admin.add_subparsers(dest="task", required=True)
+    tasks.add_parser("migrate", help="apply pending store migrations")
+    imp = tasks.add_parser(
+        "import-directory", help="import structures, users, partners (TOML) or structures (CSV)"
+    )
+    imp.add_argument("file", type=Path)
+    tasks.add_parser("verify-audit", help="verify the hash-chained status history of every flow")
+    bk = tasks.add_parser("backup", help="consistent online backup of the SQLite store and blobs")
+    bk.add_argument("dir", type=Path)
+    rs = tasks.add_parser("restore", help="restore a backup into the data folder (daemon stopped)")
+    rs.add_argument("dir", type=Path)
+    rs.add_argument("--force", action="store_true", help="replace an existing store")
+    tasks.add_parser("purge", help="delete final flows older than [retention] flows_days")
     return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, dict[str, Any]] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data"] = {"dir": args.data_dir.resolve()}
+    if getattr(args, "grpc_listen", None):
+        overrides["grpc"] = {"listen": args.grpc_listen}
+    if getattr(args, "sftp_listen", None):
+        overrides["sftp"] = {"listen": args.sftp_listen}
+    return load_settings(args.config, overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +102,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_check(
             args.files, syntax=args.syntax, config=args.config, as_json=args.json, issuer=args.issuer
         )
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"fluxdepot: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    if args.command == "serve":
+        return _serve(settings)
+    return _admin(args, settings)
+
+
+def _serve(settings: Settings) -> int:
+    from gateway.daemon import Daemon
+    from gateway.listeners import build_listeners
+
+    daemon = Daemon(settings, listeners=build_listeners)
+    try:
+        return asyncio.run(daemon.run())
+    except SettingsError as exc:  # found while starting (e.g. the directory file): before anything listens
+        print(f"fluxdepot: {exc}", file=sys.stderr)
+        return EX_CONFIG
+
+
+def _admin(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway import admin_commands as admin
+
+    out, err = sys.stdout, sys.stderr
+    try:
+        if args.task == "migrate":
+            return asyncio.run(admin.migrate(settings, out))
+        if args.task == "import-directory":
+            return asyncio.run(admin.import_directory(settings, args.file, out, err))
+        if args.task == "verify-audit":
+            return asyncio.run(admin.verify_audit(settings, out))
+        if args.task == "backup":
+            return admin.backup(settings, args.dir, out)
+        if args.task == "restore":
+            return admin.restore(settings, args.dir, out, force=args.force)
+        if args.task == "purge":
+            return asyncio.run(admin.purge(settings, out))
+    except (ValueError, OSError) as exc:
+        print(f"fluxdepot admin {args.task}: {exc}", file=err)
+        return EXIT_USAGE
     return EXIT_USAGE  # pragma: no cover - argparse enforces the choices
 
 

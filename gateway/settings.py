@@ -1,81 +1,284 @@
-"""Settings read from the TOML config file (DESIGN §3, STYLE rule 13).
+"""The daemon's settings: one TOML file, ``FLUXDEPOT_<SECTION>__<KEY>`` environment overrides, validated once.
 
-This first version reads what ``fluxdepot check`` needs (directory file, limits, gateway code); every
-problem is collected and reported together, each naming its key and the file.
+Every problem is collected and reported together, each naming its key and its source (the file, or the
+environment variable that set it), so an admin fixes a config in one go (STYLE rule 13). The daemon
+exits 78 (EX_CONFIG) on a ``SettingsError``, which the systemd unit does not restart.
+
+Relative paths in the file are relative to the file; relative paths from the environment or the
+command line are relative to the working directory. ``config/fluxdepot.example.toml`` documents every
+key.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from engine.flownumber import PARTNER_CODE
 from engine.model import Limits
+from engine.status import FINAL_STATUSES, FlowStatus
+
+ENV_PREFIX = "FLUXDEPOT_"
+EX_CONFIG = 78
 
 
 class SettingsError(ValueError):
-    """The configuration is invalid; ``problems`` lists every problem found."""
+    """The configuration is invalid; ``problems`` lists every problem found, with its source."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class Settings:
-    source: Path
-    environment: str
-    gateway_code: str
-    directory_file: Path | None
-    limits: Limits
-    workers: int
-    lease_s: float
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def load_settings(path: Path) -> Settings:
-    problems: list[str] = []
+def _listen(value: str | None) -> str | None:
+    """``HOST:PORT`` (IPv6 as ``[::1]:PORT``); empty or None disables the listener."""
+    if not value:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must be HOST:PORT (e.g. 127.0.0.1:50051), not {value!r}")
+    return value
+
+
+Listen = Annotated[str | None, AfterValidator(_listen)]
+
+
+class GatewaySection(_Section):
+    code: str = "CPP001"  # partner code numbering API and portal deposits
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not PARTNER_CODE.match(v):
+            raise ValueError(f"must match {PARTNER_CODE.pattern}")
+        return v
+
+
+class DirectorySection(_Section):
+    file: Path | None = None  # imported at start and on SIGHUP
+
+
+class StoreSection(_Section):
+    url: str | None = None  # default: sqlite:///<data dir>/fluxdepot.db
+    pool_min: int = Field(2, ge=1)
+    pool_max: int = Field(10, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("sqlite:", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return v
+
+
+class DataSection(_Section):
+    dir: Path = Path("var")  # blobs, SQLite file, SFTP host keys, partner folders
+
+
+class GrpcSection(_Section):
+    listen: Listen = "127.0.0.1:50051"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set: clients must present a certificate signed by it (mutual TLS)
+    token_cache_s: float = Field(60.0, ge=0)
+
+
+class SftpSection(_Section):
+    listen: Listen = "127.0.0.1:2222"
+    password_auth: bool = False
+    max_auth_failures: int = Field(5, ge=1)
+    lockout_s: float = Field(3600, ge=0)
+    quota_bytes: int = Field(1024**3, ge=1)  # pending bytes in a partner's in/
+    quota_files: int = Field(1000, ge=1)
+
+
+class LimitsSection(_Section):
+    max_flow_bytes: int = Field(Limits.max_flow_bytes, ge=1)
+    max_documents: int = Field(Limits.max_documents, ge=1)
+    max_member_bytes: int = Field(Limits.max_member_bytes, ge=1)
+    max_unpacked_bytes: int = Field(Limits.max_unpacked_bytes, ge=1)
+    max_compression_ratio: int = Field(Limits.max_compression_ratio, ge=1)
+    max_archive_members: int = Field(Limits.max_archive_members, ge=1)
+    validation_timeout_s: float = Field(Limits.validation_timeout_s, gt=0)
+
+    def to_limits(self) -> Limits:
+        return Limits(**{f.name: getattr(self, f.name) for f in fields(Limits)})
+
+
+class WorkersSection(_Section):
+    count: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
+    processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)  # validation processes
+    lease_s: float = Field(30, gt=0)
+    poll_s: float = Field(1.0, gt=0)
+    recover_every_s: float = Field(10, gt=0)
+
+
+class ShutdownSection(_Section):
+    grace_s: float = Field(20, ge=0)  # systemd's TimeoutStopSec must exceed it
+
+
+class RetentionSection(_Section):
+    flows_days: int = Field(3650, ge=1)  # `fluxdepot admin purge` deletes older final flows
+    outbox_days: int = Field(30, ge=1)  # return flows left uncollected in out/
+
+
+class MetricsSection(_Section):
+    listen: Listen = "127.0.0.1:9464"  # Prometheus /metrics; empty disables
+
+
+class LoggingSection(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"  # auto: console on a terminal, JSON otherwise
+
+
+_DEFAULT_STUCK_S = {
+    "RECEIVED": 300.0,
+    "PROCESSED_SE_CPP": 300.0,
+    "WAITING_FOR_PROCESSING": 900.0,
+    "IN_PROGRESS": 900.0,
+    "WAITING_FOR_REPROCESSING": 86400.0,
+}
+
+
+class WatchdogSection(_Section):
+    interval_s: float = Field(30, gt=0)
+    stuck_after_s: dict[str, float] = Field(default_factory=lambda: dict(_DEFAULT_STUCK_S))
+
+    @field_validator("stuck_after_s")
+    @classmethod
+    def _statuses(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, age in v.items():
+            if name not in FlowStatus.__members__ or FlowStatus[name] in FINAL_STATUSES:
+                raise ValueError(f"{name!r} is not a non-final status")
+            if age <= 0:
+                raise ValueError(f"{name}: must be a positive number of seconds")
+        return v
+
+
+class Settings(BaseSettings):
+    """Everything the daemon reads from its config file and environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True, case_sensitive=False
+    )
+
+    environment: Literal["demo", "production"] = "production"
+    gateway: GatewaySection = GatewaySection()
+    directory: DirectorySection = DirectorySection()
+    store: StoreSection = StoreSection()
+    data: DataSection = DataSection()
+    grpc: GrpcSection = GrpcSection()
+    sftp: SftpSection = SftpSection()
+    limits: LimitsSection = LimitsSection()
+    workers: WorkersSection = WorkersSection()
+    shutdown: ShutdownSection = ShutdownSection()
+    retention: RetentionSection = RetentionSection()
+    metrics: MetricsSection = MetricsSection()
+    logging: LoggingSection = LoggingSection()
+    watchdog: WatchdogSection = WatchdogSection()
+    source: Path = Path()  # the config file (set by load_settings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)  # the environment overrides the file
+
+    # Convenience views used across the gateway.
+    @property
+    def data_dir(self) -> Path:
+        return self.data.dir
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.data.dir / 'fluxdepot.db'}"
+
+    @property
+    def directory_file(self) -> Path | None:
+        return self.directory.file
+
+    @property
+    def gateway_code(self) -> str:
+        return self.gateway.code
+
+    @property
+    def engine_limits(self) -> Limits:
+        return self.limits.to_limits()
+
+    def stuck_after(self) -> dict[FlowStatus, float]:
+        return {FlowStatus[k]: v for k, v in self.watchdog.stuck_after_s.items()}
+
+
+_FILE_PATHS = (
+    ("directory", "file"),
+    ("data", "dir"),
+    ("grpc", "tls_cert"),
+    ("grpc", "tls_key"),
+    ("grpc", "tls_client_ca"),
+)
+
+
+def load_settings(path: Path, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
+    """Read ``path``, apply the environment then ``overrides`` (command-line flags), validate everything.
+
+    Raises ``SettingsError`` listing every problem with its source.
+    """
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError([f"{path}: cannot read: {exc}"]) from None
-    except tomllib.TOMLDecodeError as exc:
+    except OSError as exc:
+        raise SettingsError([f"{path}: cannot read the config file: {exc.strerror or exc}"]) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError([f"{path}: not valid TOML: {exc}"]) from None
+    base = path.resolve().parent
+    for section, key in _FILE_PATHS:  # the file's relative paths are relative to the file
+        table = raw.get(section)
+        if (
+            isinstance(table, dict)
+            and isinstance(table.get(key), str)
+            and _env_name(section, key) not in os.environ
+        ):
+            table[key] = str((base / table[key]).resolve())
+    raw["source"] = str(path)
+    try:
+        settings = Settings(**raw)
+    except ValidationError as exc:
+        raise SettingsError([_describe(error, path) for error in exc.errors()]) from None
+    for section, values in (overrides or {}).items():
+        current = getattr(settings, section)
+        try:
+            updated = current.model_validate({**current.model_dump(), **values})
+        except ValidationError as exc:
+            raise SettingsError(
+                [f"command line: --{section}-{e['loc'][-1]}: {e['msg']}" for e in exc.errors()]
+            ) from None
+        settings = settings.model_copy(update={section: updated})
+    return settings
 
-    def section(name: str) -> dict[str, Any]:
-        value = raw.get(name, {})
-        if not isinstance(value, dict):
-            problems.append(f"{path}: [{name}] must be a table")
-            return {}
-        return value
 
-    environment = str(raw.get("environment", "production"))
-    if environment not in ("demo", "production"):
-        problems.append(f"{path}: environment: must be 'demo' or 'production', not {environment!r}")
-    directory = section("directory").get("file")
-    directory_file = (path.parent / str(directory)).resolve() if directory else None
-    limits_raw = section("limits")
-    limits_kwargs: dict[str, Any] = {}
-    for f in fields(Limits):
-        if f.name in limits_raw:
-            value = limits_raw[f.name]
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                problems.append(f"{path}: limits.{f.name}: must be a positive number, not {value!r}")
-            else:
-                limits_kwargs[f.name] = value
-    unknown = set(limits_raw) - {f.name for f in fields(Limits)}
-    problems.extend(f"{path}: limits.{k}: unknown key" for k in sorted(unknown))
-    workers_raw = section("workers")
-    workers = workers_raw.get("count", os.cpu_count() or 1)
-    if problems:
-        raise SettingsError(problems)
-    return Settings(
-        source=path,
-        environment=environment,
-        gateway_code=str(section("gateway").get("code", "CPP001")),
-        directory_file=directory_file,
-        limits=Limits(**limits_kwargs),
-        workers=int(workers),
-        lease_s=float(workers_raw.get("lease_s", 30)),
+def _env_name(*loc: str) -> str:
+    return ENV_PREFIX + "__".join(part.upper() for part in loc)
+
+
+def _describe(error: Any, path: Path) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc)
+    source = next(
+        (name for n in range(len(loc), 0, -1) if (name := _env_name(*loc[:n])) in os.environ),
+        str(path),
     )
+    return f"{source}: {key}: {error['msg']}"

@@ -256,6 +256,10 @@ class Store(Protocol):
     async def revoke_profile(self, login: str, siret: str, profile: str) -> None:
         """Raise ``DirectoryEntryNotFound`` when the user does not hold it."""
 
+    async def purge_flows(self, deposited_before: datetime) -> tuple[int, list[str]]:
+        """Delete final flows deposited before the date (rows, events, invoices, findings, counters);
+        return how many, and the blob keys no remaining flow references (the caller deletes them)."""
+
     # --- return flows (SFTP outbox) ----------------------------------------------------------------
     async def pending_return_flows(self, limit: int = 100) -> list[FlowRecord]:
         """EDI flows in a final status whose integration report has not been written to the outbox."""

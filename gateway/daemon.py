@@ -1,0 +1,313 @@
+"""The composition root (STYLE rule 3): ``fluxdepot serve`` reads settings, opens the store, builds the
+engine, starts the servers, and owns the ordered, bounded shutdown (STYLE rule 14).
+
+Start: logging → metrics → store (migrated) → directory import → blobs → validation pool (warmed) →
+workers (recovering leases left by a previous run) → outbox → gRPC → SFTP → one ``ready`` event and
+READY=1 to systemd.
+
+Stop (SIGTERM or SIGINT): STOPPING=1 → health NOT_SERVING → SFTP stops accepting → gRPC stops within the
+grace → workers finish or hand back their flows → outbox → validation pool → store → one
+``shutdown_complete`` event → exit 0. A second signal forces the exit at once (status 1): nothing is
+lost, since every acknowledged deposit is already durable and leases are recovered at the next start.
+
+SIGHUP reloads what can change safely: the directory file (structures, users, partners and their keys)
+and the log level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from engine.blobs import BlobStore
+from engine.cpu_pool import CpuPool
+from engine.deposit import DepositService
+from engine.directory_file import DirectoryFileError, load_directory
+from engine.model import FlowRecord
+from engine.permissions import Visibility
+from engine.processing import FlowProcessor
+from engine.queries import DashboardQuery
+from engine.status import FlowStatus
+from engine.store import open_store
+from engine.store.port import Store
+from engine.technical import warm_up
+from engine.watchdog import StuckFlowWatchdog
+from engine.worker import WorkerPool, WorkerSettings
+from gateway.demo_secrets import demo_secrets_in
+from gateway.logs import configure_logging
+from gateway.metrics import Metrics
+from gateway.settings import Settings, SettingsError
+from gateway.systemd import Notifier, watchdog_interval_s
+
+log = structlog.get_logger("fluxdepot.daemon")
+EX_OK, EX_FORCED = 0, 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Listener(Protocol):
+    """A network face the daemon starts and stops (gRPC, SFTP, outbox writer)."""
+
+    name: str
+
+    async def start(self) -> dict[str, Any]:
+        """Start serving; return what to log in the ``ready`` event (e.g. the bound address)."""
+
+    async def stop_accepting(self) -> None:
+        """Refuse new connections/calls (first step of shutdown)."""
+
+    async def stop(self, grace_s: float) -> None:
+        """Finish in-flight work within ``grace_s``, then close."""
+
+
+class Engine:
+    """The engine's parts, built once and handed to the network faces."""
+
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.limits = settings.engine_limits
+        self.blobs = BlobStore(settings.data_dir / "blobs")
+        self.cpu = CpuPool(settings.workers.processes, initializer=warm_up)
+        self.verdict_hooks: list[Callable[[FlowRecord], None]] = []
+        self.processor = FlowProcessor(
+            store,
+            self.blobs,
+            self.limits,
+            self.cpu.run,
+            clock=utcnow,
+            actor="worker",
+            on_verdict=self._on_verdict,
+        )
+        w = settings.workers
+        self.workers = WorkerPool(
+            store,
+            self.processor,
+            WorkerSettings(
+                workers=w.count,
+                lease_s=w.lease_s,
+                poll_s=w.poll_s,
+                recover_every_s=w.recover_every_s,
+                exclusive=settings.store_url.startswith("sqlite:"),  # one process owns a SQLite file
+            ),
+            clock=utcnow,
+        )
+        self.deposits = DepositService(
+            store,
+            self.blobs,
+            self.limits,
+            gateway_code=settings.gateway_code,
+            clock=utcnow,
+            on_deposit=self._on_deposit,
+        )
+
+    def _on_deposit(self, flow: FlowRecord) -> None:
+        self.metrics.deposits.labels(flow.channel.value).inc()
+        self.workers.wake()
+
+    def _on_verdict(self, flow: FlowRecord, seconds: float) -> None:
+        self.metrics.flows_finished.labels(flow.status.name).inc()
+        self.metrics.processing.observe(seconds)
+        for hook in self.verdict_hooks:
+            hook(flow)
+
+
+ListenerFactory = Callable[[Engine], Awaitable[list[Listener]]]
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        listeners: ListenerFactory | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self._listener_factory = listeners
+        self._notifier = notifier or Notifier()
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: list[Listener] = []
+        self._metrics_server: Any = None
+        self.engine: Engine | None = None
+        self.processing_healthy = True
+        self.health_hooks: list[Callable[[str, bool], None]] = []
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+        try:
+            await self.start()
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+        return EX_OK
+
+    def request_stop(self, sig: int = signal.SIGTERM) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            log.warning("forced_exit", signal=signal.Signals(sig).name)
+            os._exit(EX_FORCED)  # second signal: the operator wants out now; every deposit is durable
+        log.info("shutdown_requested", signal=signal.Signals(sig).name)
+        self._stop.set()
+
+    async def start(self) -> None:
+        s = self.settings
+        configure_logging(s.logging.level, s.logging.format)
+        log.info("starting", config=str(s.source), data_dir=str(s.data_dir), environment=s.environment)
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        metrics = Metrics()
+        store = await open_store(s.store_url)
+        self.engine = engine = Engine(s, store, metrics)
+        await self._import_directory()
+        await asyncio.to_thread(engine.blobs.sweep_temp)
+        await asyncio.to_thread(engine.cpu.warm_up, warm_up)
+        await engine.workers.start()
+        ready: dict[str, Any] = {"workers": s.workers.count, "processes": s.workers.processes}
+        if self._listener_factory is not None:
+            self._listeners = await self._listener_factory(engine)
+            for listener in self._listeners:
+                ready.update(await listener.start())
+        if s.metrics.listen:
+            self._metrics_server = metrics.serve(s.metrics.listen)
+            ready["metrics"] = "{}:{}".format(*self._metrics_server.server_address[:2])
+        watchdog = StuckFlowWatchdog(store, s.stuck_after(), clock=utcnow)
+        self._spawn(self._every(s.watchdog.interval_s, lambda: self._watch(watchdog)))
+        self._spawn(self._every(15.0, self._refresh_gauges))
+        if (interval := watchdog_interval_s()) is not None:
+            self._spawn(self._every(interval, self._ping_systemd))
+        log.info("ready", **ready)
+        self._notifier.ready("serving")
+
+    async def shutdown(self) -> None:
+        """The ordered, bounded stop; safe to call after a partial start."""
+        grace = self.settings.shutdown.grace_s
+        self._notifier.stopping()
+        self._set_health("", False)
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                await listener.stop_accepting()
+        for listener in reversed(self._listeners):
+            try:
+                await listener.stop(grace)
+            except Exception:
+                log.exception("listener_stop_failed", listener=listener.name)
+        engine = self.engine
+        if engine is not None:
+            await engine.workers.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        if engine is not None:
+            await asyncio.to_thread(engine.cpu.close)
+            await engine.store.close()
+        log.info("shutdown_complete")
+
+    async def reload(self) -> None:
+        """SIGHUP: re-import the directory file and re-read the log level."""
+        from gateway.settings import load_settings
+
+        try:
+            fresh = load_settings(self.settings.source)
+        except SettingsError as exc:
+            log.error("reload_failed", problems=exc.problems)
+            return
+        configure_logging(fresh.logging.level, fresh.logging.format)
+        self.settings = self.settings.model_copy(
+            update={"directory": fresh.directory, "logging": fresh.logging}
+        )
+        try:
+            await self._import_directory()
+        except SettingsError as exc:
+            log.error("reload_failed", problems=exc.problems)
+            return
+        log.info("reloaded", directory=str(self.settings.directory_file), log_level=fresh.logging.level)
+
+    # --- pieces --------------------------------------------------------------------------------
+    async def _import_directory(self) -> None:
+        path = self.settings.directory_file
+        if path is None or self.engine is None:
+            return
+        if self.settings.environment == "production":
+            problems = await asyncio.to_thread(demo_secrets_in, path)
+            if problems:
+                raise SettingsError(problems)
+        try:
+            data = await asyncio.to_thread(load_directory, path)
+        except DirectoryFileError as exc:
+            raise SettingsError([f"{path}: {p}" for p in exc.problems]) from None
+        await self.engine.store.import_directory(data)
+        log.info(
+            "directory_imported",
+            file=str(path),
+            structures=len(data.structures),
+            users=len(data.users),
+            technical_users=len(data.technical_users),
+            partners=len(data.partners),
+        )
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+
+    async def _every(self, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic_job_failed", job=getattr(job, "__name__", "job"))
+            await asyncio.sleep(interval_s)
+
+    async def _watch(self, watchdog: StuckFlowWatchdog) -> None:
+        counts = await watchdog.check()
+        assert self.engine is not None
+        for status, count in counts.items():
+            self.engine.metrics.stuck_flows.labels(status.name).set(count)
+            if count:
+                log.warning("flows_stuck", status=status.name, count=count)
+        self.processing_healthy = watchdog.healthy
+        self._set_health("fluxdepot.processing", watchdog.healthy)
+
+    async def _refresh_gauges(self) -> None:
+        assert self.engine is not None
+        store, metrics = self.engine.store, self.engine.metrics
+        metrics.queue_depth.set(await store.queue_depth())
+        dashboard = await store.dashboard(DashboardQuery(top_errors=0), Visibility(everything=True))
+        for status in FlowStatus:
+            metrics.flows.labels(status.name).set(dashboard.totals().get(status, 0))
+        now = time.time()
+        for status, oldest in dashboard.oldest.items():
+            metrics.queue_oldest_age.labels(status.name).set(now - oldest.timestamp())
+
+    async def _ping_systemd(self) -> None:
+        self._notifier.watchdog()
+
+    def _set_health(self, service: str, serving: bool) -> None:
+        for hook in self.health_hooks:
+            hook(service, serving)
+
+
+def data_path(settings: Settings, *parts: str) -> Path:
+    return settings.data_dir.joinpath(*parts)
