@@ -20,11 +20,13 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
+from urllib.request import pathname2url
 
 from engine.audit import verify_chain
+from engine.blobs import BlobStore
 from engine.directory import DirectoryData, Structure
 from engine.directory_file import DirectoryFileError, load_directory
-from engine.store import open_store
+from engine.store import open_store, sqlite_path
 from gateway.settings import Settings
 
 EX_OK, EX_PROBLEM, EX_USAGE = 0, 1, 2
@@ -119,7 +121,7 @@ def _sqlite_path(settings: Settings) -> Path:
     url = settings.store_url
     if not url.startswith("sqlite:"):
         raise ValueError("backup and restore handle the SQLite store; back PostgreSQL up with pg_dump")
-    return Path(url.removeprefix("sqlite:").removeprefix("//"))
+    return Path(sqlite_path(url))
 
 
 def backup(settings: Settings, target: Path, out: TextIO) -> int:
@@ -130,7 +132,7 @@ def backup(settings: Settings, target: Path, out: TextIO) -> int:
     """
     db = _sqlite_path(settings)
     target.mkdir(parents=True, exist_ok=False)
-    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    source = sqlite3.connect(f"file:{pathname2url(str(db.resolve()))}?mode=ro", uri=True)
     dest = sqlite3.connect(target / "fluxdepot.db")
     try:
         with dest:
@@ -139,10 +141,11 @@ def backup(settings: Settings, target: Path, out: TextIO) -> int:
     finally:
         source.close()
         dest.close()
-    blobs = settings.data_dir / "blobs"
+    root = settings.data_dir / "blobs"
+    blobs = BlobStore(root)
     for key in keys:
-        src = blobs / key
-        dst = target / "blobs" / key
+        src = blobs.path(key)
+        dst = target / "blobs" / src.relative_to(root)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dst)
     manifest = {"created_at": datetime.now(UTC).isoformat(), "flows_blobs": len(keys), "source": str(db)}
@@ -175,8 +178,8 @@ async def purge(settings: Settings, out: TextIO, *, now: datetime | None = None)
         flows, blob_keys = await store.purge_flows(before)
     finally:
         await store.close()
-    blobs = settings.data_dir / "blobs"
+    blobs = BlobStore(settings.data_dir / "blobs")
     for key in blob_keys:
-        (blobs / key).unlink(missing_ok=True)
+        blobs.delete(key)
     print(f"purged {flows} final flows deposited before {before.date()} and {len(blob_keys)} blobs", file=out)
     return EX_OK

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.errors import EngineError
 from gateway.check_command import EXIT_USAGE, run_check
 from gateway.settings import EX_CONFIG, Settings, SettingsError, load_settings
 
@@ -128,6 +129,7 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
     from gateway import admin_commands as admin
 
     out, err = sys.stdout, sys.stderr
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         if args.task == "migrate":
             return asyncio.run(admin.migrate(settings, out))
@@ -144,6 +146,9 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
     except (ValueError, OSError) as exc:
         print(f"fluxdepot admin {args.task}: {exc}", file=err)
         return EXIT_USAGE
+    except EngineError as exc:  # e.g. the store cannot be opened
+        print(f"fluxdepot admin {args.task}: {exc}", file=err)
+        return 1
     return EXIT_USAGE  # pragma: no cover - argparse enforces the choices
 
 

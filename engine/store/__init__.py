@@ -5,16 +5,22 @@ from __future__ import annotations
 from engine.store.port import Claim, NewFlow, Store
 
 
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative/file.db`` → ``relative/file.db``; ``sqlite:////abs/file.db`` → ``/abs/file.db``."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"a SQLite store URL is sqlite:///PATH, not {url!r}")
+    return url.removeprefix("sqlite:///")
+
+
 async def open_store(url: str) -> Store:
     """Open (and migrate) the store a URL names: ``sqlite:///path/to/db`` (default)."""
     if url.startswith("sqlite:"):
         from engine.store.sqlite import SqliteStore
 
-        path = url.removeprefix("sqlite:").removeprefix("//")
-        store = SqliteStore(path)
+        store = SqliteStore(sqlite_path(url))
         await store.open()
         return store
     raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH")
 
 
-__all__ = ["Claim", "NewFlow", "Store", "open_store"]
+__all__ = ["Claim", "NewFlow", "Store", "open_store", "sqlite_path"]
