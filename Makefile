@@ -33,8 +33,14 @@ lint: setup
 	$(BIN)/mypy engine
 	$(BIN)/lint-imports
 
+# The gRPC stubs (fluxdepot/v1/, committed so a fresh clone works); tests/unit/test_proto_stubs.py
+# regenerates them into a temporary folder and fails when they differ from the .proto files.
+proto: setup
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. \
+		proto/fluxdepot/v1/*.proto
+
 bench: setup
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python -m bench.pipeline
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -26,8 +26,8 @@ from engine.model import Limits
 from engine.technical import content_check, transport_check
 from engine.validation import rules, xsd
 from engine.validation.artefacts import Artefact
+from tests.corpus import CORPUS
 
-CORPUS = Path("/work/shared/corpus")
 TARGET_PER_S = 250
 _CHUNK = 16
 

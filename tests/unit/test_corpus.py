@@ -18,8 +18,8 @@ import pytest
 from engine.model import Finding, Limits
 from engine.technical import content_check, transport_check
 from engine.validation.artefacts import Artefact, path_of
+from tests.corpus import CORPUS
 
-CORPUS = Path("/work/shared/corpus")
 FOLDERS = ("ubl", "cii", "pdf", "other")
 
 # Our policy (engine/formats/detect.py, catalogue FACTURX_PROFILE_NOT_ACCEPTED): Factur-X MINIMUM and

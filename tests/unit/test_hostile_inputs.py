@@ -15,8 +15,8 @@ import pytest
 
 from engine.model import Limits, Syntax
 from engine.technical import TransportResult, content_check, transport_check
+from tests.corpus import CORPUS
 
-CORPUS = Path("/work/shared/corpus")
 UBL = CORPUS / "ubl" / "cen__ubl-tc434-example1.xml"
 FACTURX_PDF = CORPUS / "pdf" / "mustang__EN16931_Einfach.pdf"
 MAX_WALL_S = 5.0

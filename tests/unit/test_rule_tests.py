@@ -8,16 +8,15 @@ schematron (our plain-CII route, engine/validation/routes.py).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from lxml import etree
 
 from engine.formats.xmlparse import safe_parser
 from engine.validation import rules
 from engine.validation.artefacts import Artefact
+from tests.corpus import CORPUS
 
-RULE_TESTS = Path("/work/shared/corpus/rule-tests")
+RULE_TESTS = CORPUS / "rule-tests"
 VEFA = "{http://difi.no/xsd/vefa/validator/1.0}"
 
 
