@@ -14,6 +14,7 @@
     ├── PermissionDenied               the actor may not do this (e.g. grant without being manager)
     └── StoreError                     the store failed; ``__cause__`` keeps the driver error
         ├── StatusConflict             a compare-and-set status update found another status
+        │   └── InvoiceAlreadyIntegrated  a racing flow integrated the same invoice (judge again)
         ├── StorageFull                the disk or database is full
         └── StoreUnavailable           the store cannot be reached
 
@@ -119,6 +120,18 @@ class StatusConflict(StoreError):
         self.flow_number = flow_number
         self.expected = expected
         self.actual = actual
+
+
+class InvoiceAlreadyIntegrated(StatusConflict):
+    """Another flow integrated an invoice of this verdict while it was judged: judge the flow again."""
+
+    def __init__(self, flow_number: str) -> None:
+        EngineError.__init__(
+            self, f"flow {flow_number}: another flow integrated one of its invoices meanwhile; judge it again"
+        )
+        self.flow_number = flow_number
+        self.expected = "IN_PROGRESS"
+        self.actual = "IN_PROGRESS"
 
 
 class StorageFull(StoreError):

@@ -19,6 +19,7 @@ This module is pure: no I/O, nothing async. ``advance()`` is the only way code c
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -153,6 +154,22 @@ def advance(status: FlowStatus, event: FlowEvent) -> FlowStatus:
         return TRANSITIONS[(status, event)]
     except KeyError:
         raise InvalidTransition(status, event) from None
+
+
+def events_of(event: FlowEvent | Sequence[FlowEvent]) -> tuple[FlowEvent, ...]:
+    """One event or several, as a non-empty tuple (``ValueError`` when empty)."""
+    events = (event,) if isinstance(event, FlowEvent) else tuple(event)
+    if not events:
+        raise ValueError("at least one event is needed")
+    return events
+
+
+def walk(status: FlowStatus, events: Sequence[FlowEvent]) -> FlowStatus:
+    """The status reached by applying ``events`` in order from ``status`` (``InvalidTransition`` on
+    the first that is not allowed)."""
+    for event in events:
+        status = advance(status, event)
+    return status
 
 
 def verdict_event(integrated: int, rejected: int) -> FlowEvent:

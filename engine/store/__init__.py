@@ -12,15 +12,22 @@ def sqlite_path(url: str) -> str:
     return url.removeprefix("sqlite:///")
 
 
-async def open_store(url: str) -> Store:
-    """Open (and migrate) the store a URL names: ``sqlite:///path/to/db`` (default)."""
+async def open_store(url: str, *, pool_min: int = 2, pool_max: int = 10) -> Store:
+    """Open (and migrate) the store a URL names: ``sqlite:///path/to/db`` (default), or
+    ``postgresql://user@host:port/db`` (scale-out; ``pool_min``/``pool_max`` size its connection pool)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from engine.store.postgres import PostgresStore
+
+        pg = PostgresStore(url, pool_min=pool_min, pool_max=pool_max)
+        await pg.open()
+        return pg
     if url.startswith("sqlite:"):
         from engine.store.sqlite import SqliteStore
 
         store = SqliteStore(sqlite_path(url))
         await store.open()
         return store
-    raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH")
+    raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH or postgresql://…")
 
 
 __all__ = ["Claim", "NewFlow", "Store", "open_store", "sqlite_path"]

@@ -107,7 +107,7 @@ class Store(Protocol):
         self,
         flow_number: str,
         expected: FlowStatus,
-        event: FlowEvent,
+        event: FlowEvent | Sequence[FlowEvent],
         *,
         actor: str,
         at: datetime,
@@ -115,8 +115,11 @@ class Store(Protocol):
     ) -> FlowRecord:
         """Compare-and-set the status along ``engine.status.advance(expected, event)``; append the event.
 
-        Raises ``StatusConflict`` when the flow is not in ``expected`` (or does not exist), and
-        ``engine.status.InvalidTransition`` when the event is not allowed from ``expected``.
+        ``event`` may be several events (e.g. TRANSPORT_CHECKED, QUEUED, CLAIMED): they are applied in
+        order in ONE transaction, each appending its own hash-chained event (all stamped ``at``);
+        either all are recorded or none. Raises ``StatusConflict`` when the flow is not in
+        ``expected`` (or does not exist), and ``engine.status.InvalidTransition`` (before touching the
+        database) when one of the events is not allowed from the status the previous ones lead to.
         """
 
     async def record_verdict(
@@ -171,6 +174,10 @@ class Store(Protocol):
 
     async def queue_depth(self) -> int: ...
 
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when a job may have been enqueued (by any process) since this task's last ``claim``,
+        or after ``timeout_s``. A hint for idle workers: they claim again either way."""
+
     # --- directory -----------------------------------------------------------------------------
     async def import_directory(self, data: DirectoryData) -> None:
         """Insert or replace every entry of ``data`` (structures with their services, users, ...)."""
@@ -195,9 +202,7 @@ class Store(Protocol):
         """One page sorted by issuer, then deposit date and flow number newest first; keyset-paged
         after ``after``; ``total_count`` counts every match (all pages)."""
 
-    def iter_search(
-        self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000
-    ) -> AsyncIterator[FlowRecord]:
+    def iter_search(self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000) -> AsyncIterator[FlowRecord]:
         """Every match in search order, fetched ``batch`` rows at a time (exports: flat memory)."""
 
     async def dashboard(self, query: DashboardQuery, visibility: Visibility) -> Dashboard:

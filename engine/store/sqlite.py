@@ -8,6 +8,15 @@ its own lock so a multi-statement read sees one snapshot. Several processes may 
 Invariants (beyond the port's):
 
 * ``create_flow`` returns only after ``COMMIT`` with ``synchronous=FULL``: the deposit is on disk.
+  So do directory, token and administration writes, and the operator's status events.
+* The workers' writes (claim, heartbeat, release, lease recovery, status steps and verdicts) commit
+  with ``synchronous=NORMAL``: in WAL mode the commit is in the WAL file (the OS page cache) when it
+  returns, so it survives a crash of the process, but a power loss may lose the last of them. That
+  is safe: such a loss only moves flows back to an earlier, already-durable status of their walk (at
+  worst RECEIVED, whose row and blob were synced by ``create_flow``) with their job row, and a
+  restart's lease recovery takes them through their checks again (DESIGN §9.2). Nothing acknowledged
+  to a depositor depends on them, and the hash chain stays whole (the WAL loses a suffix of commits,
+  never one from the middle). Any later FULL commit or checkpoint makes them durable too.
 * Status changes, their hash-chained events and the job row go through ``engine.store.sqlite_status``.
 * ``claim`` leases only jobs nobody holds; an expired lease is first cleared by
   ``recover_expired_leases`` (which records the attempt and the status change), then claimable again.
@@ -27,15 +36,20 @@ from typing import Any
 import aiosqlite
 
 from engine import catalogue
+from engine.audit import GENESIS, event_hash
 from engine.directory import DirectoryData, DirectorySnapshot, Partner, Structure
 from engine.errors import AlreadyExists, FlowNotFound, StoreUnavailable
 from engine.flownumber import format_flow_number
 from engine.model import Finding, FlowRecord, InvoiceOutcome, InvoiceStatus, StatusChange
-from engine.status import FlowEvent, FlowStatus, advance
+from engine.status import ADMIN_EVENTS, FlowEvent, FlowStatus, advance, events_of, walk
 from engine.store import sqlite_directory as directory_sql
+from engine.store import sqlite_outbox
 from engine.store import sqlite_sql as sql
+from engine.store.group_commit import GroupCommit
 from engine.store.port import Claim, NewFlow, Recovered
-from engine.store.sqlite_db import connect, migrate, transaction, wrap
+from engine.store.sqlite_admin import SqliteAdmin
+from engine.store.sqlite_db import SyncSetting, connect, migrate, transaction, wrap
+from engine.store.sqlite_queries import CommitSignal, SqliteQueries
 from engine.store.sqlite_rows import (
     change_from_row,
     facts_from_row,
@@ -46,13 +60,40 @@ from engine.store.sqlite_rows import (
     to_db_time,
     utc,
 )
-from engine.store.sqlite_status import add_flow_finding, append_event, read_flow, set_status
+from engine.store.sqlite_status import add_flow_finding, append_event, read_flow, set_status, set_statuses
 
 S = FlowStatus
 
 
-class SqliteStore:
-    """The default store: one SQLite file in WAL mode (see the module docstring)."""
+def _flow_params(seq: int, number: str, new: NewFlow) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "flow_number": number,
+        "file_name": new.file_name,
+        "syntax": new.syntax.value,
+        "declared_syntax": int(new.declared_syntax),
+        "channel": new.channel.value,
+        "issuer_siret": new.issuer_siret,
+        "depositor": new.depositor,
+        "status": S.RECEIVED.code,
+        "deposited_at": to_db_time(new.deposited_at),
+        "sha256": new.sha256,
+        "size_bytes": new.size_bytes,
+        "blob_key": new.blob_key,
+        "tracking_id": new.tracking_id,
+        "partner_code": new.partner_code,
+    }
+
+
+WORK_POLL_S = 0.2  # wait_for_work: how long an idle worker sleeps before claiming again
+
+
+class SqliteStore(SqliteQueries, SqliteAdmin):
+    """The default store: one SQLite file in WAL mode (see the module docstring).
+
+    Monitoring queries live in ``engine.store.sqlite_queries``, authentication and administration in
+    ``engine.store.sqlite_admin``; both run on this class's connections and locks.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -60,6 +101,9 @@ class SqliteStore:
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
+        self._commits = CommitSignal()  # wakes wait_for_events after each committed write
+        self._creates: GroupCommit[NewFlow, FlowRecord] = GroupCommit(self._create_batch)
+        self._writer_sync = SyncSetting()  # connect() sets synchronous=FULL
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -73,9 +117,11 @@ class SqliteStore:
                 await writer.close()
                 raise
         self._writer, self._reader = writer, reader
+        self._writer_sync = SyncSetting()
 
     async def close(self) -> None:
         """Wait for running transactions, then close both connections (the WAL is checkpointed)."""
+        await self._creates.drain()
         async with self._write_lock, self._read_lock:
             writer, reader = self._writer, self._reader
             self._writer = self._reader = None
@@ -86,13 +132,17 @@ class SqliteStore:
                     await writer.close()
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction on the writer connection, driver errors wrapped."""
+    async def _write(self, *, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction on the writer connection, driver errors wrapped; synced to disk at
+        COMMIT unless ``durable=False`` (the workers' writes, see the module docstring)."""
         if self._writer is None:
             raise StoreUnavailable("the store is not open")
         with wrap():
-            async with transaction(self._writer, self._write_lock, write=True) as conn:
+            async with transaction(
+                self._writer, self._write_lock, write=True, durable=durable, sync=self._writer_sync
+            ) as conn:
                 yield conn
+        self._commits.notify()  # committed (an error skips this): a status change may be in the feed
 
     @asynccontextmanager
     async def _read(self, *, snapshot: bool = False) -> AsyncIterator[aiosqlite.Connection]:
@@ -115,49 +165,81 @@ class SqliteStore:
     async def create_flow(self, new: NewFlow) -> FlowRecord:
         """Allocate the number and insert flow + first event + job in one durable transaction.
 
-        Raises ``AlreadyExists`` when the depositor already has a flow with ``new.tracking_id`` (the
-        caller re-reads it with ``find_by_tracking_id``); the unique index decides under concurrency.
+        Concurrent calls are group-committed (``engine.store.group_commit``): they share one transaction
+        and one fsync, and each returns only after that COMMIT. Raises ``AlreadyExists`` when the
+        depositor already has a flow with ``new.tracking_id`` (the caller re-reads it with
+        ``find_by_tracking_id``); the unique index decides under concurrency, and a savepoint keeps that
+        refusal from failing the rest of the batch.
         """
-        deposited_at = to_db_time(new.deposited_at)
+        return await self._creates.submit(new)
+
+    async def _create_batch(self, batch: Sequence[NewFlow]) -> list[FlowRecord | BaseException]:
+        """One transaction for a batch: flows without a tracking id in a few bulk statements (whatever
+        the batch size: each statement is a hop to the driver's thread), the others one by one."""
+        outcomes: list[FlowRecord | BaseException] = []
         async with self._write() as conn:
-            rows = list(await conn.execute_fetchall(sql.NEXT_SEQUENCE))
-            seq = int(rows[0][0])
+            plain = [new for new in batch if new.tracking_id is None]
+            bulk = iter(await self._insert_many(conn, plain) if plain else [])
+            for new in batch:
+                outcomes.append(next(bulk) if new.tracking_id is None else await self._insert_isolated(conn, new))
+        return outcomes
+
+    async def _insert_many(self, conn: aiosqlite.Connection, news: Sequence[NewFlow]) -> list[FlowRecord]:
+        """Insert flows that cannot conflict (no tracking id): numbers, rows, first events, jobs."""
+        rows = list(await conn.execute_fetchall(sql.RESERVE_SEQUENCES, {"count": len(news)}))
+        first = int(rows[0][0]) - len(news) + 1
+        flows, events, jobs = [], [], []
+        for seq, new in enumerate(news, start=first):
             number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
-            params = {
-                "seq": seq,
-                "flow_number": number,
-                "file_name": new.file_name,
-                "syntax": new.syntax.value,
-                "declared_syntax": int(new.declared_syntax),
-                "channel": new.channel.value,
-                "issuer_siret": new.issuer_siret,
-                "depositor": new.depositor,
-                "status": S.RECEIVED.code,
-                "deposited_at": deposited_at,
-                "sha256": new.sha256,
-                "size_bytes": new.size_bytes,
-                "blob_key": new.blob_key,
-                "tracking_id": new.tracking_id,
-                "partner_code": new.partner_code,
-            }
-            try:
-                await conn.execute(sql.INSERT_FLOW, params)
-            except sqlite3.IntegrityError as exc:
-                if "flows.tracking_id" in str(exc):
-                    raise AlreadyExists(
-                        f"{new.depositor} already deposited a flow with tracking id {new.tracking_id!r}"
-                    ) from exc
-                raise
-            await append_event(
-                conn, number, S.RECEIVED, None, at=new.deposited_at, actor=new.depositor, detail=None
-            )
-            await conn.execute(sql.ENSURE_JOB, {"flow_number": number, "available_at": deposited_at})
-            return await read_flow(conn, number)
+            at = utc(new.deposited_at)
+            flows.append(_flow_params(seq, number, new))
+            digest = event_hash(GENESIS, number, 1, S.RECEIVED.code, "", at.isoformat(), new.depositor, None)
+            events.append(
+                {
+                    "flow_number": number, "seq": 1, "status": S.RECEIVED.code, "event": None,
+                    "at": to_db_time(at), "actor": new.depositor, "detail": None, "prev_hash": GENESIS,
+                    "hash": digest,
+                }
+            )  # fmt: skip
+            jobs.append({"flow_number": number, "available_at": to_db_time(at)})
+        await conn.executemany(sql.INSERT_FLOW, flows)
+        await conn.executemany(sql.INSERT_EVENT, events)
+        await conn.executemany(sql.ENSURE_JOB, jobs)
+        inserted = await conn.execute_fetchall(sql.FLOWS_BY_SEQ, {"first": first, "last": first + len(news) - 1})
+        return [flow_from_row(row) for row in inserted]
+
+    async def _insert_isolated(self, conn: aiosqlite.Connection, new: NewFlow) -> FlowRecord | BaseException:
+        if new.tracking_id is None:  # nothing expected can fail: no savepoint needed
+            return await self._insert_flow(conn, new)
+        await conn.execute(sql.SAVEPOINT_CREATE)
+        try:
+            flow = await self._insert_flow(conn, new)
+        except AlreadyExists as exc:
+            await conn.execute(sql.ROLLBACK_TO_CREATE)
+            await conn.execute(sql.RELEASE_CREATE)
+            return exc
+        await conn.execute(sql.RELEASE_CREATE)
+        return flow
+
+    async def _insert_flow(self, conn: aiosqlite.Connection, new: NewFlow) -> FlowRecord:
+        deposited_at = to_db_time(new.deposited_at)
+        rows = list(await conn.execute_fetchall(sql.NEXT_SEQUENCE))
+        seq = int(rows[0][0])
+        number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
+        try:
+            await conn.execute(sql.INSERT_FLOW, _flow_params(seq, number, new))
+        except sqlite3.IntegrityError as exc:
+            if "flows.tracking_id" in str(exc):
+                raise AlreadyExists(
+                    f"{new.depositor} already deposited a flow with tracking id {new.tracking_id!r}"
+                ) from exc
+            raise
+        await append_event(conn, number, S.RECEIVED, None, at=new.deposited_at, actor=new.depositor, detail=None)
+        await conn.execute(sql.ENSURE_JOB, {"flow_number": number, "available_at": deposited_at})
+        return await read_flow(conn, number)
 
     async def find_by_tracking_id(self, depositor: str, tracking_id: str) -> FlowRecord | None:
-        rows = await self._fetch(
-            sql.FIND_BY_TRACKING_ID, {"depositor": depositor, "tracking_id": tracking_id}
-        )
+        rows = await self._fetch(sql.FIND_BY_TRACKING_ID, {"depositor": depositor, "tracking_id": tracking_id})
         return flow_from_row(rows[0]) if rows else None
 
     async def get_flow(self, flow_number: str) -> FlowRecord | None:
@@ -176,16 +258,19 @@ class SqliteStore:
         self,
         flow_number: str,
         expected: FlowStatus,
-        event: FlowEvent,
+        event: FlowEvent | Sequence[FlowEvent],
         *,
         actor: str,
         at: datetime,
         detail: str | None = None,
     ) -> FlowRecord:
-        """Compare-and-set along ``advance(expected, event)`` and append the event (see the port)."""
-        advance(expected, event)  # InvalidTransition before touching the database
-        async with self._write() as conn:
-            await set_status(conn, flow_number, expected, event, at=at, actor=actor, detail=detail)
+        """Compare-and-set along ``advance(expected, event)`` and append the event; several events are
+        applied in order in one transaction (see the port). Only operators' events are synced to disk
+        at commit (module docstring)."""
+        events = events_of(event)
+        walk(expected, events)  # InvalidTransition before touching the database
+        async with self._write(durable=any(e in ADMIN_EVENTS for e in events)) as conn:
+            await set_statuses(conn, flow_number, expected, events, at=at, actor=actor, detail=detail)
             return await read_flow(conn, flow_number)
 
     async def record_verdict(
@@ -203,17 +288,15 @@ class SqliteStore:
     ) -> FlowRecord:
         """Replace the flow's invoices and findings with the verdict's and move its status, atomically."""
         advance(expected, event)  # InvalidTransition before touching the database
-        async with self._write() as conn:
+        async with self._write(durable=False) as conn:
             await set_status(conn, flow_number, expected, event, at=at, actor=actor, detail=detail)
             # A reprocessed flow (ADMIN_REPROCESS) is judged again: the new verdict replaces the old one.
             await conn.execute(sql.DELETE_FINDINGS, {"flow_number": flow_number})
             await conn.execute(sql.DELETE_INVOICES, {"flow_number": flow_number})
             findings = [finding_params(flow_number, None, pos, f) for pos, f in enumerate(flow_findings)]
             for idx, outcome in enumerate(invoices):
-                findings.extend(
-                    finding_params(flow_number, idx, len(findings) + k, f)
-                    for k, f in enumerate(outcome.findings)
-                )
+                base = len(findings)  # taken once: extend() would see the list grow under a generator
+                findings.extend(finding_params(flow_number, idx, base + k, f) for k, f in enumerate(outcome.findings))
             await conn.executemany(
                 sql.INSERT_INVOICE,
                 [invoice_params(flow_number, idx, o.facts, o.status) for idx, o in enumerate(invoices)],
@@ -233,9 +316,7 @@ class SqliteStore:
             return await read_flow(conn, flow_number)
 
     async def flow_findings(self, flow_number: str) -> list[Finding]:
-        return [
-            finding_from_row(r) for r in await self._fetch(sql.FLOW_FINDINGS, {"flow_number": flow_number})
-        ]
+        return [finding_from_row(r) for r in await self._fetch(sql.FLOW_FINDINGS, {"flow_number": flow_number})]
 
     async def invoices(self, flow_number: str) -> list[InvoiceOutcome]:
         rows = await self._fetch(sql.INVOICES_WITH_FINDINGS, {"flow_number": flow_number})
@@ -263,6 +344,10 @@ class SqliteStore:
             if not list(await conn.execute_fetchall(sql.FLOW_EXISTS, {"flow_number": flow_number})):
                 raise FlowNotFound(flow_number)
 
+    async def pending_return_flows(self, limit: int = 100) -> list[FlowRecord]:
+        """EDI flows in a final status whose integration report is not written (``sqlite_outbox``)."""
+        return await sqlite_outbox.pending_return_flows(self._fetch, limit)
+
     async def all_flow_numbers(self) -> list[str]:
         """Every flow number, oldest first."""
         return [str(r[0]) for r in await self._fetch(sql.ALL_FLOW_NUMBERS, {})]
@@ -275,7 +360,7 @@ class SqliteStore:
         if not await self._fetch(sql.NEXT_CLAIMABLE, params):
             return None
         expires = utc(now) + timedelta(seconds=lease_s)
-        async with self._write() as conn:
+        async with self._write(durable=False) as conn:
             rows = list(await conn.execute_fetchall(sql.NEXT_CLAIMABLE, params))
             if not rows:
                 return None
@@ -302,7 +387,7 @@ class SqliteStore:
         A lease past its expiry but not yet recovered is still held (nobody else can claim it).
         """
         expires = to_db_time(utc(now) + timedelta(seconds=lease_s))
-        async with self._write() as conn:
+        async with self._write(durable=False) as conn:
             cursor = await conn.execute(
                 sql.HEARTBEAT,
                 {"flow_number": flow_number, "worker_id": worker_id, "lease_expires_at": expires},
@@ -311,7 +396,7 @@ class SqliteStore:
 
     async def release(self, flow_number: str, worker_id: str) -> None:
         """Hand the job back (its status unchanged) without counting an attempt."""
-        async with self._write() as conn:
+        async with self._write(durable=False) as conn:
             await conn.execute(sql.RELEASE, {"flow_number": flow_number, "worker_id": worker_id})
 
     async def recover_expired_leases(
@@ -325,7 +410,7 @@ class SqliteStore:
         finding and its job is removed.
         """
         recovered: list[Recovered] = []
-        async with self._write() as conn:
+        async with self._write(durable=False) as conn:
             expired_before = datetime.max.replace(tzinfo=UTC) if every_lease else now
             rows = list(await conn.execute_fetchall(sql.EXPIRED_LEASES, {"now": to_db_time(expired_before)}))
             for row in rows:
@@ -336,9 +421,7 @@ class SqliteStore:
                 )
                 if attempts >= max_attempts:
                     detail = f"lease expired {attempts} times"
-                    to = await set_status(
-                        conn, number, status, FlowEvent.HOLD, at=now, actor=actor, detail=detail
-                    )
+                    to = await set_status(conn, number, status, FlowEvent.HOLD, at=now, actor=actor, detail=detail)
                     await add_flow_finding(conn, number, catalogue.finding("PROCESSING_INTERRUPTED"))
                 else:
                     await conn.execute(sql.CLEAR_EXPIRED_LEASE, {"flow_number": number, "attempts": attempts})
@@ -360,6 +443,10 @@ class SqliteStore:
         """Flows with a job: not yet judged, leased or not."""
         rows = await self._fetch(sql.QUEUE_DEPTH, {})
         return int(rows[0][0])
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """A short sleep (SQLite has no notifications; in-process deposits wake the pool directly)."""
+        await asyncio.sleep(min(max(timeout_s, 0.0), WORK_POLL_S))
 
     # --- directory -----------------------------------------------------------------------------
     async def import_directory(self, data: DirectoryData) -> None:

@@ -3,7 +3,9 @@
 Invariants:
 
 * Every connection runs in WAL mode with ``synchronous=FULL`` (a commit is on disk when it returns),
-  foreign keys on and a busy timeout, in autocommit mode: transactions are explicit
+  foreign keys on and a busy timeout; a write transaction may ask for ``synchronous=NORMAL`` instead
+  (``transaction(durable=False)``: the commit survives a crash of the process, not a power loss; the
+  next FULL commit or checkpoint syncs it), in autocommit mode: transactions are explicit
   (``BEGIN IMMEDIATE`` for writes, so a writer takes SQLite's lock up front and never fails mid-way on
   a lock upgrade).
 * Driver errors leave this package only through ``wrap()``, as ``engine.errors.StoreError`` children
@@ -35,6 +37,8 @@ _PRAGMAS = (
     "PRAGMA foreign_keys = ON",
 )
 _SET_WAL = "PRAGMA journal_mode = WAL"
+_SYNC_FULL = "PRAGMA synchronous = FULL"
+_SYNC_NORMAL = "PRAGMA synchronous = NORMAL"
 _WAL_RETRY_S = 0.05
 
 _CREATE_MIGRATIONS = """
@@ -117,12 +121,31 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+@dataclass
+class SyncSetting:
+    """The ``synchronous`` level a connection is set to, so it is changed only when it must be."""
+
+    full: bool = True
+
+
 @asynccontextmanager
 async def transaction(
-    conn: aiosqlite.Connection, lock: asyncio.Lock, *, write: bool
+    conn: aiosqlite.Connection,
+    lock: asyncio.Lock,
+    *,
+    write: bool,
+    durable: bool = True,
+    sync: SyncSetting | None = None,
 ) -> AsyncIterator[aiosqlite.Connection]:
-    """Hold ``lock`` and one transaction on ``conn``: committed on success, rolled back on any error."""
+    """Hold ``lock`` and one transaction on ``conn``: committed on success, rolled back on any error.
+
+    With ``sync`` (the connection's current level), the commit is synced to disk (``FULL``) when
+    ``durable``, else only written to the WAL (``NORMAL``). The level is set before ``BEGIN``.
+    """
     async with lock:
+        if sync is not None and sync.full != durable:
+            await conn.execute(_SYNC_FULL if durable else _SYNC_NORMAL)
+            sync.full = durable
         await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield conn

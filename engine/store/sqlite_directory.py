@@ -37,16 +37,19 @@ INSERT_SERVICE = """
 INSERT INTO services (siret, code, label, active, position) VALUES (:siret, :code, :label, :active, :position)
 """
 UPSERT_USER = """
-INSERT INTO users (login, name, token_hash) VALUES (:login, :name, :token_hash)
-ON CONFLICT (login) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash
+INSERT INTO users (login, name, token_hash, token_lookup) VALUES (:login, :name, :token_hash, :token_lookup)
+ON CONFLICT (login) DO UPDATE SET
+    name = excluded.name, token_hash = excluded.token_hash, token_lookup = excluded.token_lookup
 """
 UPSERT_MEMBERSHIP = """
 INSERT INTO memberships (login, siret, role) VALUES (:login, :siret, :role)
 ON CONFLICT (login, siret) DO UPDATE SET role = excluded.role
 """
 UPSERT_TECHNICAL_USER = """
-INSERT INTO technical_users (login, siret, token_hash) VALUES (:login, :siret, :token_hash)
-ON CONFLICT (login) DO UPDATE SET siret = excluded.siret, token_hash = excluded.token_hash
+INSERT INTO technical_users (login, siret, token_hash, token_lookup)
+VALUES (:login, :siret, :token_hash, :token_lookup)
+ON CONFLICT (login) DO UPDATE SET
+    siret = excluded.siret, token_hash = excluded.token_hash, token_lookup = excluded.token_lookup
 """
 UPSERT_PARTNER = """
 INSERT INTO partners (code, siret, password_hash, status_files)
@@ -56,9 +59,7 @@ ON CONFLICT (code) DO UPDATE SET
 """
 DELETE_PARTNER_KEYS = "DELETE FROM partner_keys WHERE code = :code"
 DELETE_PARTNER_RULES = "DELETE FROM partner_rules WHERE code = :code"
-INSERT_PARTNER_KEY = (
-    "INSERT INTO partner_keys (code, position, public_key) VALUES (:code, :position, :public_key)"
-)
+INSERT_PARTNER_KEY = "INSERT INTO partner_keys (code, position, public_key) VALUES (:code, :position, :public_key)"
 INSERT_PARTNER_RULE = (
     "INSERT INTO partner_rules (code, syntax, rule, position) VALUES (:code, :syntax, :rule, :position)"
 )
@@ -107,7 +108,11 @@ async def import_directory(conn: aiosqlite.Connection, data: DirectoryData) -> N
             ],
         )
     await conn.executemany(
-        UPSERT_USER, [{"login": u.login, "name": u.name, "token_hash": u.token_hash} for u in data.users]
+        UPSERT_USER,
+        [
+            {"login": u.login, "name": u.name, "token_hash": u.token_hash, "token_lookup": u.token_lookup}
+            for u in data.users
+        ],
     )
     await conn.executemany(
         UPSERT_MEMBERSHIP,
@@ -115,7 +120,10 @@ async def import_directory(conn: aiosqlite.Connection, data: DirectoryData) -> N
     )
     await conn.executemany(
         UPSERT_TECHNICAL_USER,
-        [{"login": t.login, "siret": t.siret, "token_hash": t.token_hash} for t in data.technical_users],
+        [
+            {"login": t.login, "siret": t.siret, "token_hash": t.token_hash, "token_lookup": t.token_lookup}
+            for t in data.technical_users
+        ],
     )
     for p in data.partners:
         await conn.execute(
@@ -146,7 +154,7 @@ async def import_directory(conn: aiosqlite.Connection, data: DirectoryData) -> N
     )
 
 
-def _structures_from_rows(rows: Iterable[sqlite3.Row]) -> dict[str, Structure]:
+def structures_from_rows(rows: Iterable[sqlite3.Row]) -> dict[str, Structure]:
     heads: dict[str, sqlite3.Row] = {}
     services: dict[str, list[Service]] = {}
     for row in rows:
@@ -175,7 +183,7 @@ def _structures_from_rows(rows: Iterable[sqlite3.Row]) -> dict[str, Structure]:
 
 async def load_structures(conn: aiosqlite.Connection, sirets: Iterable[str]) -> dict[str, Structure]:
     rows = await conn.execute_fetchall(STRUCTURES_WITH_SERVICES, {"sirets": json.dumps(sorted(set(sirets)))})
-    return _structures_from_rows(rows)
+    return structures_from_rows(rows)
 
 
 async def load_partner(conn: aiosqlite.Connection, code: str) -> Partner | None:

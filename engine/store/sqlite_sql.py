@@ -24,6 +24,7 @@ SELECT flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, d
        invoice_count, integrated_count, rejected_count, return_flows
 FROM flows
 """
+FLOW_COLUMNS = _FLOW_COLUMNS  # "SELECT <every FlowRecord column> FROM flows" (sqlite_queries_sql)
 GET_FLOW = _FLOW_COLUMNS + "WHERE flow_number = :flow_number"
 FIND_BY_TRACKING_ID = _FLOW_COLUMNS + "WHERE depositor = :depositor AND tracking_id = :tracking_id"
 
@@ -151,3 +152,13 @@ UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL, attempts = :attempt
 WHERE flow_number = :flow_number
 """
 QUEUE_DEPTH = "SELECT COUNT(*) FROM jobs"
+
+# create_flow's group commit isolates a flow with a tracking id, whose insert may be refused alone.
+SAVEPOINT_CREATE = "SAVEPOINT create_flow"
+ROLLBACK_TO_CREATE = "ROLLBACK TO create_flow"
+RELEASE_CREATE = "RELEASE create_flow"
+# ... and writes every other flow of the batch with one statement per table.
+RESERVE_SEQUENCES = """
+UPDATE flow_sequence SET last_value = last_value + :count WHERE id = 1 RETURNING last_value
+"""
+FLOWS_BY_SEQ = _FLOW_COLUMNS + "WHERE seq BETWEEN :first AND :last ORDER BY seq"

@@ -9,7 +9,9 @@ what ``history()`` gives back; a flow has a job row exactly while its status is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import aiosqlite
 
@@ -65,6 +67,83 @@ async def set_status(
     return new_status
 
 
+async def set_statuses(
+    conn: aiosqlite.Connection,
+    flow_number: str,
+    expected: FlowStatus,
+    events: Sequence[FlowEvent],
+    *,
+    at: datetime,
+    actor: str,
+    detail: str | None,
+) -> FlowStatus:
+    """``set_status`` for each of ``events`` in order, in a constant number of statements: one
+    compare-and-set from ``expected`` to the last status (nothing else sees the ones between inside
+    the transaction), the chained events in one ``executemany``, the job as the last status wants."""
+    if len(events) == 1:
+        return await set_status(conn, flow_number, expected, events[0], at=at, actor=actor, detail=detail)
+    statuses = []
+    status = expected
+    for event in events:
+        status = advance(status, event)
+        statuses.append(status)
+    at_db = to_db_time(at)
+    params = {"flow_number": flow_number, "expected": expected.code, "new_status": status.code, "at": at_db}
+    cursor = await conn.execute(sql.SET_STATUS, params)
+    if cursor.rowcount != 1:
+        rows = list(await conn.execute_fetchall(sql.GET_STATUS, {"flow_number": flow_number}))
+        actual = FlowStatus(rows[0][0]).name if rows else None
+        raise StatusConflict(flow_number, expected.name, actual)
+    rows = list(await conn.execute_fetchall(sql.LAST_EVENT, {"flow_number": flow_number}))
+    seq, prev_hash = (int(rows[0]["seq"]), str(rows[0]["hash"])) if rows else (0, GENESIS)
+    chained = []
+    for step_status, event in zip(statuses, events, strict=True):
+        seq += 1
+        chained.append(_event_params(flow_number, seq, prev_hash, step_status, event, at, actor, detail))
+        prev_hash = chained[-1]["hash"]
+    await conn.executemany(sql.INSERT_EVENT, chained)
+    if status in JOB_STATUSES:
+        await conn.execute(sql.ENSURE_JOB, {"flow_number": flow_number, "available_at": at_db})
+    else:
+        await conn.execute(sql.DELETE_JOB, {"flow_number": flow_number})
+    return status
+
+
+def _event_params(
+    flow_number: str,
+    seq: int,
+    prev_hash: str,
+    status: FlowStatus,
+    event: FlowEvent | None,
+    at: datetime,
+    actor: str,
+    detail: str | None,
+) -> dict[str, Any]:
+    """The row of event ``seq``, hash-chained to ``prev_hash``."""
+    at_utc = utc(at)
+    digest = event_hash(
+        prev_hash,
+        flow_number,
+        seq,
+        status.code,
+        event.value if event else "",
+        at_utc.isoformat(),
+        actor,
+        detail,
+    )
+    return {
+        "flow_number": flow_number,
+        "seq": seq,
+        "status": status.code,
+        "event": event.value if event else None,
+        "at": to_db_time(at_utc),
+        "actor": actor,
+        "detail": detail,
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
+
+
 async def append_event(
     conn: aiosqlite.Connection,
     flow_number: str,
@@ -80,9 +159,7 @@ async def append_event(
     seq, prev_hash = (int(rows[0]["seq"]) + 1, str(rows[0]["hash"])) if rows else (1, GENESIS)
     at_utc = utc(at)
     event_value = event.value if event else ""
-    digest = event_hash(
-        prev_hash, flow_number, seq, status.code, event_value, at_utc.isoformat(), actor, detail
-    )
+    digest = event_hash(prev_hash, flow_number, seq, status.code, event_value, at_utc.isoformat(), actor, detail)
     await conn.execute(
         sql.INSERT_EVENT,
         {

@@ -46,6 +46,7 @@ from engine.model import (
 from engine.status import FlowEvent, FlowStatus, InvalidTransition
 from engine.store.port import NewFlow, Store
 from engine.store.sqlite import SqliteStore
+from tests.pg import store_factory_parts
 
 S = FlowStatus
 E = FlowEvent
@@ -78,7 +79,15 @@ def sqlite_factory(tmp_path: Path) -> StoreFactory:
     return StoreFactory(open_store, execute_raw)
 
 
-FACTORIES: dict[str, Callable[[Path], StoreFactory]] = {"sqlite": sqlite_factory}
+def postgres_factory(tmp_path: Path) -> StoreFactory:
+    """A fresh database on the session's PostgreSQL (``tests/pg.py``; skipped when there is none)."""
+    return StoreFactory(*store_factory_parts())
+
+
+FACTORIES: dict[str, Callable[[Path], StoreFactory]] = {
+    "sqlite": sqlite_factory,
+    "postgresql": postgres_factory,
+}
 
 
 @pytest.fixture(params=sorted(FACTORIES))
@@ -126,9 +135,7 @@ async def walk(store: Store, number: str, *events: FlowEvent, at: datetime = T0)
     assert flow is not None
     status = flow.status
     for k, event in enumerate(events, start=1):
-        status = (
-            await store.transition(number, status, event, actor="worker:w", at=at + timedelta(seconds=k))
-        ).status
+        status = (await store.transition(number, status, event, actor="worker:w", at=at + timedelta(seconds=k))).status
 
 
 def facts(number: str, *, year: str = "2026", supplier: str = SUPPLIER) -> InvoiceFacts:
@@ -319,6 +326,42 @@ async def test_transition_is_compare_and_set(store: Store) -> None:
     ]
 
 
+async def test_transition_applies_several_events_in_one_call(store: Store) -> None:
+    """Several events in one transition are applied in order: one hash-chained event each, the flow in
+    the last status, its job kept; the chain verifies."""
+    flow = await store.create_flow(new_flow())
+    at = T0 + timedelta(seconds=5)
+    steps = [E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED]
+    moved = await store.transition(flow.flow_number, S.RECEIVED, steps, actor="worker:1", at=at)
+    assert moved.status is S.IN_PROGRESS and moved.status_changed_at == at
+    history = await store.history(flow.flow_number)
+    assert [(h.seq, h.status, h.event, h.actor) for h in history] == [
+        (1, S.RECEIVED, None, "tech:TECH_1"),
+        (2, S.PROCESSED_SE_CPP, E.TRANSPORT_CHECKED, "worker:1"),
+        (3, S.WAITING_FOR_PROCESSING, E.QUEUED, "worker:1"),
+        (4, S.IN_PROGRESS, E.CLAIMED, "worker:1"),
+    ]
+    assert verify_chain(history) == []
+    assert await store.queue_depth() == 1
+    done = await store.transition(flow.flow_number, S.IN_PROGRESS, [E.HOLD, E.ADMIN_CLOSE], actor="op", at=at)
+    assert done.status is S.WARNING
+    assert await store.queue_depth() == 0
+    assert verify_chain(await store.history(flow.flow_number)) == []
+
+
+async def test_multi_event_transition_is_all_or_nothing(store: Store) -> None:
+    """A sequence with a step not allowed is refused before anything is written (InvalidTransition); a
+    sequence from a stale status is StatusConflict and records none of its events."""
+    flow = await store.create_flow(new_flow())
+    with pytest.raises(InvalidTransition):
+        await store.transition(flow.flow_number, S.RECEIVED, [E.TRANSPORT_CHECKED, E.CLAIMED], actor="w", at=T0)
+    with pytest.raises(StatusConflict) as info:
+        await store.transition(flow.flow_number, S.PROCESSED_SE_CPP, [E.QUEUED, E.CLAIMED], actor="w", at=T0)
+    assert info.value.actual == S.RECEIVED.name
+    assert [h.seq for h in await store.history(flow.flow_number)] == [1]
+    assert (await store.get_flow(flow.flow_number)).status is S.RECEIVED  # type: ignore[union-attr]
+
+
 async def test_transition_of_unknown_flow_is_a_conflict(store: Store) -> None:
     """A transition on a flow that does not exist raises StatusConflict with no actual status."""
     with pytest.raises(StatusConflict) as info:
@@ -363,9 +406,7 @@ async def test_final_status_removes_job_and_admin_reprocess_recreates_it(store: 
     assert await store.queue_depth() == 1
     claim = await store.claim("w1", now=T0 + timedelta(hours=1), lease_s=30)
     assert claim is not None and claim.flow_number == n and claim.status is S.WAITING_FOR_PROCESSING
-    await store.transition(
-        n, S.WAITING_FOR_PROCESSING, E.HOLD, actor="admin:root", at=T0 + timedelta(minutes=2)
-    )
+    await store.transition(n, S.WAITING_FOR_PROCESSING, E.HOLD, actor="admin:root", at=T0 + timedelta(minutes=2))
     assert await store.queue_depth() == 0
     await store.transition(
         n, S.WAITING_FOR_REPROCESSING, E.ADMIN_RELEASE, actor="admin:root", at=T0 + timedelta(minutes=3)
@@ -380,9 +421,7 @@ async def test_history_hash_chain_verifies_and_detects_tampering(store: Store, f
     flow = await store.create_flow(new_flow())
     # Whole-second times too: their isoformat() has no fraction, and the chain must still verify.
     whole_second = T0.replace(microsecond=0)
-    await walk(
-        store, flow.flow_number, E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED, E.SYSTEM_FAILURE, at=whole_second
-    )
+    await walk(store, flow.flow_number, E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED, E.SYSTEM_FAILURE, at=whole_second)
     history = await store.history(flow.flow_number)
     assert [h.seq for h in history] == [1, 2, 3, 4, 5]
     assert history[1].at == whole_second + timedelta(seconds=1)
@@ -401,9 +440,7 @@ async def test_record_verdict_stores_invoices_findings_counts_and_removes_job(st
     flow = await store.create_flow(new_flow())
     n = flow.flow_number
     await walk(store, n, E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED)
-    warning = Finding(
-        "EN16931_WARNING", "check it", Severity.WARNING, "BR-CL-10", "BT-5", "a.xml; /Invoice", "a.xml"
-    )
+    warning = Finding("EN16931_WARNING", "check it", Severity.WARNING, "BR-CL-10", "BT-5", "a.xml; /Invoice", "a.xml")
     bad = Finding("DUPLICATE_INVOICE", "already integrated", rule="CPP-DUPLICATE", business_term="BT-1")
     note = Finding("DIRECTORY_CHECKS_NOT_RUN", "no directory", Severity.INFO)
     outcomes = [
@@ -470,13 +507,18 @@ async def test_integrated_invoice_flows_finds_integrated_invoices_only(store: St
         actor="w",
         at=T0,
         flow_findings=[],
-        invoices=[InvoiceOutcome(facts("F-1"), InvoiceStatus.INTEGRATED)],
+        # F-2 was rejected in the first flow; an invoice is integrated at most once (PostgreSQL enforces it).
+        invoices=[InvoiceOutcome(facts("F-2"), InvoiceStatus.INTEGRATED)],
         ruleset_version="r",
     )
     found = await store.integrated_invoice_flows(
         SUPPLIER, [("2026", "F-1"), ("2026", "F-2"), ("2026", "F-3"), ("2025", "F-3"), ("2026", "F-9")]
     )
-    assert found == {("2026", "F-1"): first.flow_number, ("2025", "F-3"): first.flow_number}
+    assert found == {
+        ("2026", "F-1"): first.flow_number,
+        ("2026", "F-2"): second.flow_number,
+        ("2025", "F-3"): first.flow_number,
+    }
     assert await store.integrated_invoice_flows("99999999999999", [("2026", "F-1")]) == {}
     assert await store.integrated_invoice_flows(SUPPLIER, []) == {}
 
@@ -511,9 +553,7 @@ async def test_two_workers_racing_claim_each_job_exactly_once(factory: StoreFact
     """Two stores on one database (two processes) claiming 50 jobs concurrently: each job is claimed once."""
     a, b = await factory.open(), await factory.open()
     try:
-        numbers = {
-            f.flow_number for f in await asyncio.gather(*(a.create_flow(new_flow(i)) for i in range(50)))
-        }
+        numbers = {f.flow_number for f in await asyncio.gather(*(a.create_flow(new_flow(i)) for i in range(50)))}
         now = T0 + timedelta(minutes=1)
 
         async def worker(s: Store, worker_id: str) -> list[str]:

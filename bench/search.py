@@ -1,0 +1,261 @@
+"""Search and dashboard latency of ``SqliteStore`` on 1,000,000 flows over 1,000 issuers.
+
+Builds (or reuses) ``bench/out/search-<flows>.db``: a store opened once (so every migration, index and
+trigger exists), then flows and their error findings bulk-inserted through SQL in large transactions;
+the triggers of migration 0002 keep the counters exactly as the store would. (Status events are not
+generated: search and dashboard never read them.) Then measures, for a user following 5 issuers and for
+an operator who sees everything: the first page, a later page (through its page token) and the
+dashboard, each through ``SqliteStore`` and as plain SQL on the same file (the baseline: the obvious
+statements, ``COUNT(*)``/``GROUP BY`` over ``flows``, run synchronously with ``sqlite3``).
+
+    .venv/bin/python -m bench.search [--flows 1000000] [--runs 200] [--rebuild]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from engine.permissions import Visibility
+from engine.queries import DashboardQuery, FlowQuery, PageKey
+from engine.store.sqlite import SqliteStore
+
+OUT = Path(__file__).resolve().parent / "out"
+ISSUERS = [f"{100000000 + i:09d}00011" for i in range(1000)]
+SYNTAXES = ["IN_DP_E1_UBL_INVOICE", "IN_DP_E1_CII_16B", "IN_DP_E2_UBL_INVOICE_MIN", "IN_DP_E2_CII_FACTURX"]
+STATUSES = [  # (code, weight): mostly final, a few in flight
+    ("IN_INTEGRE", 70),
+    ("IN_INTEGRE_PARTIEL", 10),
+    ("IN_REJETE", 12),
+    ("IN_INCIDENTE", 3),
+    ("IN_RECU", 1),
+    ("IN_EN_ATTENTE_TRAITEMENT_CPP", 2),
+    ("IN_EN_COURS_TRAITEMENT_CPP", 1),
+    ("IN_EN_ATTENTE_RETRAITEMENT_CPP", 1),
+]
+ERROR_CODES = [(f"BR_CO_{k}", f"BR-CO-{k}") for k in range(10, 26)] + [("XSD_INVALID", None)]
+START = datetime(2025, 9, 1, tzinfo=UTC)
+DAYS = 180
+PAGE = 50
+BATCH = 100_000
+
+INSERT_FLOW = """
+INSERT INTO flows (seq, flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor,
+                   status, deposited_at, status_changed_at, sha256, size_bytes, blob_key)
+VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+INSERT_FINDING = """
+INSERT INTO findings (flow_number, invoice_idx, position, code, message, severity, rule)
+VALUES (?, NULL, ?, ?, 'bench', 'error', ?)
+"""
+
+
+def _rows(count: int) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+    rng = random.Random(7)
+    codes, weights = zip(*STATUSES, strict=True)
+    times = sorted(rng.random() * DAYS * 86400 for _ in range(count))
+    for seq, offset in enumerate(times, start=1):
+        issuer = rng.randrange(len(ISSUERS))
+        at = START + timedelta(seconds=offset)
+        status = rng.choices(codes, weights)[0]
+        changed = at + timedelta(seconds=rng.randrange(1, 600))
+        number = f"CPP0011100{seq:010d}"
+        flow = (
+            seq,
+            number,
+            f"invoices-{seq}.xml",
+            SYNTAXES[seq % len(SYNTAXES)],
+            ("API", "EDI", "PORTAL")[seq % 3],
+            ISSUERS[issuer],
+            f"tech:T{issuer}",
+            status,
+            at.isoformat(timespec="microseconds"),
+            changed.isoformat(timespec="microseconds"),
+            f"{seq:064x}",
+            1000 + seq % 5000,
+            f"{seq:064x}",
+        )
+        findings = []
+        if status in ("IN_REJETE", "IN_INTEGRE_PARTIEL"):
+            for pos in range(rng.randrange(1, 3)):
+                code, rule = ERROR_CODES[min(int(rng.expovariate(0.3)), len(ERROR_CODES) - 1)]
+                findings.append((number, pos, code, rule))
+        yield flow, findings
+
+
+def build(path: Path, count: int) -> None:
+    """A fresh store file with ``count`` flows (bulk SQL; the triggers keep the counters)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    async def create() -> None:
+        store = SqliteStore(str(path))
+        await store.open()
+        await store.close()
+
+    asyncio.run(create())
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -400000")
+    rows = _rows(count)
+    done = 0
+    while done < count:
+        flows, findings = [], []
+        for flow, found in (next(rows) for _ in range(min(BATCH, count - done))):
+            flows.append(flow)
+            findings.extend(found)
+        conn.execute("BEGIN")
+        conn.executemany(INSERT_FLOW, flows)
+        conn.executemany(INSERT_FINDING, findings)
+        conn.execute("UPDATE flow_sequence SET last_value = ?", (done + len(flows),))
+        conn.execute("COMMIT")
+        done += len(flows)
+    conn.execute("ANALYZE")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def timed_async(fn: Callable[[], Awaitable[Any]], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        await fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def timed(fn: Callable[[], Any], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+COLS = "flow_number, file_name, syntax, issuer_siret, depositor, status, deposited_at, status_changed_at"
+ORDER = " ORDER BY issuer_siret, deposited_at DESC, flow_number DESC LIMIT 51"
+
+
+def raw_queries(conn: sqlite3.Connection, sirets: list[str] | None, key: PageKey) -> dict[str, Callable[[], Any]]:
+    """The obvious SQL for the same answers (the IN list joins only "?" placeholders, one per value)."""
+    where = f"issuer_siret IN ({','.join('?' * len(sirets))})" if sirets else "1 = 1"
+    args: list[Any] = list(sirets or [])
+    k = [key.issuer_siret, key.deposited_at.isoformat(timespec="microseconds"), key.flow_number]
+    after = " AND (issuer_siret > ? OR (issuer_siret = ? AND (deposited_at, flow_number) < (?, ?)))"
+    non_final = "('IN_RECU', 'IN_TRAITE_SE_CPP', 'IN_EN_ATTENTE_TRAITEMENT_CPP', 'IN_EN_COURS_TRAITEMENT_CPP',"
+    non_final += " 'IN_EN_ATTENTE_RETRAITEMENT_CPP')"
+    # Statements from fixed text and `where` above (placeholders only): no value is ever formatted in.
+    page = "SELECT " + COLS + " FROM flows WHERE " + where + ORDER  # noqa: S608
+    later_page = "SELECT " + COLS + " FROM flows WHERE " + where + after + ORDER  # noqa: S608
+    count = "SELECT COUNT(*) FROM flows WHERE " + where  # noqa: S608
+    rows = (
+        "SELECT issuer_siret, status, COUNT(*) FROM flows WHERE " + where + " GROUP BY issuer_siret, status"  # noqa: S608
+    )
+    oldest = "SELECT status, MIN(status_changed_at) FROM flows WHERE status IN " + non_final  # noqa: S608
+    oldest += " AND " + where + " GROUP BY status"
+    errors = "SELECT e.code, e.rule, COUNT(*) AS n FROM findings e JOIN flows ON flows.flow_number = e.flow_number"
+    errors += " WHERE e.severity = 'error' AND " + where + " GROUP BY e.code, e.rule ORDER BY n DESC LIMIT 10"
+
+    def first() -> None:
+        conn.execute(page, args).fetchall()
+        conn.execute(count, args).fetchall()
+
+    def later() -> None:
+        conn.execute(later_page, [*args, k[0], *k]).fetchall()
+        conn.execute(count, args).fetchall()
+
+    def board() -> None:
+        for statement in (rows, oldest, errors):
+            conn.execute(statement, args).fetchall()
+
+    return {"first page": first, "later page": later, "dashboard": board}
+
+
+async def measure(path: Path, runs: int) -> list[tuple[str, str, list[float], list[float]]]:
+    rng = random.Random(11)
+    store = SqliteStore(str(path))
+    await store.open()
+    conn = sqlite3.connect(path)
+    results = []
+    try:
+        followed = rng.sample(ISSUERS, 5)
+        cases = {
+            "user (5 issuers)": (Visibility(sirets=frozenset(followed)), sorted(followed)),
+            "operator (all)": (Visibility(everything=True), None),
+        }
+        for who, (vis, sirets) in cases.items():
+            query = FlowQuery()
+            # A later page: the token of page 10 for the user, of a page in the middle of the operator's list.
+            if sirets:
+                after: PageKey | None = None
+                for _ in range(10):
+                    page = await store.search(query, vis, page_size=PAGE, after=after)
+                    after = page.next_page
+                assert after is not None
+                key = after
+            else:
+                middle = ISSUERS[500]
+                page = await store.search(FlowQuery(issuer_sirets=(middle,)), vis, page_size=PAGE)
+                key = PageKey.of(page.flows[20])
+            total = (await store.search(query, vis, page_size=1)).total_count
+
+            async def first() -> None:
+                await store.search(query, vis, page_size=PAGE)  # noqa: B023 - measured in this iteration
+
+            async def later() -> None:
+                await store.search(query, vis, page_size=PAGE, after=key)  # noqa: B023
+
+            async def board() -> None:
+                await store.dashboard(DashboardQuery(), vis)  # noqa: B023
+
+            raw = raw_queries(conn, sirets, key)
+            for name, fn in (("first page", first), ("later page", later), ("dashboard", board)):
+                await fn()  # warm
+                raw[name]()
+                ours = await timed_async(fn, runs)
+                base = timed(raw[name], 5 if sirets is None else runs)  # the raw operator scans take seconds
+                results.append((f"{who}, {total} flows", name, ours, base))
+    finally:
+        conn.close()
+        await store.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--flows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+    path = OUT / f"search-{args.flows}.db"
+    if args.rebuild or not path.exists():
+        started = time.perf_counter()
+        build(path, args.flows)
+        print(f"built {path} with {args.flows} flows in {time.perf_counter() - started:.0f} s")
+    rows = asyncio.run(measure(path, args.runs))
+    columns = ("store p50", "store p99", "raw p50", "raw p99", "p50 ratio")
+    header = f"{'who':<34} {'query':<11} " + " ".join(f"{c:>10}" for c in columns)
+    print(header)
+    print("-" * len(header))
+    for who, name, ours, base in rows:
+        p50, p99, b50, b99 = pct(ours, 0.5), pct(ours, 0.99), pct(base, 0.5), pct(base, 0.99)
+        print(f"{who:<34} {name:<11} {p50:>8.2f}ms {p99:>8.2f}ms {b50:>8.2f}ms {b99:>8.2f}ms {p50 / b50:>9.2f}x")
+    print(f"(store: SqliteStore, {args.runs} runs; raw: sqlite3, COUNT(*)/GROUP BY over flows)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Directory persistence for ``PostgresStore`` (as ``sqlite_directory``): structures with services, users,
+memberships, technical users, partners with keys and rules, profiles.
+
+The functions run on a connection inside a transaction the caller holds. Importing upserts each entry and
+replaces its owned children (a structure's services, a partner's keys and rules); entries absent from
+the imported data are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from engine.directory import DirectoryData, Partner, Service, Structure
+from engine.model import RejectionRule, Syntax
+
+# $1 siret, $2 name, $3 active, $4 is_public, $5 is_provider, $6 service_code_required,
+# $7 engagement_required, $8 service_or_engagement_required
+UPSERT_STRUCTURE = """
+INSERT INTO structures (
+    siret, name, active, is_public, is_provider, service_code_required, engagement_required,
+    service_or_engagement_required
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (siret) DO UPDATE SET
+    name = excluded.name, active = excluded.active, is_public = excluded.is_public,
+    is_provider = excluded.is_provider, service_code_required = excluded.service_code_required,
+    engagement_required = excluded.engagement_required,
+    service_or_engagement_required = excluded.service_or_engagement_required
+"""
+DELETE_SERVICES = "DELETE FROM services WHERE siret = $1"
+INSERT_SERVICE = "INSERT INTO services (siret, code, label, active, position) VALUES ($1, $2, $3, $4, $5)"
+# $1 login, $2 name, $3 token_hash, $4 token_lookup
+UPSERT_USER = """
+INSERT INTO users (login, name, token_hash, token_lookup) VALUES ($1, $2, $3, $4)
+ON CONFLICT (login) DO UPDATE SET
+    name = excluded.name, token_hash = excluded.token_hash, token_lookup = excluded.token_lookup
+"""
+UPSERT_MEMBERSHIP = """
+INSERT INTO memberships (login, siret, role) VALUES ($1, $2, $3)
+ON CONFLICT (login, siret) DO UPDATE SET role = excluded.role
+"""
+# $1 login, $2 siret, $3 token_hash, $4 token_lookup
+UPSERT_TECHNICAL_USER = """
+INSERT INTO technical_users (login, siret, token_hash, token_lookup) VALUES ($1, $2, $3, $4)
+ON CONFLICT (login) DO UPDATE SET
+    siret = excluded.siret, token_hash = excluded.token_hash, token_lookup = excluded.token_lookup
+"""
+UPSERT_PARTNER = """
+INSERT INTO partners (code, siret, password_hash, status_files) VALUES ($1, $2, $3, $4)
+ON CONFLICT (code) DO UPDATE SET
+    siret = excluded.siret, password_hash = excluded.password_hash, status_files = excluded.status_files
+"""
+DELETE_PARTNER_KEYS = "DELETE FROM partner_keys WHERE code = $1"
+DELETE_PARTNER_RULES = "DELETE FROM partner_rules WHERE code = $1"
+INSERT_PARTNER_KEY = "INSERT INTO partner_keys (code, position, public_key) VALUES ($1, $2, $3)"
+INSERT_PARTNER_RULE = "INSERT INTO partner_rules (code, syntax, rule, position) VALUES ($1, $2, $3, $4)"
+INSERT_PROFILE = """
+INSERT INTO profiles (login, siret, profile) VALUES ($1, $2, $3)
+ON CONFLICT (login, siret, profile) DO NOTHING
+"""
+
+_STRUCTURE_COLUMNS = """
+SELECT s.siret, s.name, s.active, s.is_public, s.is_provider, s.service_code_required,
+       s.engagement_required, s.service_or_engagement_required,
+       v.code AS service_code, v.label AS service_label, v.active AS service_active
+FROM structures s LEFT JOIN services v ON v.siret = s.siret
+"""
+# $1 sirets; one statement, so a structure and its services come from one snapshot.
+STRUCTURES_WITH_SERVICES = _STRUCTURE_COLUMNS + "WHERE s.siret = ANY ($1::text[]) ORDER BY s.siret, v.position"
+ALL_STRUCTURES = _STRUCTURE_COLUMNS + "ORDER BY s.siret, v.position"
+GET_PARTNER = "SELECT code, siret, password_hash, status_files FROM partners WHERE code = $1"
+PARTNER_KEYS = "SELECT public_key FROM partner_keys WHERE code = $1 ORDER BY position"
+PARTNER_RULES = "SELECT syntax, rule FROM partner_rules WHERE code = $1 ORDER BY position"
+
+
+def structure_args(s: Structure) -> tuple[Any, ...]:
+    return (
+        s.siret,
+        s.name,
+        s.active,
+        s.is_public,
+        s.is_provider,
+        s.service_code_required,
+        s.engagement_required,
+        s.service_or_engagement_required,
+    )
+
+
+async def import_directory(conn: Any, data: DirectoryData) -> None:
+    """Upsert every entry of ``data`` (inside the caller's transaction)."""
+    for s in data.structures:
+        await conn.execute(UPSERT_STRUCTURE, *structure_args(s))
+        await conn.execute(DELETE_SERVICES, s.siret)
+        if s.services:
+            await conn.executemany(
+                INSERT_SERVICE, [(s.siret, v.code, v.label, v.active, i) for i, v in enumerate(s.services)]
+            )
+    if data.users:
+        await conn.executemany(UPSERT_USER, [(u.login, u.name, u.token_hash, u.token_lookup) for u in data.users])
+    if data.memberships:
+        await conn.executemany(UPSERT_MEMBERSHIP, [(m.login, m.siret, m.role.value) for m in data.memberships])
+    if data.technical_users:
+        await conn.executemany(
+            UPSERT_TECHNICAL_USER,
+            [(t.login, t.siret, t.token_hash, t.token_lookup) for t in data.technical_users],
+        )
+    for p in data.partners:
+        await conn.execute(UPSERT_PARTNER, p.code, p.siret, p.password_hash, p.status_files)
+        await conn.execute(DELETE_PARTNER_KEYS, p.code)
+        await conn.execute(DELETE_PARTNER_RULES, p.code)
+        if p.public_keys:
+            await conn.executemany(INSERT_PARTNER_KEY, [(p.code, i, key) for i, key in enumerate(p.public_keys)])
+        if p.rules:
+            await conn.executemany(
+                INSERT_PARTNER_RULE,
+                [(p.code, syntax.value, rule.value, i) for i, (syntax, rule) in enumerate(p.rules)],
+            )
+    if data.profiles:
+        await conn.executemany(INSERT_PROFILE, [(p.login, p.siret, p.profile) for p in data.profiles])
+
+
+def structures_from_rows(rows: Iterable[Any]) -> dict[str, Structure]:
+    heads: dict[str, Any] = {}
+    services: dict[str, list[Service]] = {}
+    for row in rows:
+        siret = str(row["siret"])
+        heads.setdefault(siret, row)
+        services.setdefault(siret, [])
+        if row["service_code"] is not None:
+            services[siret].append(
+                Service(str(row["service_code"]), str(row["service_label"]), bool(row["service_active"]))
+            )
+    return {
+        siret: Structure(
+            siret=siret,
+            name=str(row["name"]),
+            active=bool(row["active"]),
+            is_public=bool(row["is_public"]),
+            is_provider=bool(row["is_provider"]),
+            service_code_required=bool(row["service_code_required"]),
+            engagement_required=bool(row["engagement_required"]),
+            service_or_engagement_required=bool(row["service_or_engagement_required"]),
+            services=tuple(services[siret]),
+        )
+        for siret, row in heads.items()
+    }
+
+
+async def load_structures(conn: Any, sirets: Iterable[str]) -> dict[str, Structure]:
+    return structures_from_rows(await conn.fetch(STRUCTURES_WITH_SERVICES, sorted(set(sirets))))
+
+
+async def load_partner(conn: Any, code: str) -> Partner | None:
+    """Read a partner with its keys and rules in one statement snapshot each (keys and rules are
+    replaced together in one transaction, so a reader may at worst see them one import apart)."""
+    head = await conn.fetchrow(GET_PARTNER, code)
+    if head is None:
+        return None
+    keys = await conn.fetch(PARTNER_KEYS, code)
+    rules = await conn.fetch(PARTNER_RULES, code)
+    return Partner(
+        code=str(head["code"]),
+        siret=str(head["siret"]),
+        public_keys=tuple(str(k["public_key"]) for k in keys),
+        password_hash=None if head["password_hash"] is None else str(head["password_hash"]),
+        rules=tuple((Syntax(r["syntax"]), RejectionRule(r["rule"])) for r in rules),
+        status_files=bool(head["status_files"]),
+    )

@@ -1,0 +1,279 @@
+"""Monitoring queries of ``PostgresStore`` (DESIGN §10), with the semantics of ``sqlite_queries``: search
+with keyset pages, exports, the dashboard, the event feed and rejects.
+
+Invariants (as on SQLite):
+
+* ``Visibility`` is part of every statement's WHERE, pages and counts alike; a visibility naming nothing
+  matches nothing (no statement runs).
+* Search order is (issuer ASC, deposited_at DESC, flow_number DESC); a page resumes strictly after its
+  ``PageKey`` through ``flows_issuer_deposited``: every page costs what the first does.
+* ``total_count`` and the dashboard read the counters (``postgres_counters``) whenever the filters are
+  expressible on them (visibility by issuers only, filters on issuers, statuses, syntaxes, whole UTC
+  days); the dashboard's period is rounded out to whole UTC days. Anything else counts rows.
+* Event cursors are ``status_events.cursor``, assigned in commit order (``postgres_status``).
+
+Each statement is one constant text whose unused filters are NULL parameters (``$n IS NULL OR …``);
+connections plan every execution for its actual parameters (``plan_cache_mode = force_custom_plan``,
+set by ``PostgresStore``), so the unused filters fold away and the indexes apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from engine.model import FlowRecord
+from engine.permissions import Visibility
+from engine.queries import (
+    MAX_PAGE_SIZE,
+    Dashboard,
+    DashboardQuery,
+    DashboardRow,
+    ErrorCount,
+    EventRecord,
+    FlowQuery,
+    PageKey,
+    RejectRow,
+    SearchPage,
+)
+from engine.status import FlowEvent, FlowStatus
+from engine.store import postgres_monitoring_sql as q
+from engine.store import postgres_sql as sql
+from engine.store.postgres_base import PostgresBase
+from engine.store.postgres_rows import flow_from_row, from_db_time, utc
+
+NON_FINAL = tuple(s for s in FlowStatus if not s.is_final)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Visibility plus the issuer filter, as the three scope parameters of every statement."""
+
+    issuers: list[str] | None  # $1: issuer_siret = ANY (None: any issuer)
+    vis_sirets: list[str] | None  # $2: with $3, issuers visible besides the depositor's own flows
+    vis_depositor: str | None  # $3: when set, a flow must be deposited by it or in $2
+
+    @property
+    def counters_apply(self) -> bool:
+        """Whether the per-issuer counters can answer (no depositor restriction)."""
+        return self.vis_depositor is None
+
+    def args(self) -> tuple[Any, ...]:
+        return (self.issuers, self.vis_sirets, self.vis_depositor)
+
+
+def scope_of(vis: Visibility, issuer_sirets: Sequence[str]) -> Scope | None:
+    """The scope, or None when nothing can match."""
+    wanted = sorted(set(issuer_sirets)) or None
+    if vis.everything:
+        return Scope(wanted, None, None)
+    if vis.depositor is None:
+        sirets = set(vis.sirets) & set(issuer_sirets) if issuer_sirets else set(vis.sirets)
+        return Scope(sorted(sirets), None, None) if sirets else None
+    return Scope(wanted, sorted(vis.sirets), vis.depositor)
+
+
+def _codes(statuses: Sequence[FlowStatus]) -> list[str] | None:
+    return [s.code for s in statuses] or None
+
+
+def _values(items: Sequence[Any]) -> list[str] | None:
+    return [i.value for i in items] or None
+
+
+def _filter_args(query: FlowQuery) -> tuple[Any, ...]:
+    """$4..$14 of ``q.FLOW_FILTERS``."""
+    return (
+        _codes(query.statuses),
+        _values(query.syntaxes),
+        utc(query.deposited_from) if query.deposited_from else None,
+        utc(query.deposited_to) if query.deposited_to else None,
+        query.flow_number,
+        query.file_name_contains,
+        query.channel.value if query.channel else None,
+        query.sha256,
+        query.tracking_id,
+        utc(query.updated_after) if query.updated_after else None,
+        utc(query.updated_before) if query.updated_before else None,
+    )
+
+
+def _midnight(at: datetime) -> bool:
+    return utc(at).time() == time(0)
+
+
+def _day(at: datetime | None) -> date | None:
+    return utc(at).date() if at else None
+
+
+def _round_out(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The period widened to whole UTC days: [midnight of start, first midnight >= end)."""
+    lo = datetime.combine(utc(start).date(), time(0), UTC) if start else None
+    hi = None
+    if end:
+        hi = datetime.combine(utc(end).date(), time(0), UTC)
+        if hi < utc(end):
+            hi += timedelta(days=1)
+    return lo, hi
+
+
+def _countable(query: FlowQuery, scope: Scope) -> bool:
+    row_filters = (
+        query.flow_number,
+        query.file_name_contains,
+        query.channel,
+        query.sha256,
+        query.tracking_id,
+        query.updated_after,
+        query.updated_before,
+    )
+    whole_days = all(at is None or _midnight(at) for at in (query.deposited_from, query.deposited_to))
+    return scope.counters_apply and whole_days and all(f is None for f in row_filters)
+
+
+def _event_from_row(row: Any) -> EventRecord:
+    return EventRecord(
+        cursor=int(row["cursor"]),
+        flow_number=str(row["flow_number"]),
+        issuer_siret=str(row["issuer_siret"]),
+        depositor=str(row["depositor"]),
+        status=FlowStatus(row["status"]),
+        event=FlowEvent(row["event"]) if row["event"] else None,
+        at=from_db_time(row["at"]),
+    )
+
+
+async def search_rows(conn: Any, scope: Scope, query: FlowQuery, limit: int, after: PageKey | None) -> list[FlowRecord]:
+    """Up to ``limit`` matches in search order, strictly after ``after``."""
+    args = (*scope.args(), *_filter_args(query), limit)
+    if after is None:
+        return [flow_from_row(r) for r in await conn.fetch(q.SEARCH_FIRST, *args)]
+    key = (after.issuer_siret, utc(after.deposited_at), after.flow_number)
+    rows = list(await conn.fetch(q.SEARCH_SAME_ISSUER, *args, *key))
+    if len(rows) < limit:
+        rest = (*scope.args(), *_filter_args(query), limit - len(rows), after.issuer_siret)
+        rows += await conn.fetch(q.SEARCH_LATER_ISSUERS, *rest)
+    return [flow_from_row(r) for r in rows]
+
+
+async def count_matches(conn: Any, query: FlowQuery, scope: Scope) -> int:
+    if not _countable(query, scope):
+        return int(await conn.fetchval(q.COUNT_FLOWS, *scope.args(), *_filter_args(query)))
+    args = (scope.issuers, _codes(query.statuses), _values(query.syntaxes))
+    if query.deposited_from is None and query.deposited_to is None:
+        return int(await conn.fetchval(q.SUM_TOTALS, *args))
+    return int(await conn.fetchval(q.SUM_DAYS, *args, _day(query.deposited_from), _day(query.deposited_to)))
+
+
+class PostgresMonitoring(PostgresBase):
+    """The monitoring half of ``PostgresStore`` (see the module docstring)."""
+
+    async def search(
+        self, query: FlowQuery, visibility: Visibility, *, page_size: int, after: PageKey | None = None
+    ) -> SearchPage:
+        """One page (``page_size`` clamped to ``MAX_PAGE_SIZE``) after ``after``, and the total count."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        page_size = min(page_size, MAX_PAGE_SIZE)
+        scope = scope_of(visibility, query.issuer_sirets)
+        if scope is None:
+            return SearchPage((), None, 0)
+        async with self._snapshot() as conn:
+            flows = await search_rows(conn, scope, query, page_size + 1, after)
+            total = await count_matches(conn, query, scope)
+        more = len(flows) > page_size
+        flows = flows[:page_size]
+        return SearchPage(tuple(flows), PageKey.of(flows[-1]) if more else None, total)
+
+    async def iter_search(
+        self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000
+    ) -> AsyncIterator[FlowRecord]:
+        """Every match in search order, one keyset batch per statement (flat memory)."""
+        scope = scope_of(visibility, query.issuer_sirets)
+        if scope is None:
+            return
+        size = max(batch, 1)
+        after: PageKey | None = None
+        while True:
+            async with self._read() as conn:
+                flows = await search_rows(conn, scope, query, size, after)
+            for flow in flows:
+                yield flow
+            if len(flows) < size:
+                return
+            after = PageKey.of(flows[-1])
+
+    async def dashboard(self, query: DashboardQuery, visibility: Visibility) -> Dashboard:
+        """Counts per issuer × status and top errors from the counters (whole UTC days), oldest per
+        non-final status from ``flows_status_changed``; rows are counted instead for a depositor's view."""
+        scope = scope_of(visibility, query.issuer_sirets)
+        if scope is None:
+            return Dashboard((), {}, ())
+        start, end = _round_out(query.deposited_from, query.deposited_to)
+        syntaxes = _values(query.syntaxes)
+        flow_filter = FlowQuery(syntaxes=query.syntaxes, deposited_from=start, deposited_to=end)
+        async with self._snapshot() as conn:
+            if scope.counters_apply:
+                if start is None and end is None:
+                    count_rows = await conn.fetch(q.ROWS_TOTALS, scope.issuers, syntaxes)
+                    error_rows = await conn.fetch(q.ERRORS_TOTALS, scope.issuers, syntaxes, query.top_errors)
+                else:
+                    period = (_day(start), _day(end))
+                    count_rows = await conn.fetch(q.ROWS_DAYS, scope.issuers, syntaxes, *period)
+                    error_rows = await conn.fetch(q.ERRORS_DAYS, scope.issuers, syntaxes, *period, query.top_errors)
+            else:
+                args = (*scope.args(), *_filter_args(flow_filter))
+                count_rows = await conn.fetch(q.ROWS_SCAN, *args)
+                error_rows = await conn.fetch(q.ERRORS_SCAN, *args, query.top_errors)
+            oldest: dict[FlowStatus, datetime] = {}
+            for status in NON_FINAL:
+                one = FlowQuery(statuses=(status,), syntaxes=query.syntaxes, deposited_from=start, deposited_to=end)
+                found = await conn.fetchval(q.OLDEST, *scope.args(), *_filter_args(one))
+                if found is not None:
+                    oldest[status] = from_db_time(found)
+        return Dashboard(
+            rows=tuple(DashboardRow(str(r["issuer_siret"]), FlowStatus(r["status"]), int(r["n"])) for r in count_rows),
+            oldest=oldest,
+            top_errors=tuple(ErrorCount(str(r["code"]), str(r["rule"]) or None, int(r["n"])) for r in error_rows),
+        )
+
+    async def events_after(
+        self, cursor: int, visibility: Visibility, *, limit: int = 500, flow_number: str | None = None
+    ) -> list[EventRecord]:
+        """Visible status changes with a cursor above ``cursor``, in commit order."""
+        scope = scope_of(visibility, ())
+        if scope is None:
+            return []
+        rows = await self._fetch(q.EVENTS_AFTER, *scope.args(), cursor, flow_number, limit)
+        return [_event_from_row(r) for r in rows]
+
+    async def latest_cursor(self) -> int:
+        """The cursor of the last committed status change (0 when none)."""
+        return int(await self._fetchval(sql.LATEST_CURSOR))
+
+    async def list_rejects(
+        self,
+        visibility: Visibility,
+        *,
+        issuer_sirets: Sequence[str] = (),
+        day_from: datetime | None = None,
+        day_to: datetime | None = None,
+    ) -> list[RejectRow]:
+        """Rejected invoices of visible flows deposited in [day_from, day_to), with their first error."""
+        scope = scope_of(visibility, issuer_sirets)
+        if scope is None:
+            return []
+        args = (*scope.args(), utc(day_from) if day_from else None, utc(day_to) if day_to else None)
+        return [
+            RejectRow(
+                flow_number=str(r["flow_number"]),
+                issuer_siret=str(r["issuer_siret"]),
+                deposited_at=from_db_time(r["deposited_at"]),
+                invoice_number=None if r["number"] is None else str(r["number"]),
+                document=str(r["document"]),
+                reason=str(r["reason"]),
+            )
+            for r in await self._fetch(q.REJECTS, *args)
+        ]

@@ -1,0 +1,382 @@
+"""Monitoring queries of ``SqliteStore`` (DESIGN §10): search with keyset pages, exports, the dashboard,
+the event feed and rejects. ``SqliteQueries`` is mixed into ``SqliteStore``.
+
+Invariants:
+
+* ``Visibility`` is a WHERE fragment of every statement, pages and counts alike: a hidden flow is never
+  returned nor counted; a visibility that names nothing matches nothing (no statement runs).
+* Search order is (issuer ASC, deposited_at DESC, flow_number DESC), unique since flow numbers are; a
+  page resumes strictly after its ``PageKey`` through the ``flows_search`` index, so every page costs
+  what the first does, whatever the page number.
+* ``total_count`` and the dashboard read the counters the triggers of migration 0002 keep (per issuer,
+  syntax, status, deposit day) whenever the filters are expressible on them: visibility by issuers only
+  (or everything), filters on issuers, statuses, syntaxes and whole UTC days. Anything else counts rows.
+  The dashboard's period is rounded out to whole UTC deposit days (so its counts stay counter-cheap).
+* Event cursors are ``event_feed.id``: AUTOINCREMENT, written by a trigger in the status event's own
+  transaction; SQLite has one writer, so cursor order is commit order and a cursor is never reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from engine.model import FlowRecord
+from engine.permissions import Visibility
+from engine.queries import (
+    MAX_PAGE_SIZE,
+    Dashboard,
+    DashboardQuery,
+    DashboardRow,
+    ErrorCount,
+    EventRecord,
+    FlowQuery,
+    PageKey,
+    RejectRow,
+    SearchPage,
+)
+from engine.status import FlowEvent, FlowStatus
+from engine.store import sqlite_queries_sql as q
+from engine.store.sqlite_rows import flow_from_row, from_db_time, to_db_time, utc
+from engine.store.sqlite_sql import FLOW_COLUMNS
+
+POLL_S = 0.5  # wait_for_events re-reads the feed at least this often (commits of other processes)
+NON_FINAL = tuple(s for s in FlowStatus if not s.is_final)
+
+
+class CommitSignal:
+    """Wakes ``wait_for_events`` callers after a write transaction of this process commits."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def current(self) -> asyncio.Event:
+        """Take this before checking the feed: a commit after the check still sets it."""
+        return self._event
+
+
+@dataclass
+class _Where:
+    """WHERE fragments (constants of ``sqlite_queries_sql``) and their named parameters."""
+
+    fragments: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, fragment: str, **params: Any) -> None:
+        self.fragments.append(fragment)
+        self.params.update(params)
+
+    def sql(self) -> str:
+        # Joins fixed fragments only; every value is a named parameter.
+        return " AND ".join(self.fragments) if self.fragments else q.ALWAYS
+
+
+def _json(values: Sequence[str]) -> str:
+    return json.dumps(sorted(set(values)))
+
+
+def _scope(vis: Visibility, issuer_sirets: Sequence[str]) -> _Where | None:
+    """Visibility plus the issuer filter, or None when nothing can match."""
+    where = _Where()
+    if vis.everything:
+        if issuer_sirets:
+            where.add(q.ISSUERS, issuers=_json(issuer_sirets))
+        return where
+    if vis.depositor is None:
+        # Issuers only: one IN list (the visible ones, narrowed by the filter), counter-friendly.
+        sirets = set(vis.sirets) & set(issuer_sirets) if issuer_sirets else set(vis.sirets)
+        if not sirets:
+            return None
+        where.add(q.ISSUERS, issuers=_json(list(sirets)))
+        return where
+    if vis.sirets:
+        where.add(q.VIS_EITHER, vis_sirets=_json(list(vis.sirets)), vis_depositor=vis.depositor)
+    else:
+        where.add(q.VIS_DEPOSITOR, vis_depositor=vis.depositor)
+    if issuer_sirets:
+        where.add(q.ISSUERS, issuers=_json(issuer_sirets))
+    return where
+
+
+def _by_issuers_only(vis: Visibility) -> bool:
+    """Whether the counters (per issuer) can answer for this visibility."""
+    return vis.everything or vis.depositor is None
+
+
+def _midnight(at: datetime) -> bool:
+    return utc(at).time() == time(0)
+
+
+def _day(at: datetime) -> str:
+    return utc(at).date().isoformat()
+
+
+def _round_out(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """The period widened to whole UTC days: [midnight of start, first midnight >= end)."""
+    lo = datetime.combine(utc(start).date(), time(0), UTC) if start else None
+    hi = None
+    if end:
+        hi = datetime.combine(utc(end).date(), time(0), UTC)
+        if hi < utc(end):
+            hi += timedelta(days=1)
+    return lo, hi
+
+
+def _add_common(where: _Where, statuses: Sequence[FlowStatus], syntaxes: Sequence[Any]) -> None:
+    if statuses:
+        where.add(q.STATUSES, statuses=_json([s.code for s in statuses]))
+    if syntaxes:
+        where.add(q.SYNTAXES, syntaxes=_json([s.value for s in syntaxes]))
+
+
+def _add_period(where: _Where, start: datetime | None, end: datetime | None, *, days: bool) -> None:
+    """Deposit period on ``flows`` (timestamps) or on counters (``days``: both bounds midnights)."""
+    if start:
+        if days:
+            where.add(q.DAY_FROM, day_from=_day(start))
+        else:
+            where.add(q.DEPOSITED_FROM, deposited_from=to_db_time(start))
+    if end:
+        if days:
+            where.add(q.DAY_TO, day_to=_day(end))
+        else:
+            where.add(q.DEPOSITED_TO, deposited_to=to_db_time(end))
+
+
+def _search_where(query: FlowQuery, vis: Visibility) -> _Where | None:
+    where = _scope(vis, query.issuer_sirets)
+    if where is None:
+        return None
+    _add_common(where, query.statuses, query.syntaxes)
+    _add_period(where, query.deposited_from, query.deposited_to, days=False)
+    optional: list[tuple[str, str, Any]] = [
+        (q.FLOW_NUMBER, "flow_number", query.flow_number),
+        (q.FILE_NAME_CONTAINS, "file_name", query.file_name_contains),
+        (q.CHANNEL, "channel", query.channel.value if query.channel else None),
+        (q.SHA256, "sha256", query.sha256),
+        (q.TRACKING_ID, "tracking_id", query.tracking_id),
+        (q.UPDATED_AFTER, "updated_after", to_db_time(query.updated_after) if query.updated_after else None),
+        (
+            q.UPDATED_BEFORE,
+            "updated_before",
+            to_db_time(query.updated_before) if query.updated_before else None,
+        ),
+    ]
+    for fragment, name, value in optional:
+        if value is not None:
+            where.add(fragment, **{name: value})
+    return where
+
+
+def _countable(query: FlowQuery, vis: Visibility) -> bool:
+    """Whether ``total_count`` can be summed from the counters instead of counting rows."""
+    row_filters = (
+        query.flow_number,
+        query.file_name_contains,
+        query.channel,
+        query.sha256,
+        query.tracking_id,
+        query.updated_after,
+        query.updated_before,
+    )
+    whole_days = all(at is None or _midnight(at) for at in (query.deposited_from, query.deposited_to))
+    return _by_issuers_only(vis) and whole_days and all(f is None for f in row_filters)
+
+
+def _event_from_row(row: Any) -> EventRecord:
+    return EventRecord(
+        cursor=int(row["id"]),
+        flow_number=str(row["flow_number"]),
+        issuer_siret=str(row["issuer_siret"]),
+        depositor=str(row["depositor"]),
+        status=FlowStatus(row["status"]),
+        event=FlowEvent(row["event"]) if row["event"] else None,
+        at=from_db_time(row["at"]),
+    )
+
+
+async def _rows(conn: aiosqlite.Connection, sql: str, params: dict[str, Any]) -> list[Any]:
+    return list(await conn.execute_fetchall(sql, params))
+
+
+async def search_rows(conn: aiosqlite.Connection, where: _Where, limit: int, after: PageKey | None) -> list[FlowRecord]:
+    """Up to ``limit`` matches in search order, strictly after ``after``."""
+    head = FLOW_COLUMNS + "WHERE " + where.sql()
+    params = {**where.params, "limit": limit}
+    if after is None:
+        return [flow_from_row(r) for r in await _rows(conn, head + q.SEARCH_ORDER, params)]
+    params.update(k_issuer=after.issuer_siret, k_at=to_db_time(after.deposited_at), k_number=after.flow_number)
+    rows = await _rows(conn, head + " AND " + q.AFTER_SAME_ISSUER + q.SEARCH_ORDER, params)
+    if len(rows) < limit:
+        params["limit"] = limit - len(rows)
+        rows += await _rows(conn, head + " AND " + q.AFTER_LATER_ISSUERS + q.SEARCH_ORDER, params)
+    return [flow_from_row(r) for r in rows]
+
+
+async def count_matches(conn: aiosqlite.Connection, query: FlowQuery, vis: Visibility, where: _Where) -> int:
+    if not _countable(query, vis):
+        return int((await _rows(conn, q.COUNT_FLOWS + where.sql(), where.params))[0][0])
+    counters = _scope(vis, query.issuer_sirets)
+    if counters is None:  # unreachable: `where` exists, so the same scope does
+        return 0
+    _add_common(counters, query.statuses, query.syntaxes)
+    by_day = query.deposited_from is not None or query.deposited_to is not None
+    _add_period(counters, query.deposited_from, query.deposited_to, days=True)
+    head = q.SUM_DAYS if by_day else q.SUM_TOTALS
+    return int((await _rows(conn, head + counters.sql(), counters.params))[0][0])
+
+
+class SqliteQueries:
+    """The monitoring half of ``SqliteStore`` (see the module docstring)."""
+
+    _commits: CommitSignal
+
+    if TYPE_CHECKING:
+
+        def _read(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+
+    async def search(
+        self, query: FlowQuery, visibility: Visibility, *, page_size: int, after: PageKey | None = None
+    ) -> SearchPage:
+        """One page (``page_size`` clamped to ``MAX_PAGE_SIZE``) after ``after``, and the total count."""
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        page_size = min(page_size, MAX_PAGE_SIZE)
+        where = _search_where(query, visibility)
+        if where is None:
+            return SearchPage((), None, 0)
+        async with self._read(snapshot=True) as conn:
+            flows = await search_rows(conn, where, page_size + 1, after)
+            total = await count_matches(conn, query, visibility, where)
+        more = len(flows) > page_size
+        flows = flows[:page_size]
+        return SearchPage(tuple(flows), PageKey.of(flows[-1]) if more else None, total)
+
+    async def iter_search(
+        self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000
+    ) -> AsyncIterator[FlowRecord]:
+        """Every match in search order, one keyset batch per read (other readers interleave)."""
+        where = _search_where(query, visibility)
+        if where is None:
+            return
+        after: PageKey | None = None
+        while True:
+            async with self._read() as conn:
+                flows = await search_rows(conn, where, max(batch, 1), after)
+            for flow in flows:
+                yield flow
+            if len(flows) < max(batch, 1):
+                return
+            after = PageKey.of(flows[-1])
+
+    async def dashboard(self, query: DashboardQuery, visibility: Visibility) -> Dashboard:
+        """Counts per issuer × status and top errors from the counters (whole UTC days), oldest per
+        non-final status from ``flows_status_changed``; rows are counted instead for a depositor's view."""
+        scope = _scope(visibility, query.issuer_sirets)
+        if scope is None:
+            return Dashboard((), {}, ())
+        start, end = _round_out(query.deposited_from, query.deposited_to)
+        counters = _by_issuers_only(visibility)
+        by_day = start is not None or end is not None
+
+        def where(*, days: bool) -> _Where:
+            w = _Where(list(scope.fragments), dict(scope.params))
+            _add_common(w, (), query.syntaxes)
+            _add_period(w, start, end, days=days)
+            return w
+
+        async with self._read(snapshot=True) as conn:
+            if counters:
+                w = where(days=by_day)
+                head = q.ROWS_DAYS if by_day else q.ROWS_TOTALS
+                count_rows = await _rows(conn, head + w.sql() + q.ROWS_GROUP, w.params)
+                head = q.ERRORS_DAYS if by_day else q.ERRORS_TOTALS
+                error_rows = await _rows(conn, head + w.sql() + q.ERRORS_GROUP, {**w.params, "top": query.top_errors})
+            else:
+                w = where(days=False)
+                count_rows = await _rows(conn, q.ROWS_SCAN + w.sql() + q.ROWS_SCAN_GROUP, w.params)
+                error_rows = await _rows(
+                    conn, q.ERRORS_SCAN + w.sql() + q.ERRORS_SCAN_GROUP, {**w.params, "top": query.top_errors}
+                )
+            oldest: dict[FlowStatus, datetime] = {}
+            w = where(days=False)
+            for status in NON_FINAL:
+                found = await _rows(conn, q.OLDEST + w.sql() + q.OLDEST_ORDER, {**w.params, "status": status.code})
+                if found:
+                    oldest[status] = from_db_time(found[0][0])
+        return Dashboard(
+            rows=tuple(DashboardRow(str(r["issuer_siret"]), FlowStatus(r["status"]), int(r["n"])) for r in count_rows),
+            oldest=oldest,
+            top_errors=tuple(ErrorCount(str(r["code"]), str(r["rule"]) or None, int(r["n"])) for r in error_rows),
+        )
+
+    async def events_after(
+        self, cursor: int, visibility: Visibility, *, limit: int = 500, flow_number: str | None = None
+    ) -> list[EventRecord]:
+        """Visible status changes with a cursor above ``cursor``, in commit order."""
+        where = _scope(visibility, ())
+        if where is None:
+            return []
+        if flow_number is not None:
+            where.add(q.FLOW_NUMBER, flow_number=flow_number)
+        params = {**where.params, "cursor": cursor, "limit": limit}
+        async with self._read() as conn:
+            rows = await _rows(conn, q.EVENTS_AFTER + where.sql() + q.EVENTS_ORDER, params)
+        return [_event_from_row(r) for r in rows]
+
+    async def latest_cursor(self) -> int:
+        async with self._read() as conn:
+            return int((await _rows(conn, q.LATEST_CURSOR, {}))[0][0])
+
+    async def wait_for_events(self, cursor: int, timeout_s: float) -> None:
+        """Return once the feed is past ``cursor`` or ``timeout_s`` elapsed: woken by this process's
+        commits, and re-reading the feed every ``POLL_S`` for other processes' commits."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            signal = self._commits.current()
+            if await self.latest_cursor() > cursor:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), min(remaining, POLL_S))
+
+    async def list_rejects(
+        self,
+        visibility: Visibility,
+        *,
+        issuer_sirets: Sequence[str] = (),
+        day_from: datetime | None = None,
+        day_to: datetime | None = None,
+    ) -> list[RejectRow]:
+        """Rejected invoices of visible flows deposited in [day_from, day_to), with their first error."""
+        where = _scope(visibility, issuer_sirets)
+        if where is None:
+            return []
+        _add_period(where, day_from, day_to, days=False)
+        async with self._read() as conn:
+            rows = await _rows(conn, q.REJECTS + where.sql() + q.REJECTS_ORDER, where.params)
+        return [
+            RejectRow(
+                flow_number=str(r["flow_number"]),
+                issuer_siret=str(r["issuer_siret"]),
+                deposited_at=from_db_time(r["deposited_at"]),
+                invoice_number=None if r["number"] is None else str(r["number"]),
+                document=str(r["document"]),
+                reason=str(r["reason"]),
+            )
+            for r in rows
+        ]
