@@ -74,6 +74,34 @@ def content_check(path: str, file_name: str, syntax: Syntax, limits: Limits) -> 
         return ContentResult((_check_failed(exc, file_name),), (), version)
 
 
+def flow_check(
+    path: str, file_name: str, declared: Syntax | None, limits: Limits
+) -> tuple[TransportResult, ContentResult | None]:
+    """``transport_check``, then ``content_check`` when the flow passed it, in ONE call: the file is
+    read and each document parsed once (the worker saves a pool round trip and a parse per flow).
+    The results are those the two calls would give; never raises."""
+    try:
+        version = ruleset_version()
+    except Exception:  # artefacts unreadable: content_check reports CHECK_FAILED
+        version = ""
+    try:
+        members = _read_documents(path, file_name, limits)
+    except _FlowError as exc:
+        return TransportResult(declared, (), (exc.finding,)), None
+    except Exception as exc:
+        return TransportResult(declared, (), (_check_failed(exc, file_name),)), None
+    try:
+        transport, detected = _transport_of(members, declared, limits)
+    except Exception as exc:
+        return TransportResult(declared, (), (_check_failed(exc, file_name),)), None
+    if transport.rejected:
+        return transport, None
+    try:
+        return transport, _content_of(members, detected, version)
+    except Exception as exc:
+        return transport, ContentResult((_check_failed(exc, file_name),), (), version)
+
+
 # Transport -------------------------------------------------------------------------------------------
 
 
@@ -88,26 +116,34 @@ def _transport(path: str, file_name: str, declared: Syntax | None, limits: Limit
         members = _read_documents(path, file_name, limits)
     except _FlowError as exc:
         return TransportResult(declared, (), (exc.finding,))
+    return _transport_of(members, declared, limits)[0]
+
+
+def _transport_of(
+    members: tuple[archive.Member, ...], declared: Syntax | None, limits: Limits
+) -> tuple[TransportResult, list[Detected | DocumentError]]:
+    """The transport verdict on read documents, and each member's detection (for ``_content_of``)."""
     names = tuple(m.name for m in members)
     findings: list[Finding] = []
     detected: list[Detected] = []
+    outcomes: list[Detected | DocumentError] = []
     for member in members:
         try:
             detected.append(detect(member.data, member.name, limits.max_member_bytes))
+            outcomes.append(detected[-1])
         except DocumentError as exc:
             findings.append(exc.finding)
+            outcomes.append(exc)
     families = {d.family for d in detected}
     if len(families) > 1:
         found = ", ".join(sorted(f.value for f in families))
-        findings.append(
-            finding("SYNTAX_MIXED", f"The archive mixes documents of several syntaxes ({found}).")
-        )
+        findings.append(finding("SYNTAX_MIXED", f"The archive mixes documents of several syntaxes ({found})."))
     for document in detected:
         findings.extend(_document_checks(document, declared))
     syntax = declared
     if syntax is None and len(families) == 1:
         syntax = DETECTED_SYNTAX[next(iter(families))]
-    return TransportResult(syntax, names, tuple(findings))
+    return TransportResult(syntax, names, tuple(findings)), outcomes
 
 
 def _document_checks(document: Detected, declared: Syntax | None) -> list[Finding]:
@@ -166,13 +202,23 @@ def _content(path: str, file_name: str, limits: Limits, version: str) -> Content
         members = _read_documents(path, file_name, limits)
     except _FlowError as exc:
         return ContentResult((exc.finding,), (), version)
-    flow_findings: list[Finding] = []
-    documents: list[DocumentResult] = []
+    outcomes: list[Detected | DocumentError] = []
     for member in members:
         try:
-            detected = detect(member.data, member.name, limits.max_member_bytes)
+            outcomes.append(detect(member.data, member.name, limits.max_member_bytes))
         except DocumentError as exc:
-            flow_findings.append(exc.finding)
+            outcomes.append(exc)
+    return _content_of(members, outcomes, version)
+
+
+def _content_of(
+    members: tuple[archive.Member, ...], outcomes: list[Detected | DocumentError], version: str
+) -> ContentResult:
+    flow_findings: list[Finding] = []
+    documents: list[DocumentResult] = []
+    for member, detected in zip(members, outcomes, strict=True):
+        if isinstance(detected, DocumentError):
+            flow_findings.append(detected.finding)
             documents.append(DocumentResult(facts.empty_facts(member.name), ()))
             continue
         technical, business = _validate(detected)

@@ -106,11 +106,14 @@ class WorkerPool:
 
     async def _run(self, worker_id: str) -> None:
         while not self._stopping.is_set():
-            claim = await self._store.claim(worker_id, now=self._clock(), lease_s=self._settings.lease_s)
+            try:
+                claim = await self._store.claim(worker_id, now=self._clock(), lease_s=self._settings.lease_s)
+            except StoreError as exc:  # e.g. the database is unreachable: pause, then try again
+                log.warning("claim_failed", worker=worker_id, error=str(exc))
+                await asyncio.sleep(self._settings.poll_s)
+                continue
             if claim is None:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_s)
+                await self._idle()
                 continue
             self._current[worker_id] = claim.flow_number
             task = asyncio.create_task(self._process(worker_id, claim))
@@ -120,6 +123,20 @@ class WorkerPool:
             self._busy.discard(task)
             if not task.cancelled():
                 self._current.pop(worker_id, None)
+
+    async def _idle(self) -> None:
+        """Wait for a local deposit, a job enqueued by any process (the store's hint), or ``poll_s``."""
+        self._wakeup.clear()
+        waits = {
+            asyncio.ensure_future(self._wakeup.wait()),
+            asyncio.ensure_future(self._store.wait_for_work(self._settings.poll_s)),
+        }
+        try:
+            await asyncio.wait(waits, timeout=self._settings.poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def _process(self, worker_id: str, claim: Claim) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(worker_id, claim.flow_number))
@@ -169,9 +186,7 @@ class WorkerPool:
         while not self._stopping.is_set():
             await asyncio.sleep(self._settings.recover_every_s)
             try:
-                for r in await self._store.recover_expired_leases(
-                    now=self._clock(), actor=f"worker:{self._instance}"
-                ):
+                for r in await self._store.recover_expired_leases(now=self._clock(), actor=f"worker:{self._instance}"):
                     log.warning("lease_recovered", flow_number=r.flow_number, status=r.to_status.name)
             except StoreError:
                 log.exception("lease_recovery_failed")
