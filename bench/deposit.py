@@ -1,0 +1,189 @@
+"""``Deposit`` calls per second over gRPC, next to a bare grpc.aio echo server in the same run.
+
+Each server runs in its own process (the load generator in this one): first a bare echo server that
+answers ``FlowService/Deposit`` with a canned ``DepositResponse`` (the framework's own limit), then the
+real server (``gateway.grpc_server.start_grpc_server``) on a fresh SQLite store with durable deposits
+(blob fsynced, row committed with ``synchronous=FULL``) and a real bearer token. Every deposit carries a
+distinct ~20 KB UBL invoice. For each concurrency: calls/s, p50 and p99 latency, and the ratio to echo.
+
+    .venv/bin/python -m bench.deposit [--seconds 3] [--concurrency 1 16 64]
+
+Targets (issue 4): at concurrency 16, >= 50% of the echo rate and p99 <= 25 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from fluxdepot.v1 import flows_pb2 as pb
+from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
+
+TOKEN = "demo-technical-token"  # noqa: S105 - the public demo token
+INVOICE_BYTES = 20 * 1024
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 25.0
+
+
+def _invoice(i: int) -> bytes:
+    from tests.factory import DEMO_BUYER_SERVICE, DEMO_SUPPLIER, InvoiceSpec, ubl_invoice
+
+    base = ubl_invoice(InvoiceSpec(f"FA-B-{i}", DEMO_SUPPLIER, DEMO_BUYER_SERVICE, service_code="SERV-COMPTA"))
+    return base + b"<!--" + b"x" * max(0, INVOICE_BYTES - len(base) - 7) + b"-->"
+
+
+# --- servers (child processes) ------------------------------------------------------------------------
+
+
+async def _echo(request: pb.DepositRequest, context: grpc.aio.ServicerContext) -> pb.DepositResponse:
+    return pb.DepositResponse(flow_number="CPP0011100000000000000001", syntax=request.syntax)
+
+
+async def _serve_echo(port_out: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 31 * 1024 * 1024)])
+    handler = grpc.unary_unary_rpc_method_handler(
+        _echo,
+        request_deserializer=pb.DepositRequest.FromString,
+        response_serializer=pb.DepositResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("fluxdepot.v1.FlowService", {"Deposit": handler})]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    port_out.put(port)
+    await server.wait_for_termination()
+
+
+async def _serve_real(port_out: multiprocessing.SimpleQueue, root: str) -> None:  # type: ignore[type-arg]
+    from engine.blobs import BlobStore
+    from engine.deposit import DepositService
+    from engine.directory_file import load_directory
+    from engine.model import Limits
+    from engine.store import open_store
+    from gateway.grpc_server import start_grpc_server
+    from tests.harness import DEMO_DIRECTORY
+
+    store = await open_store(f"sqlite:///{Path(root) / 'fluxdepot.db'}")
+    await store.import_directory(load_directory(DEMO_DIRECTORY))
+    limits = Limits()
+    deposits = DepositService(store, BlobStore(Path(root) / "blobs"), limits)
+    server, port = await start_grpc_server(store, deposits, limits, "127.0.0.1:0")
+    port_out.put(port)
+    await server.wait_for_termination()
+
+
+def _child(kind: str, port_out: multiprocessing.SimpleQueue, root: str) -> None:  # type: ignore[type-arg]
+    asyncio.run(_serve_echo(port_out) if kind == "echo" else _serve_real(port_out, root))
+
+
+# --- load ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    concurrency: int
+    calls: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _load(port: int, concurrency: int, seconds: float, payloads: list[bytes]) -> Result:
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", -1)])
+    stub = pb_grpc.FlowServiceStub(channel)
+    md = (("authorization", f"Bearer {TOKEN}"),)
+    counter = iter(range(10**9))
+    latencies: list[float] = []
+
+    async def call() -> None:
+        i = next(counter)
+        request = pb.DepositRequest(
+            file_name=f"b{i}.xml",
+            content=payloads[i % len(payloads)] + str(i).encode(),
+            syntax="IN_DP_E1_UBL_INVOICE",
+        )
+        start = time.perf_counter()
+        await stub.Deposit(request, metadata=md, timeout=30)
+        latencies.append((time.perf_counter() - start) * 1000)
+
+    for _ in range(max(20, concurrency)):  # warm up: connection, token cache, first pages
+        await call()
+    latencies.clear()
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            await call()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    await channel.close()
+    return Result(concurrency, len(latencies), elapsed, latencies)
+
+
+def _run(kind: str, concurrencies: list[int], seconds: float, payloads: list[bytes]) -> dict[int, Result]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    with tempfile.TemporaryDirectory() as root:
+        proc = ctx.Process(target=_child, args=(kind, queue, root), daemon=True)
+        proc.start()
+        try:
+            port = queue.get()
+            return {c: asyncio.run(_load(port, c, seconds, payloads)) for c in concurrencies}
+        finally:
+            proc.terminate()
+            proc.join(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    args = parser.parse_args()
+    payloads = [_invoice(i) for i in range(64)]
+    echo = _run("echo", args.concurrency, args.seconds, payloads)
+    real = _run("real", args.concurrency, args.seconds, payloads)
+    print(
+        f"Deposit of ~{INVOICE_BYTES // 1024} KB invoices, {args.seconds:.0f} s per point"
+        " (durable: fsync + FULL commit)"
+    )
+    print(
+        f"{'conc':>5} {'echo/s':>9} {'echo p50':>9} {'echo p99':>9} {'deposit/s':>10}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}"
+    )
+    ok = True
+    for c in args.concurrency:
+        e, r = echo[c], real[c]
+        ratio = r.rate / e.rate
+        print(
+            f"{c:>5} {e.rate:>9.0f} {e.pct(0.5):>9.2f} {e.pct(0.99):>9.2f} {r.rate:>10.0f} "
+            f"{r.pct(0.5):>8.2f} {r.pct(0.99):>8.2f} {ratio:>6.2f}"
+        )
+        if c == 16:
+            ok = ratio >= TARGET_RATIO and r.pct(0.99) <= TARGET_P99_MS
+            print(
+                f"      target at 16: ratio >= {TARGET_RATIO}, p99 <= {TARGET_P99_MS} ms: {'met' if ok else 'NOT met'}"
+            )
+    print(f"median deposit latency at 1: {statistics.median(real[args.concurrency[0]].latencies_ms):.2f} ms")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

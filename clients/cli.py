@@ -1,0 +1,240 @@
+"""``fluxdepot-cli``: deposit, follow and search flows, read reports, administer (DESIGN §3).
+
+Exit codes: 0 success; 1 a flow followed with ``--wait`` did not integrate fully; 2 usage errors and
+refused requests; then each ``clients.errors`` class's own code (3 unauthenticated, 4 permission
+denied, 5 not found, 6 already exists, 7 over a limit, 8 wrong state, 9 server unavailable, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from clients import cli_output as out
+from clients.client import DEFAULT_TARGET, AsyncClient
+from clients.errors import FluxdepotError
+from clients.models import Flow
+
+EXIT_NOT_INTEGRATED = 1
+EXIT_USAGE = 2
+EXAMPLES = """examples:
+  export FLUXDEPOT_TOKEN=demo-technical-token
+  fluxdepot-cli deposit --wait config/demo/invoices/ok/*
+  fluxdepot-cli status CPP0011100000000000000001
+  fluxdepot-cli watch CPP0011100000000000000001       # until its final status
+  fluxdepot-cli watch --cursor 1234                   # every change after event 1234
+  fluxdepot-cli report CPP0011100000000000000001 --out report.xml
+  fluxdepot-cli search --status REJECTED --from 2026-01-01 --csv > rejected.csv
+  fluxdepot-cli export --issuer 40483304800022 --out flows.csv
+  fluxdepot-cli --token demo-manager-token dashboard
+  fluxdepot-cli --token demo-manager-token admin grant-profile viewer 40483304800022
+"""
+
+
+def _time(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--issuer", action="append", default=[], metavar="SIRET", help="repeatable")
+    p.add_argument("--status", action="append", default=[], help="name or code, repeatable (e.g. REJECTED)")
+    p.add_argument("--syntax", action="append", default=[], help="syntaxeFlux, repeatable")
+    p.add_argument("--from", dest="deposited_from", type=_time, help="deposited on or after (ISO)")
+    p.add_argument("--to", dest="deposited_to", type=_time, help="deposited before (ISO)")
+    p.add_argument("--flow-number", default="")
+    p.add_argument("--file-name", default="", help="substring of the file name")
+    p.add_argument("--channel", default="", choices=["", "EDI", "API", "PORTAL"])
+    p.add_argument("--sha256", default="")
+    p.add_argument("--tracking-id", default="")
+    p.add_argument("--updated-after", type=_time)
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "issuer_sirets": args.issuer, "statuses": args.status, "syntaxes": args.syntax,
+        "deposited_from": args.deposited_from, "deposited_to": args.deposited_to,
+        "flow_number": args.flow_number, "file_name": args.file_name, "channel": args.channel,
+        "sha256": args.sha256, "tracking_id": args.tracking_id, "updated_after": args.updated_after,
+    }  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="fluxdepot-cli",
+        description="Client of a fluxdepot server (gRPC).",
+        epilog=EXAMPLES,
+        formatter_class=fmt,
+    )
+    parser.add_argument("--target", default=os.environ.get("FLUXDEPOT_TARGET", DEFAULT_TARGET), help="HOST:PORT")
+    parser.add_argument("--token", default=os.environ.get("FLUXDEPOT_TOKEN"), help="bearer token (or FLUXDEPOT_TOKEN)")
+    parser.add_argument("--tls", action="store_true", help="use TLS (system roots unless --ca)")
+    parser.add_argument("--ca", type=Path, help="CA certificate (PEM) of the server")
+    parser.add_argument("--cert", type=Path, help="client certificate (PEM), for mutual TLS")
+    parser.add_argument("--key", type=Path, help="client key (PEM), for mutual TLS")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call (default 60)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("deposit", help="deposit files (one flow each)", epilog=EXAMPLES, formatter_class=fmt)
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--syntax", default="", help="declared syntaxeFlux (detected when absent)")
+    p.add_argument("--issuer", default="", metavar="SIRET", help="structure deposited for (default: yours)")
+    p.add_argument("--tracking-id", default="", help="idempotency key (one file only)")
+    p.add_argument("--wait", action="store_true", help="follow each flow to its final status")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("status", help="show flows and their current status")
+    p.add_argument("flow_numbers", nargs="+", metavar="FLOW")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("watch", help="live status changes: one flow, or every flow you may see")
+    p.add_argument("flow_number", nargs="?", metavar="FLOW")
+    p.add_argument("--cursor", type=int, default=0, help="resume after this event cursor")
+    p.add_argument("--from-start", action="store_true", help="replay every event from the first")
+    p.add_argument("--issuer", action="append", default=[], metavar="SIRET")
+    p.add_argument("--status", action="append", default=[])
+    p.add_argument("--count", type=int, default=0, help="stop after this many events")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("search", help="search flows (a readable table, or --csv / --json)")
+    _add_filters(p)
+    p.add_argument("--page-size", type=int, default=50)
+    p.add_argument("--page-token", default="")
+    p.add_argument("--all", action="store_true", help="every page")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--csv", action="store_true")
+    group.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", help="every matching flow as CSV (streamed)")
+    _add_filters(p)
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+
+    p = sub.add_parser("report", help="a flow's integration report: summary with hints, or --out")
+    p.add_argument("flow_number", metavar="FLOW")
+    p.add_argument("--out", type=Path, help="save the report (.json or .xml)")
+    p.add_argument("--format", choices=["json", "xml"], help="default: from --out's suffix, else json")
+    p.add_argument("--json", action="store_true", help="print the JSON report")
+
+    p = sub.add_parser("reports", help="a zip of several reports")
+    p.add_argument("flow_numbers", nargs="+", metavar="FLOW")
+    p.add_argument("--out", type=Path, required=True, help="zip file to write")
+    p.add_argument("--format", choices=["json", "xml"], default="json")
+
+    p = sub.add_parser("dashboard", help="counts per status and issuer, like the portal's")
+    p.add_argument("--issuer", action="append", default=[], metavar="SIRET")
+    p.add_argument("--syntax", action="append", default=[])
+    p.add_argument("--from", dest="deposited_from", type=_time)
+    p.add_argument("--to", dest="deposited_to", type=_time)
+    p.add_argument("--json", action="store_true")
+
+    _admin_parser(sub.add_parser("admin", help="administration (primary managers)"))
+    return parser
+
+
+def _admin_parser(admin: argparse.ArgumentParser) -> None:
+    sub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    for name, text in (("grant-profile", "grant flow follow-up"), ("revoke-profile", "revoke it")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("login")
+        p.add_argument("siret")
+        p.add_argument("--profile", default="", help="default SUIVI_FLUX")
+    p = sub.add_parser("create-technical-user", help="create a technical user; prints its token once")
+    p.add_argument("login")
+    p.add_argument("siret")
+    p = sub.add_parser("create-token", help="a new token (the old one stops working); printed once")
+    p.add_argument("login")
+    p.add_argument("--kind", choices=["technical", "user"], default="technical")
+    p = sub.add_parser("add-user", help="create a user if needed and attach it to a structure")
+    p.add_argument("login")
+    p.add_argument("siret")
+    p.add_argument("--name", default="")
+    p.add_argument("--role", choices=["user", "primary_manager"], default="user")
+    p.add_argument("--issue-token", action="store_true")
+    p = sub.add_parser("partner", help="create or update an EDI partner and its SSH keys")
+    p.add_argument("code")
+    p.add_argument("siret")
+    p.add_argument("--key-file", action="append", default=[], type=Path, help="OpenSSH public key file")
+    p.add_argument("--status-files", action="store_true")
+    p = sub.add_parser("set-rule", help="a partner's rejection rule for a syntax")
+    p.add_argument("code")
+    p.add_argument("syntax")
+    p.add_argument("rule", choices=["complete", "partial"])
+    p = sub.add_parser("reprocess", help="release or close a held flow, or reprocess a WARNING flow")
+    p.add_argument("flow_number", metavar="FLOW")
+    p.add_argument("action", choices=["release", "close", "reprocess"])
+    p.add_argument("--detail", default="")
+    p = sub.add_parser("rejects", help="invoices not integrated, per issuer and day")
+    p.add_argument("--issuer", action="append", default=[], metavar="SIRET")
+    p.add_argument("--from", dest="day_from", type=_time)
+    p.add_argument("--to", dest="day_to", type=_time)
+    p.add_argument("--json", action="store_true")
+    sub.add_parser("structures", help="the structures you belong to")
+
+
+def _client(args: argparse.Namespace) -> AsyncClient:
+    def read(path: Path | None) -> bytes | None:
+        return path.read_bytes() if path else None
+
+    return AsyncClient(
+        args.target, args.token, tls=args.tls, root_certificates=read(args.ca),
+        client_certificate=read(args.cert), client_key=read(args.key), timeout_s=args.timeout,
+    )  # fmt: skip
+
+
+async def run(args: argparse.Namespace) -> int:
+    from clients import cli_commands as commands
+
+    console, err = out.consoles()
+    async with _client(args) as client:
+        handler = getattr(commands, f"cmd_{args.command}")
+        return int(await handler(client, args, console, err))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    _, err = out.consoles()
+    try:
+        return asyncio.run(run(args))
+    except FluxdepotError as exc:
+        err.print(f"[red]error[/] ({exc.code.lower().replace('_', ' ') or 'failed'}): {escape(exc.message)}")
+        if exc.hint:
+            err.print(f"hint: {exc.hint}")
+        return exc.exit_code
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def deposit_progress(err: Any, total: int) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
+        disable=not err.is_terminal or total < 2, transient=True,
+    )  # fmt: skip
+
+
+def all_integrated(flows: Sequence[Flow | None]) -> bool:
+    return all(f is not None and f.status == "INTEGRATED" for f in flows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

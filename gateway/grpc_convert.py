@@ -1,0 +1,263 @@
+"""Engine dataclasses ↔ ``fluxdepot.v1`` messages, and request fields checked on the way in.
+
+Pure conversions: no store, no I/O. A malformed request field raises ``InvalidArgument`` naming the
+field (``INVALID_ARGUMENT`` on the wire).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from engine.model import Channel, FlowRecord, Syntax
+from engine.queries import (
+    MAX_PAGE_SIZE,
+    Dashboard,
+    DashboardQuery,
+    EventRecord,
+    FlowQuery,
+    PageKey,
+)
+from engine.status import FlowStatus
+from fluxdepot.v1 import flows_pb2 as pb
+from gateway.grpc_errors import InvalidArgument
+
+DEFAULT_PAGE_SIZE = 100
+DEFAULT_TOP_ERRORS = 10
+MAX_TOP_ERRORS = 100
+MAX_FILTER_VALUES = 1000
+_SIRET = re.compile(r"^[0-9]{14}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+STATUS_TO_PB: dict[FlowStatus, int] = {s: pb.FlowStatus.Value(f"FLOW_STATUS_{s.name}") for s in FlowStatus}
+PB_TO_STATUS: dict[int, FlowStatus] = {v: k for k, v in STATUS_TO_PB.items()}
+CHANNEL_TO_PB: dict[Channel, int] = {c: pb.Channel.Value(f"CHANNEL_{c.name}") for c in Channel}
+PB_TO_CHANNEL: dict[int, Channel] = {v: k for k, v in CHANNEL_TO_PB.items()}
+
+
+# --- out: engine → messages ----------------------------------------------------------------------------
+
+
+def timestamp(at: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(at if at.tzinfo else at.replace(tzinfo=UTC))
+    return ts
+
+
+def flow_message(flow: FlowRecord) -> pb.Flow:
+    return pb.Flow(
+        flow_number=flow.flow_number,
+        file_name=flow.file_name,
+        syntax=flow.syntax.value,
+        interface_code=flow.interface_code,
+        channel=CHANNEL_TO_PB[flow.channel],  # type: ignore[arg-type]
+        issuer_siret=flow.issuer_siret,
+        depositor=flow.depositor,
+        status=STATUS_TO_PB[flow.status],  # type: ignore[arg-type]
+        status_code=flow.status.code,
+        status_label=flow.status.label_fr,
+        final=flow.status.is_final,
+        deposited_at=timestamp(flow.deposited_at),
+        status_changed_at=timestamp(flow.status_changed_at),
+        invoice_count=flow.invoice_count,
+        integrated_count=flow.integrated_count,
+        rejected_count=flow.rejected_count,
+        size_bytes=flow.size_bytes,
+        sha256=flow.sha256,
+        tracking_id=flow.tracking_id or "",
+        partner_code=flow.partner_code or "",
+    )
+
+
+def event_message(event: EventRecord) -> pb.FlowEvent:
+    return pb.FlowEvent(
+        cursor=event.cursor,
+        flow_number=event.flow_number,
+        issuer_siret=event.issuer_siret,
+        status=STATUS_TO_PB[event.status],  # type: ignore[arg-type]
+        status_code=event.status.code,
+        event=event.event.value if event.event else "",
+        at=timestamp(event.at),
+        final=event.status.is_final,
+    )
+
+
+def dashboard_message(board: Dashboard, now: datetime) -> pb.DashboardResponse:
+    def count(siret: str, status: FlowStatus, n: int) -> pb.StatusCount:
+        return pb.StatusCount(
+            issuer_siret=siret,
+            status=STATUS_TO_PB[status],  # type: ignore[arg-type]
+            status_code=status.code,
+            status_label=status.label_fr,
+            count=n,
+        )
+
+    order = list(FlowStatus)
+    totals = board.totals()
+    return pb.DashboardResponse(
+        rows=[count(r.issuer_siret, r.status, r.count) for r in board.rows],
+        totals=[count("", s, totals[s]) for s in order if s in totals],
+        oldest=[
+            pb.OldestFlow(
+                status=STATUS_TO_PB[s],  # type: ignore[arg-type]
+                status_code=s.code,
+                since=timestamp(at),
+                age_seconds=max(0.0, (now - at).total_seconds()),
+            )
+            for s, at in sorted(board.oldest.items(), key=lambda item: order.index(item[0]))
+        ],
+        top_errors=[pb.ErrorCount(code=e.code, rule=e.rule or "", count=e.count) for e in board.top_errors],
+        total_count=sum(totals.values()),
+    )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _error(entry: dict[str, Any]) -> pb.ReportError:
+    return pb.ReportError(**{k: _text(entry.get(k)) for k in pb.ReportError.DESCRIPTOR.fields_by_name if k in entry})
+
+
+def report_message(report: dict[str, Any], flow: FlowRecord) -> pb.Report:
+    """The structured part of ``GetReport``'s answer, read from ``engine.report.build_report``'s dict."""
+    action = report.get("next_action") or {}
+    return pb.Report(
+        flow=flow_message(flow),
+        history=[
+            pb.StatusChange(
+                status=STATUS_TO_PB[FlowStatus.parse(str(c["status"]))],  # type: ignore[arg-type]
+                status_code=FlowStatus.parse(str(c["status"])).code,
+                event=_text(c.get("event")),
+                at=timestamp(datetime.fromisoformat(str(c["at"]))),
+                actor=_text(c.get("actor")),
+                detail=_text(c.get("detail")),
+            )
+            for c in report.get("history", [])
+        ],
+        invoices=[
+            pb.ReportInvoice(
+                document=_text(i.get("document")),
+                number=_text(i.get("number")),
+                supplier=_text((i.get("supplier") or {}).get("id")),
+                buyer=_text((i.get("buyer") or {}).get("id")),
+                service_code=_text(i.get("service_code")),
+                engagement_number=_text(i.get("engagement_number")),
+                amount=_text((i.get("amount") or {}).get("total_with_vat")),
+                currency=_text(i.get("currency")),
+                status=_text(i.get("status")),
+                errors=[_error(x) for x in i.get("errors", [])],
+            )
+            for i in report.get("invoices", [])
+        ],
+        errors=[_error(x) for x in report.get("errors", [])],
+        warnings=[_error(x) for x in report.get("warnings", [])],
+        return_flows=[str(n) for n in report.get("return_flows", [])],
+        next_action=pb.NextAction(
+            code=_text(action.get("code")),
+            message=_text(action.get("message")),
+            invoice_numbers=[str(n) for n in action.get("invoice_numbers", [])],
+        ),
+        engine_version=_text(report.get("engine_version")),
+        ruleset_version=_text(report.get("ruleset_version")),
+    )
+
+
+# --- in: request fields → engine values ------------------------------------------------------------------
+
+
+def _limit(name: str, values: Iterable[Any]) -> list[Any]:
+    out = list(values)
+    if len(out) > MAX_FILTER_VALUES:
+        raise InvalidArgument(name, f"at most {MAX_FILTER_VALUES} values")
+    return out
+
+
+def sirets(name: str, values: Iterable[str]) -> tuple[str, ...]:
+    out = tuple(v.strip() for v in _limit(name, values))
+    for v in out:
+        if not _SIRET.match(v):
+            raise InvalidArgument(name, f"{v!r} is not a 14-digit SIRET")
+    return out
+
+
+def statuses(name: str, values: Iterable[int]) -> tuple[FlowStatus, ...]:
+    out = []
+    for v in _limit(name, values):
+        if v not in PB_TO_STATUS:
+            raise InvalidArgument(name, f"unknown status {v}")
+        out.append(PB_TO_STATUS[v])
+    return tuple(out)
+
+
+def syntaxes(name: str, values: Iterable[str]) -> tuple[Syntax, ...]:
+    try:
+        return tuple(Syntax.parse(v) for v in _limit(name, values))
+    except ValueError as exc:
+        raise InvalidArgument(name, str(exc)) from None
+
+
+def optional_time(message: Any, name: str) -> datetime | None:
+    if not message.HasField(name):
+        return None
+    return getattr(message, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
+def flow_query(request: pb.SearchRequest) -> FlowQuery:
+    if request.sha256 and not _SHA256.match(request.sha256):
+        raise InvalidArgument("sha256", "must be 64 lower-case hexadecimal characters")
+    if request.channel and request.channel not in PB_TO_CHANNEL:
+        raise InvalidArgument("channel", f"unknown channel {request.channel}")
+    return FlowQuery(
+        issuer_sirets=sirets("issuer_sirets", request.issuer_sirets),
+        statuses=statuses("statuses", request.statuses),
+        syntaxes=syntaxes("syntaxes", request.syntaxes),
+        deposited_from=optional_time(request, "deposited_from"),
+        deposited_to=optional_time(request, "deposited_to"),
+        flow_number=request.flow_number.strip() or None,
+        file_name_contains=request.file_name or None,
+        channel=PB_TO_CHANNEL.get(request.channel),
+        sha256=request.sha256 or None,
+        tracking_id=request.tracking_id or None,
+        updated_after=optional_time(request, "updated_after"),
+    )
+
+
+def page_size(value: int) -> int:
+    if value < 0 or value > MAX_PAGE_SIZE:
+        raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE} (0: {DEFAULT_PAGE_SIZE})")
+    return value or DEFAULT_PAGE_SIZE
+
+
+def page_key(token: str) -> PageKey | None:
+    if not token:
+        return None
+    try:
+        return PageKey.from_token(token)
+    except ValueError:
+        raise InvalidArgument("page_token", "is not a token this server issued") from None
+
+
+def dashboard_query(request: pb.DashboardRequest) -> DashboardQuery:
+    if request.top_errors < 0 or request.top_errors > MAX_TOP_ERRORS:
+        raise InvalidArgument("top_errors", f"must be between 0 and {MAX_TOP_ERRORS}")
+    return DashboardQuery(
+        issuer_sirets=sirets("issuer_sirets", request.issuer_sirets),
+        syntaxes=syntaxes("syntaxes", request.syntaxes),
+        deposited_from=optional_time(request, "deposited_from"),
+        deposited_to=optional_time(request, "deposited_to"),
+        top_errors=request.top_errors or DEFAULT_TOP_ERRORS,
+    )
+
+
+def flow_number(value: str) -> str:
+    number = value.strip()
+    if not number:
+        raise InvalidArgument("flow_number", "is required")
+    if len(number) > 64:
+        raise InvalidArgument("flow_number", "is longer than 64 characters")
+    return number

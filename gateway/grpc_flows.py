@@ -1,0 +1,222 @@
+"""``FlowService`` (DESIGN §10): translate the request, check who may do it, delegate to the engine.
+
+Permissions (DESIGN §6): every method needs a valid bearer token. A flow the caller may not see answers
+``NOT_FOUND`` exactly like a missing one (``FlowNotFound``), and searches, counts, exports and feeds go
+through the store with the caller's ``Visibility``, so a hidden flow is never returned nor counted.
+Deposits: a technical user deposits on the API channel for its structure (a provider's for any issuer);
+a portal user on the PORTAL channel for a structure they belong to.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import grpc
+
+from engine import ENGINE_VERSION
+from engine.deposit import DepositRequest, DepositService
+from engine.errors import FlowNotFound, PermissionDenied
+from engine.model import Channel, FlowRecord
+from engine.permissions import Principal, PrincipalKind, check_can_deposit_for, visibility_of
+from engine.store.port import Store
+from fluxdepot.v1 import flows_pb2 as pb
+from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
+from gateway import grpc_convert as conv
+from gateway import grpc_files as files
+from gateway import grpc_watch as watch
+from gateway.grpc_auth import Authenticator, stream, unary
+from gateway.grpc_errors import InvalidArgument
+
+MAX_REPORTS_PER_ZIP = 500
+_SIRET = re.compile(r"^[0-9]{14}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def visible_flow(store: Store, principal: Principal, flow_number: str) -> FlowRecord:
+    """The flow, or ``FlowNotFound`` when it does not exist or the caller may not see it."""
+    number = conv.flow_number(flow_number)
+    flow = await store.get_flow(number)
+    if flow is None or not visibility_of(principal).allows(flow.issuer_siret, flow.depositor):
+        raise FlowNotFound(number)
+    return flow
+
+
+def deposit_issuer(principal: Principal, requested: str) -> str:
+    """The structure a deposit is for: the request's, else the caller's own (one structure only)."""
+    issuer = requested.strip()
+    if issuer:
+        if not _SIRET.match(issuer):
+            raise InvalidArgument("issuer_siret", "must be a 14-digit SIRET")
+        return issuer
+    if principal.kind is PrincipalKind.USER:
+        if len(principal.member_of) == 1:
+            return next(iter(principal.member_of))
+        if not principal.member_of:
+            raise PermissionDenied(f"{principal.depositor} belongs to no structure and may not deposit")
+        raise InvalidArgument(
+            "issuer_siret",
+            "is required: you belong to several structures (" + ", ".join(sorted(principal.member_of)) + ")",
+        )
+    if principal.siret:
+        return principal.siret
+    raise InvalidArgument("issuer_siret", "is required")
+
+
+def deposit_channel(principal: Principal) -> Channel:
+    if principal.kind is PrincipalKind.USER:
+        return Channel.PORTAL
+    if principal.kind is PrincipalKind.PARTNER:
+        return Channel.EDI
+    return Channel.API
+
+
+class FlowServicer(pb_grpc.FlowServiceServicer):
+    """Every method: authenticate (``unary``/``stream``), translate, delegate, translate back."""
+
+    def __init__(
+        self,
+        store: Store,
+        deposits: DepositService,
+        auth: Authenticator,
+        *,
+        engine_version: str = ENGINE_VERSION,
+        watch_wait_s: float = 15.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.deposits = deposits
+        self.auth = auth
+        self.engine_version = engine_version
+        self.watch_wait_s = watch_wait_s
+        self.clock = clock
+
+    @unary
+    async def Deposit(  # noqa: N802 - gRPC method names are CamelCase
+        self, request: pb.DepositRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.DepositResponse:
+        issuer = deposit_issuer(principal, request.issuer_siret)
+        check_can_deposit_for(principal, issuer)
+        receipt = await self.deposits.deposit(
+            DepositRequest(
+                file_name=request.file_name,
+                content=request.content,
+                channel=deposit_channel(principal),
+                depositor=principal.depositor,
+                issuer_siret=issuer,
+                syntax=request.syntax or None,
+                tracking_id=request.tracking_id or None,
+                sha256=request.sha256.strip().lower() or None,
+                partner_code=principal.login if principal.kind is PrincipalKind.PARTNER else None,
+                with_signature=request.with_signature,
+            )
+        )
+        flow = receipt.flow
+        return pb.DepositResponse(
+            flow_number=flow.flow_number,
+            deposited_at=conv.timestamp(flow.deposited_at),
+            syntax=flow.syntax.value,
+            status=conv.STATUS_TO_PB[flow.status],  # type: ignore[arg-type]
+            status_code=flow.status.code,
+            sha256=flow.sha256,
+            already_deposited=receipt.already_deposited,
+            flow=conv.flow_message(flow),
+        )
+
+    @unary
+    async def GetFlow(  # noqa: N802
+        self, request: pb.GetFlowRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.Flow:
+        return conv.flow_message(await visible_flow(self.store, principal, request.flow_number))
+
+    @unary
+    async def GetReport(  # noqa: N802
+        self, request: pb.GetReportRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.Report:
+        flow = await visible_flow(self.store, principal, request.flow_number)
+        report = await files.load_report(self.store, flow, engine_version=self.engine_version)
+        content, content_type, ext = files.render(report, request.format)
+        message = conv.report_message(report, flow)
+        message.format = pb.REPORT_FORMAT_XML if ext == "xml" else pb.REPORT_FORMAT_JSON
+        message.content = content
+        message.content_type = content_type
+        message.file_name = f"{flow.flow_number}.{ext}"
+        return message
+
+    @stream
+    async def DownloadReports(  # noqa: N802
+        self, request: pb.DownloadReportsRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> AsyncIterator[pb.FileChunk]:
+        numbers = [conv.flow_number(n) for n in request.flow_numbers]
+        if not numbers:
+            raise InvalidArgument("flow_numbers", "name at least one flow")
+        if len(set(numbers)) > MAX_REPORTS_PER_ZIP:
+            raise InvalidArgument("flow_numbers", f"at most {MAX_REPORTS_PER_ZIP} flows per zip")
+        allows = visibility_of(principal).allows
+        flows = await files.visible_flows(self.store, numbers, allows, limit=MAX_REPORTS_PER_ZIP)
+        data = await files.reports_zip(self.store, flows, request.format)
+        stamp = self.clock().strftime("%Y%m%dT%H%M%SZ")
+        for chunk in files.chunks(data, f"reports_{stamp}.zip", "application/zip"):
+            yield chunk
+
+    @unary
+    async def Search(  # noqa: N802
+        self, request: pb.SearchRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.SearchResponse:
+        query = conv.flow_query(request)
+        size = conv.page_size(request.page_size)
+        after = conv.page_key(request.page_token)
+        page = await self.store.search(query, visibility_of(principal), page_size=size, after=after)
+        return pb.SearchResponse(
+            flows=[conv.flow_message(f) for f in page.flows],
+            next_page_token=page.next_page.token() if page.next_page else "",
+            total_count=page.total_count,
+        )
+
+    @stream
+    async def ExportSearch(  # noqa: N802
+        self, request: pb.SearchRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> AsyncIterator[pb.FileChunk]:
+        query = conv.flow_query(request)
+        rows = self.store.iter_search(query, visibility_of(principal))
+        name = f"flows_{self.clock().strftime('%Y%m%dT%H%M%SZ')}.csv"
+        async for chunk in files.csv_chunks(rows, name):
+            yield chunk
+
+    @unary
+    async def Dashboard(  # noqa: N802
+        self, request: pb.DashboardRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.DashboardResponse:
+        board = await self.store.dashboard(conv.dashboard_query(request), visibility_of(principal))
+        return conv.dashboard_message(board, self.clock())
+
+    @stream
+    async def WatchFlow(  # noqa: N802
+        self, request: pb.GetFlowRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> AsyncIterator[pb.FlowEvent]:
+        flow = await visible_flow(self.store, principal, request.flow_number)
+        events = watch.flow_events(self.store, flow.flow_number, visibility_of(principal), wait_s=self.watch_wait_s)
+        async for event in events:
+            yield conv.event_message(event)
+
+    @stream
+    async def WatchFlows(  # noqa: N802
+        self, request: pb.WatchFlowsRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> AsyncIterator[pb.FlowEvent]:
+        if request.cursor < 0:
+            raise InvalidArgument("cursor", "must be a cursor this server sent (or 0)")
+        events = watch.all_events(
+            self.store,
+            visibility_of(principal),
+            cursor=request.cursor,
+            from_start=request.from_start,
+            issuer_sirets=frozenset(conv.sirets("issuer_sirets", request.issuer_sirets)),
+            statuses=frozenset(conv.statuses("statuses", request.statuses)),
+            wait_s=self.watch_wait_s,
+        )
+        async for event in events:
+            yield conv.event_message(event)
