@@ -1,0 +1,234 @@
+"""Return flows: integration reports (and optional CPPStatut files) written to EDI partners' ``out/``.
+
+``OutboxWriter.run()`` drains ``store.pending_return_flows()`` (EDI flows in a final status whose
+integration report is not recorded), then sleeps until ``wake()`` (called after each verdict) or
+``poll_s``. Each file is published exactly once, even across crashes (DESIGN §7):
+
+1. render it and write ``<data>/sftp/outbox/<name>.tmp``, fsync;
+2. create the intent marker ``<name>.renaming`` beside it, fsync the folder;
+3. rename the temporary file to ``out/<name>`` (atomic: never half-visible), fsync ``out/``;
+4. ``store.add_return_flow(flow, name)``; remove the marker.
+
+A restart finds an unrecorded flow again: with a marker, the rename either happened (the file is in
+``out/``, or the partner already collected it) and only the record is missing, or the fsynced temporary
+file is still there and is renamed; without a marker nothing reached ``out/`` and the file is written from
+scratch. The CPPStatut file, when the partner asked for it, is published before the report, so a flow is
+pending exactly while its report is unrecorded. Files refused at the door get a reject report
+(``write_reject``); ``purge`` deletes files older than the retention from every ``out/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import time
+import xml.etree.ElementTree as ET  # builds and serialises only; never parses input
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from engine.errors import StoreError
+from engine.model import FlowRecord
+from engine.report import build_report, render_xml
+from engine.store.port import Store
+from gateway.cppstatut import cppstatut_name, render_cppstatut
+from gateway.sftp_paths import PartnerFolders
+
+log = structlog.get_logger("fluxdepot.outbox")
+
+REJECT_NAMESPACE = "urn:fluxdepot:deposit-reject:1"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def report_name(flow: FlowRecord) -> str:
+    """``<interface code>_<partner code>_<flow number>.xml`` (domain.md §4.4)."""
+    return f"{flow.interface_code}_{flow.partner_code}_{flow.flow_number}.xml"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxWriter:
+    """Writes return flows to partners' ``out/`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        folders: PartnerFolders,
+        *,
+        engine_version: str,
+        gateway_code: str = "CPP001",
+        retention_s: float = 30 * 86400,
+        poll_s: float = 30.0,
+        batch: int = 100,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self.folders = folders
+        self._engine_version = engine_version
+        self._gateway_code = gateway_code
+        self._retention_s = retention_s
+        self._poll_s = poll_s
+        self._batch = batch
+        self._clock = clock
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self.written = 0
+
+    def wake(self) -> None:
+        """A flow may have reached a final status: drain now rather than at the next poll."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Drain, then wait for a wake-up or ``poll_s``; until ``stop()``. Store errors are retried."""
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                await self.drain()
+            except (StoreError, OSError):
+                log.exception("outbox_drain_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_s)
+
+    async def drain(self) -> int:
+        """Publish the return flows of every pending flow; returns how many flows were completed."""
+        done = 0
+        while True:
+            pending = await self._store.pending_return_flows(self._batch)
+            for flow in pending:
+                await self.publish(flow)
+                done += 1
+            if len(pending) < self._batch:
+                return done
+
+    async def publish(self, flow: FlowRecord) -> None:
+        """Write the flow's return flows that are not recorded yet (CPPStatut first, report last)."""
+        code = flow.partner_code
+        assert code is not None
+        self.folders.create(code)
+        partner = await self._store.get_partner(code)
+        report = build_report(
+            flow,
+            await self._store.history(flow.flow_number),
+            await self._store.flow_findings(flow.flow_number),
+            await self._store.invoices(flow.flow_number),
+            ruleset_version=await self._store.ruleset_version(flow.flow_number) or "",
+            engine_version=self._engine_version,
+        )
+        if partner is not None and partner.status_files:
+            name = cppstatut_name(code, flow.flow_number)
+            if name not in flow.return_flows:
+                content = render_cppstatut(report, sender_id=self._gateway_code, produced_at=_iso(self._clock()))
+                await self._publish_once(flow.flow_number, code, name, content)
+        name = report_name(flow)
+        if name not in flow.return_flows:
+            await self._publish_once(flow.flow_number, code, name, render_xml(report))
+            self.written += 1
+            log.info("return_flow_written", flow_number=flow.flow_number, partner=code, file_name=name)
+
+    async def _publish_once(self, flow_number: str, partner: str, name: str, content: bytes) -> None:
+        await asyncio.to_thread(self._place, partner, name, content)
+        await self._store.add_return_flow(flow_number, name)
+        (self.folders.outbox_work / f"{name}.renaming").unlink(missing_ok=True)
+
+    def _place(self, partner: str, name: str, content: bytes) -> None:
+        """Steps 1-3 of the module docstring, resuming after a crash at any point."""
+        work = self.folders.outbox_work
+        tmp, marker = work / f"{name}.tmp", work / f"{name}.renaming"
+        out = self.folders.outbox(partner)
+        if marker.exists():
+            if tmp.exists():
+                tmp.replace(out / name)
+                fsync_dir(out)
+            return  # renamed before the crash (and maybe collected already): only the record is missing
+        write_synced(tmp, content)
+        marker.touch()
+        fsync_dir(work)
+        tmp.replace(out / name)
+        fsync_dir(out)
+
+    async def write_reject(self, partner: str, file_name: str, reason: str, message: str) -> str:
+        """A reject report for a file refused at the door; returns its name in ``out/``."""
+        now = self._clock()
+        name = f"REJECT_{partner}_{now.strftime('%Y%m%dT%H%M%S%f')}_{secrets.token_hex(3)}.xml"
+        root = ET.Element(f"{{{REJECT_NAMESPACE}}}DepositRejected")
+        for tag, value in (
+            ("PartnerCode", partner),
+            ("FileName", _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", file_name)),
+            ("Reason", reason),
+            ("Message", _CONTROL.sub("?", message)),
+            ("RejectedAt", _iso(now)),
+            ("NextAction", "Correct the file and upload it again; nothing was deposited."),
+        ):
+            ET.SubElement(root, f"{{{REJECT_NAMESPACE}}}{tag}").text = value
+        ET.indent(root, space="  ")
+        body = ET.tostring(root, encoding="utf-8", default_namespace=REJECT_NAMESPACE)
+        content = b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
+        await asyncio.to_thread(self._write_atomic, partner, name, content)
+        log.info("reject_report_written", partner=partner, file_name=name, reason=reason)
+        return name
+
+    def _write_atomic(self, partner: str, name: str, content: bytes) -> None:
+        self.folders.create(partner)
+        tmp = self.folders.outbox_work / f"{name}.tmp"
+        write_synced(tmp, content)
+        out = self.folders.outbox(partner)
+        tmp.replace(out / name)
+        fsync_dir(out)
+
+    async def purge(self, now: float | None = None) -> int:
+        """Delete files older than the retention from every partner's ``out/``; returns how many."""
+        return await asyncio.to_thread(self._purge, time.time() if now is None else now)
+
+    def _purge(self, now: float) -> int:
+        cutoff = now - self._retention_s
+        removed = 0
+        partners = self.folders.root / "partners"
+        if not partners.is_dir():
+            return 0
+        for partner in partners.iterdir():
+            out = partner / "out"
+            if not out.is_dir():
+                continue
+            with os.scandir(out) as entries:
+                for entry in entries:
+                    st = entry.stat(follow_symlinks=False)
+                    if entry.is_file(follow_symlinks=False) and st.st_mtime < cutoff:
+                        Path(entry.path).unlink(missing_ok=True)
+                        removed += 1
+        if removed:
+            log.info("outbox_purged", files=removed, retention_s=self._retention_s)
+        return removed
+
+
+def write_synced(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds")
