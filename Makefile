@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG := config/fluxdepot.example.toml
 
-.PHONY: setup run test lint bench proto clean
+.PHONY: setup run demo-check test lint bench proto clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	@chmod 600 config/demo/AAA001_ed25519  # git does not keep modes; ssh refuses a readable key
 
-# Until the daemon lands (issue 3), `make run` runs the whole processing pipeline offline on the demo
-# invoices against the demo directory: the ok/ ones integrate, the rejected/ ones say why.
+# The daemon on its embedded SQLite store with the demo configuration: gRPC on 127.0.0.1:50051, SFTP on
+# 127.0.0.1:2222, metrics on 127.0.0.1:9464, data in ./var/. Once ready it prints commands to try.
 run: setup
-	@echo "== demo invoices that integrate (config/demo/invoices/ok)"
+	$(BIN)/fluxdepot serve --config $(CONFIG)
+
+# The processing pipeline offline on the demo invoices (no daemon needed).
+demo-check: setup
 	$(BIN)/fluxdepot check --config $(CONFIG) --issuer 40483304800022 config/demo/invoices/ok/*
-	@echo "== demo invoices that fail a Chorus Pro check (config/demo/invoices/rejected)"
 	-$(BIN)/fluxdepot check --config $(CONFIG) --issuer 40483304800022 config/demo/invoices/rejected/*
 
 test: setup

@@ -199,8 +199,7 @@ def _amount_findings(facts: InvoiceFacts) -> list[Finding]:
         return [
             finding(
                 "AMOUNT_INVALID",
-                f"The amount due {_amount(due, facts.currency)} is negative on an invoice "
-                f"(type {INVOICE_TYPE_CODE}).",
+                f"The amount due {_amount(due, facts.currency)} is negative on an invoice (type {INVOICE_TYPE_CODE}).",
                 location=LOC_AMOUNT_DUE,
                 document=facts.document,
             )

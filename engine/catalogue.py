@@ -325,8 +325,7 @@ def as_markdown() -> str:
     lines = ["| code | kind | severity | term | message | hint |", "|---|---|---|---|---|---|"]
     for e in _ENTRIES:
         lines.append(
-            f"| `{e.code}` | {e.kind.value} | {e.severity.value} | {e.business_term or ''} "
-            f"| {e.message} | {e.hint} |"
+            f"| `{e.code}` | {e.kind.value} | {e.severity.value} | {e.business_term or ''} | {e.message} | {e.hint} |"
         )
     return "\n".join(lines)
 

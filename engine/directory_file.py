@@ -366,9 +366,7 @@ def _technical_users(check: _Checker, data: dict[str, Any], known: set[str]) -> 
         token_hash = check.secret(table, "token", "token_hash", where)
         if login is not None and siret is not None:
             lookup = _token_lookup(check, table, where)
-            technical_users.append(
-                TechnicalUser(login=login, siret=siret, token_hash=token_hash, token_lookup=lookup)
-            )
+            technical_users.append(TechnicalUser(login=login, siret=siret, token_hash=token_hash, token_lookup=lookup))
     return technical_users
 
 
@@ -377,6 +375,7 @@ def _partners(
 ) -> list[Partner]:
     partners: list[Partner] = []
     codes: set[str] = set()
+    key_owners: dict[str, str] = {}  # "<type> <base64>" -> partner code: partners may not share a key
     for where, table in check.tables(data, "partners", "partners", _PARTNER):
         code = check.text(table, "code", where, required=True)
         if code is not None and not PARTNER_CODE.match(code):
@@ -385,6 +384,11 @@ def _partners(
         check.unique(codes, code, f"{where}.code", "partner code")
         siret = check.known_siret(table.get("siret"), f"{where}.siret", known)
         keys = _public_keys(check, table, where, base, read_text)
+        for key in keys:
+            body = " ".join(key.split()[:2])
+            owner = key_owners.setdefault(body, code or "?")
+            if owner != (code or "?"):
+                check.problem(f"{where}.public_keys", f"key {body[:40]}... already belongs to {owner}")
         password_hash = check.secret(table, "password", "password_hash", where)
         rules = _rules(check, table.get("rules", {}), f"{where}.rules")
         status_files = check.flag(table, "status_files", where, False)

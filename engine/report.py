@@ -123,15 +123,11 @@ def next_action(status: FlowStatus, invoices: Sequence[InvoiceOutcome]) -> dict[
     if status is FlowStatus.INTEGRATED:
         return _action(NEXT_NONE, "Nothing to do: every invoice was integrated.")
     if status is FlowStatus.WARNING:
-        return _action(
-            NEXT_REDEPOSIT_FLOW, "The platform could not process the flow; deposit the whole flow again."
-        )
+        return _action(NEXT_REDEPOSIT_FLOW, "The platform could not process the flow; deposit the whole flow again.")
     if status is FlowStatus.PARTIALLY_INTEGRATED:
         return _action(
             NEXT_REDEPOSIT_INVOICES,
-            "Correct the rejected invoices and deposit only them again, in a new flow: "
-            + ", ".join(rejected)
-            + ".",
+            "Correct the rejected invoices and deposit only them again, in a new flow: " + ", ".join(rejected) + ".",
             rejected,
         )
     return _action(NEXT_REDEPOSIT_FLOW, "Correct the errors listed and deposit the whole flow again.")

@@ -136,9 +136,7 @@ def _evaluate(
     if system_failure(transport.findings):
         return FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings), FlowStatus.WARNING
     if transport.rejected:
-        verdict = FlowVerdict(
-            FlowEvent.TECHNICAL_REJECTION, transport.findings, detected_syntax=transport.syntax
-        )
+        verdict = FlowVerdict(FlowEvent.TECHNICAL_REJECTION, transport.findings, detected_syntax=transport.syntax)
         return verdict, advance(FlowStatus.RECEIVED, verdict.event)
     syntax = transport.syntax or flow.syntax
     content = content_check(path, flow.file_name, syntax, limits)

@@ -52,25 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
     )
     check.add_argument("files", nargs="+", metavar="FILE")
-    check.add_argument(
-        "--syntax", help="declared syntaxeFlux (e.g. IN_DP_E1_UBL_INVOICE); detected when absent"
-    )
+    check.add_argument("--syntax", help="declared syntaxeFlux (e.g. IN_DP_E1_UBL_INVOICE); detected when absent")
     check.add_argument("--config", help="daemon config file: business checks use its directory")
-    check.add_argument(
-        "--issuer", metavar="SIRET", help="structure the flow is deposited for (default: the supplier)"
-    )
+    check.add_argument("--issuer", metavar="SIRET", help="structure the flow is deposited for (default: the supplier)")
     check.add_argument("--json", action="store_true", help="print a JSON array of the reports")
 
-    admin = sub.add_parser(
-        "admin", help="offline administration of the configured store", formatter_class=fmt
-    )
+    admin = sub.add_parser("admin", help="offline administration of the configured store", formatter_class=fmt)
     admin.add_argument("--config", required=True, type=Path, help="TOML config file")
     admin.add_argument("--data-dir", type=Path, help="overrides [data] dir")
     tasks = admin.add_subparsers(dest="task", required=True)
     tasks.add_parser("migrate", help="apply pending store migrations")
-    imp = tasks.add_parser(
-        "import-directory", help="import structures, users, partners (TOML) or structures (CSV)"
-    )
+    imp = tasks.add_parser("import-directory", help="import structures, users, partners (TOML) or structures (CSV)")
     imp.add_argument("file", type=Path)
     tasks.add_parser("verify-audit", help="verify the hash-chained status history of every flow")
     bk = tasks.add_parser("backup", help="consistent online backup of the SQLite store and blobs")
@@ -100,9 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     if args.command == "check":
-        return run_check(
-            args.files, syntax=args.syntax, config=args.config, as_json=args.json, issuer=args.issuer
-        )
+        return run_check(args.files, syntax=args.syntax, config=args.config, as_json=args.json, issuer=args.issuer)
     try:
         settings = _settings(args)
     except SettingsError as exc:

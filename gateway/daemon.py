@@ -20,10 +20,10 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -69,6 +69,9 @@ class Listener(Protocol):
 
     async def stop(self, grace_s: float) -> None:
         """Finish in-flight work within ``grace_s``, then close."""
+
+    async def set_health(self, service: str, serving: bool) -> None:
+        """Report a health status ("" = the whole server); a no-op for faces without health."""
 
 
 class Engine:
@@ -145,7 +148,6 @@ class Daemon:
         self._metrics_server: Any = None
         self.engine: Engine | None = None
         self.processing_healthy = True
-        self.health_hooks: list[Callable[[str, bool], None]] = []
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> int:
@@ -195,12 +197,14 @@ class Daemon:
             self._spawn(self._every(interval, self._ping_systemd))
         log.info("ready", **ready)
         self._notifier.ready("serving")
+        if s.environment == "demo":
+            print(demo_help(ready), file=sys.stderr, flush=True)
 
     async def shutdown(self) -> None:
         """The ordered, bounded stop; safe to call after a partial start."""
         grace = self.settings.shutdown.grace_s
         self._notifier.stopping()
-        self._set_health("", False)
+        await self._set_health("", False)
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 await listener.stop_accepting()
@@ -234,9 +238,7 @@ class Daemon:
             log.error("reload_failed", problems=exc.problems)
             return
         configure_logging(fresh.logging.level, fresh.logging.format)
-        self.settings = self.settings.model_copy(
-            update={"directory": fresh.directory, "logging": fresh.logging}
-        )
+        self.settings = self.settings.model_copy(update={"directory": fresh.directory, "logging": fresh.logging})
         try:
             await self._import_directory()
         except SettingsError as exc:
@@ -288,7 +290,7 @@ class Daemon:
             if count:
                 log.warning("flows_stuck", status=status.name, count=count)
         self.processing_healthy = watchdog.healthy
-        self._set_health("fluxdepot.processing", watchdog.healthy)
+        await self._set_health("fluxdepot.processing", watchdog.healthy)
 
     async def _refresh_gauges(self) -> None:
         assert self.engine is not None
@@ -304,10 +306,31 @@ class Daemon:
     async def _ping_systemd(self) -> None:
         self._notifier.watchdog()
 
-    def _set_health(self, service: str, serving: bool) -> None:
-        for hook in self.health_hooks:
-            hook(service, serving)
+    async def _set_health(self, service: str, serving: bool) -> None:
+        for listener in self._listeners:
+            try:
+                await listener.set_health(service, serving)
+            except Exception:
+                log.exception("health_update_failed", listener=listener.name)
 
 
-def data_path(settings: Settings, *parts: str) -> Path:
-    return settings.data_dir.joinpath(*parts)
+def demo_help(ready: dict[str, Any]) -> str:
+    """What to try against the demo daemon (printed once ready, on stderr: stdout stays JSON lines)."""
+    grpc = ready.get("grpc", "127.0.0.1:50051")
+    sftp_port = str(ready.get("sftp", "127.0.0.1:2222")).rpartition(":")[2]
+    return f"""
+fluxdepot demo is ready (demo secrets: never use them in production). Try, from another terminal:
+
+  export FLUXDEPOT_TOKEN=demo-technical-token
+  .venv/bin/fluxdepot-cli --target {grpc} deposit --wait config/demo/invoices/ok/* config/demo/invoices/rejected/*
+  .venv/bin/fluxdepot-cli --target {grpc} --token demo-manager-token search
+  .venv/bin/fluxdepot-cli --target {grpc} --token demo-manager-token dashboard
+  .venv/bin/fluxdepot-cli --target {grpc} --token demo-manager-token report FLOW_NUMBER
+
+  echo "put config/demo/invoices/ok/ubl_service_code.xml in/" | \\
+    sftp -b - -i config/demo/AAA001_ed25519 -P {sftp_port} -o StrictHostKeyChecking=no AAA001@127.0.0.1
+  echo "ls out/" | sftp -b - -i config/demo/AAA001_ed25519 -P {sftp_port} -o StrictHostKeyChecking=no AAA001@127.0.0.1
+
+  curl -s http://{ready.get("metrics", "127.0.0.1:9464")}/metrics | grep ^fluxdepot_
+Stop with Ctrl-C.
+"""

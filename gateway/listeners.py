@@ -1,12 +1,172 @@
-"""The network faces the daemon starts, built from the engine (gRPC, SFTP, outbox writer)."""
+"""The network faces the daemon starts, built from the engine: gRPC, the SFTP server and the outbox writer.
+
+Each is a ``gateway.daemon.Listener``: started in order, told to stop accepting first at shutdown, then
+stopped within the grace (STYLE rule 14).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2 as health_pb
+from grpc_health.v1._async import HealthServicer  # the asyncio servicer (grpc_health.v1.aio)
+
+from engine import ENGINE_VERSION
+from gateway.grpc_auth import Authenticator
+from gateway.grpc_server import ADMIN_SERVICE, FLOW_SERVICE, TlsFiles, start_grpc_server
+from gateway.outbox import OutboxWriter
+from gateway.sftp_paths import PartnerFolders
+from gateway.sftp_server import SftpServer, SftpSettings, start_sftp_server
 
 if TYPE_CHECKING:
     from gateway.daemon import Engine, Listener
 
+log = structlog.get_logger("fluxdepot.listeners")
+PROCESSING_SERVICE = "fluxdepot.processing"  # NOT_SERVING while the watchdog sees stuck flows
+
+
+class GrpcListener:
+    name = "grpc"
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._health = HealthServicer()
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> dict[str, Any]:
+        settings = self._engine.settings.grpc
+        assert settings.listen is not None
+        tls = None
+        if settings.tls_cert and settings.tls_key:
+            tls = TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        metrics = self._engine.metrics
+        self._server, port = await start_grpc_server(
+            self._engine.store,
+            self._engine.deposits,
+            self._engine.limits,
+            settings.listen,
+            tls=tls,
+            health=self._health,
+            auth=Authenticator(self._engine.store, ttl_s=settings.token_cache_s),
+            on_call=lambda method, code: metrics.grpc_calls.labels(method, code).inc(),
+        )
+        await self._health.set(PROCESSING_SERVICE, health_pb.HealthCheckResponse.SERVING)
+        host = settings.listen.rpartition(":")[0]
+        return {"grpc": f"{host}:{port}", "grpc_tls": tls is not None}
+
+    async def set_health(self, service: str, serving: bool) -> None:
+        status = health_pb.HealthCheckResponse.SERVING if serving else health_pb.HealthCheckResponse.NOT_SERVING
+        if service:
+            await self._health.set(service, status)
+        elif not serving:  # "" = the whole server: shutting down
+            await self._health.enter_graceful_shutdown()
+
+    async def stop_accepting(self) -> None:
+        for service in ("", FLOW_SERVICE, ADMIN_SERVICE, PROCESSING_SERVICE):
+            await self._health.set(service, health_pb.HealthCheckResponse.NOT_SERVING)
+
+    async def stop(self, grace_s: float) -> None:
+        if self._server is not None:
+            await self._server.stop(grace_s)
+
+
+class OutboxListener:
+    """Return flows to partners' out/ folders: drained once before SFTP opens (finishing any write a
+    crash interrupted), then a loop woken after every verdict, and a periodic retention purge."""
+
+    name = "outbox"
+
+    def __init__(self, engine: Engine) -> None:
+        settings = engine.settings
+        self.writer = OutboxWriter(
+            engine.store,
+            PartnerFolders(settings.data_dir / "sftp"),
+            engine_version=ENGINE_VERSION,
+            gateway_code=settings.gateway_code,
+            retention_s=settings.retention.outbox_days * 86400,
+        )
+        engine.verdict_hooks.append(lambda flow: self.writer.wake())
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> dict[str, Any]:
+        self.writer.folders.create()
+        written = await self.writer.drain()
+        self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self._purge_daily())]
+        return {"outbox_written_at_start": written}
+
+    async def _purge_daily(self) -> None:
+        while True:
+            try:
+                await self.writer.purge()
+            except OSError:
+                log.exception("outbox_purge_failed")
+            await asyncio.sleep(3600)
+
+    async def set_health(self, service: str, serving: bool) -> None:
+        return None
+
+    async def stop_accepting(self) -> None:
+        return None
+
+    async def stop(self, grace_s: float) -> None:
+        self.writer.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class SftpListener:
+    name = "sftp"
+
+    def __init__(self, engine: Engine, outbox: OutboxWriter) -> None:
+        self._engine = engine
+        self._outbox = outbox
+        self._server: SftpServer | None = None
+
+    async def start(self) -> dict[str, Any]:
+        s = self._engine.settings
+        assert s.sftp.listen is not None
+        settings = SftpSettings(
+            max_flow_bytes=s.limits.max_flow_bytes,
+            password_auth=s.sftp.password_auth,
+            max_auth_failures=s.sftp.max_auth_failures,
+            lockout_s=s.sftp.lockout_s,
+            quota_bytes=s.sftp.quota_bytes,
+            quota_files=s.sftp.quota_files,
+        )
+        self._server, port = await start_sftp_server(
+            self._engine.store, self._engine.deposits, self._outbox, settings, s.sftp.listen
+        )
+        server = self._server
+        self._engine.metrics.sftp_sessions.set_function(lambda: float(server.session_count))
+        host = s.sftp.listen.rpartition(":")[0]
+        return {"sftp": f"{host}:{port}"}
+
+    async def set_health(self, service: str, serving: bool) -> None:
+        return None
+
+    async def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def stop(self, grace_s: float) -> None:
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), grace_s)
+
 
 async def build_listeners(engine: Engine) -> list[Listener]:
-    return []
+    """The outbox always runs (EDI flows may come from another daemon sharing the store); gRPC and SFTP
+    when they have a listen address."""
+    outbox = OutboxListener(engine)
+    listeners: list[Listener] = [outbox]
+    settings = engine.settings
+    if settings.grpc.listen:
+        listeners.append(GrpcListener(engine))
+    if settings.sftp.listen:
+        listeners.append(SftpListener(engine, outbox.writer))
+    return listeners

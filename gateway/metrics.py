@@ -35,9 +35,7 @@ class Metrics:
             registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
-        self.queue_depth = Gauge(
-            "fluxdepot_queue_depth", "Flows waiting for or held by a worker.", registry=r
-        )
+        self.queue_depth = Gauge("fluxdepot_queue_depth", "Flows waiting for or held by a worker.", registry=r)
         self.queue_oldest_age = Gauge(
             "fluxdepot_queue_oldest_age_seconds",
             "Age of the oldest flow in a non-final status.",
@@ -51,9 +49,7 @@ class Metrics:
             registry=r,
         )
         self.sftp_sessions = Gauge("fluxdepot_sftp_sessions", "Open SFTP sessions.", registry=r)
-        self.sftp_logins = Counter(
-            "fluxdepot_sftp_logins", "SFTP authentication outcomes.", ["result"], registry=r
-        )
+        self.sftp_logins = Counter("fluxdepot_sftp_logins", "SFTP authentication outcomes.", ["result"], registry=r)
         self.grpc_calls = Counter(
             "fluxdepot_grpc_calls", "gRPC calls by method and status code.", ["method", "code"], registry=r
         )

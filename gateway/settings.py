@@ -247,11 +247,7 @@ def load_settings(path: Path, overrides: dict[str, dict[str, Any]] | None = None
     base = path.resolve().parent
     for section, key in _FILE_PATHS:  # the file's relative paths are relative to the file
         table = raw.get(section)
-        if (
-            isinstance(table, dict)
-            and isinstance(table.get(key), str)
-            and _env_name(section, key) not in os.environ
-        ):
+        if isinstance(table, dict) and isinstance(table.get(key), str) and _env_name(section, key) not in os.environ:
             table[key] = str((base / table[key]).resolve())
     raw["source"] = str(path)
     try:

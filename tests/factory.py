@@ -247,9 +247,7 @@ def _fields(spec: InvoiceSpec) -> dict[str, str]:
         "rate": f"{spec.vat_rate:.2f}",
         "item": escape(spec.item),
         "buyer_reference": (
-            f"  <cbc:BuyerReference>{escape(spec.service_code)}</cbc:BuyerReference>\n"
-            if spec.service_code
-            else ""
+            f"  <cbc:BuyerReference>{escape(spec.service_code)}</cbc:BuyerReference>\n" if spec.service_code else ""
         ),
         "order_reference": (
             f"  <cac:OrderReference><cbc:ID>{escape(spec.engagement_number)}</cbc:ID></cac:OrderReference>\n"
@@ -257,9 +255,7 @@ def _fields(spec: InvoiceSpec) -> dict[str, str]:
             else ""
         ),
         "cii_buyer_reference": (
-            f"      <ram:BuyerReference>{escape(spec.service_code)}</ram:BuyerReference>\n"
-            if spec.service_code
-            else ""
+            f"      <ram:BuyerReference>{escape(spec.service_code)}</ram:BuyerReference>\n" if spec.service_code else ""
         ),
         "cii_order_reference": (
             "      <ram:BuyerOrderReferencedDocument><ram:IssuerAssignedID>"
@@ -287,9 +283,7 @@ def facturx_pdf(spec: InvoiceSpec) -> bytes:
     writer.add_blank_page(width=595, height=842)
     buffer = io.BytesIO()
     writer.write(buffer)
-    pdf: bytes = generate_from_binary(
-        buffer.getvalue(), cii_invoice(spec), flavor="factur-x", level="en16931"
-    )
+    pdf: bytes = generate_from_binary(buffer.getvalue(), cii_invoice(spec), flavor="factur-x", level="en16931")
     return pdf
 
 

@@ -49,9 +49,7 @@ class Harness:
     def with_limits(self, limits: Limits) -> Harness:
         """The same store and blobs, judged under other limits (e.g. a tiny validation timeout)."""
         deposits = DepositService(self.store, self.blobs, limits)
-        processor = FlowProcessor(
-            self.store, self.blobs, limits, self.pool.run, clock=now, actor="worker:test"
-        )
+        processor = FlowProcessor(self.store, self.blobs, limits, self.pool.run, clock=now, actor="worker:test")
         return replace(self, limits=limits, deposits=deposits, processor=processor)
 
     async def close(self) -> None:

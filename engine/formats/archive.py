@@ -143,9 +143,7 @@ def _read_bounded(stream: _Readable, name: str, limits: Limits, total_bytes: int
 
 
 def _check_ratio(name: str, unpacked_bytes: int, packed_bytes: int, limits: Limits) -> None:
-    if unpacked_bytes >= _RATIO_MIN_BYTES and unpacked_bytes > limits.max_compression_ratio * max(
-        packed_bytes, 1
-    ):
+    if unpacked_bytes >= _RATIO_MIN_BYTES and unpacked_bytes > limits.max_compression_ratio * max(packed_bytes, 1):
         raise _problem(
             "ARCHIVE_COMPRESSION_RATIO",
             f"Member {name!r} expands more than {limits.max_compression_ratio} times.",
@@ -161,9 +159,7 @@ def _unpack_zip(path: str, limits: Limits) -> list[Member]:
         for info in infos:
             _check_name(info.filename)
             mode = info.external_attr >> 16
-            if mode and (
-                stat.S_ISLNK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)
-            ):
+            if mode and (stat.S_ISLNK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
                 raise _problem("ARCHIVE_UNSAFE_PATH", f"Member {info.filename!r} is a link.", info.filename)
             if info.is_dir() or _is_junk(info.filename):
                 continue

@@ -138,9 +138,7 @@ def _detect_pdf(data: bytes, name: str, max_xml_bytes: int) -> Detected:
             )
         )
     guideline = facts.guideline_of(tree.getroot(), family)
-    return Detected(
-        name, DocumentFamily.FACTURX_PDF, tree, embedded.data, guideline, profile_of(guideline, True)
-    )
+    return Detected(name, DocumentFamily.FACTURX_PDF, tree, embedded.data, guideline, profile_of(guideline, True))
 
 
 def _xml_family(root: etree._Element, name: str, in_pdf: bool) -> DocumentFamily:

@@ -56,9 +56,7 @@ def read_facts(root: etree._Element, family: DocumentFamily, document: str) -> I
 
 
 def empty_facts(document: str) -> InvoiceFacts:
-    return InvoiceFacts(
-        document, None, None, None, None, None, None, None, None, None, None, None, None, None
-    )
+    return InvoiceFacts(document, None, None, None, None, None, None, None, None, None, None, None, None, None)
 
 
 def _ubl_facts(root: etree._Element, document: str) -> InvoiceFacts:
@@ -110,9 +108,7 @@ def _cii_facts(root: etree._Element, document: str) -> InvoiceFacts:
         buyer_id=_cii_party_id(root, buyer),
         buyer_name=_text(root, f"{buyer}/ram:Name"),
         service_code=_text(root, f"{_CII_AGREEMENT}/ram:BuyerReference"),
-        engagement_number=_text(
-            root, f"{_CII_AGREEMENT}/ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID"
-        ),
+        engagement_number=_text(root, f"{_CII_AGREEMENT}/ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID"),
         total_without_vat=_amount(root, f"{_CII_TOTALS}/ram:TaxBasisTotalAmount"),
         total_with_vat=_amount(root, f"{_CII_TOTALS}/ram:GrandTotalAmount"),
         amount_due=_amount(root, f"{_CII_TOTALS}/ram:DuePayableAmount"),

@@ -38,9 +38,7 @@ def validate(tree: etree._ElementTree, artefact: Artefact, document: str) -> lis
     errors = list(compiled.error_log)
     for error in errors[:MAX_ERRORS_PER_DOCUMENT]:
         location = f"line {error.line}" + (f"; {error.path}" if error.path else "")
-        findings.append(
-            finding("XSD_INVALID", error.message, rule="XSD", location=location, document=document)
-        )
+        findings.append(finding("XSD_INVALID", error.message, rule="XSD", location=location, document=document))
     if len(errors) > MAX_ERRORS_PER_DOCUMENT:
         findings.append(
             finding(

@@ -105,7 +105,5 @@ def start_daemon(
             raise AssertionError("daemon not ready in time:\n" + "\n".join(daemon.lines[-30:]))
     if not daemon.ready:
         daemon.wait(10)
-        raise AssertionError(
-            f"daemon exited {proc.returncode} before ready:\n" + "\n".join(daemon.lines[-30:])
-        )
+        raise AssertionError(f"daemon exited {proc.returncode} before ready:\n" + "\n".join(daemon.lines[-30:]))
     return daemon

@@ -36,12 +36,8 @@ def demo_config_copy(tmp_path: Path, **replacements: str) -> Path:
 
 def test_config_errors_are_all_reported_and_exit_78(tmp_path: Path) -> None:
     """A bad config exits 78 before anything listens, naming every bad key with its source."""
-    config = demo_config_copy(
-        tmp_path, **{'code = "CPP001"': 'code = "nope"', "lease_s = 30": "lease_s = -1"}
-    )
-    result = run_cli(
-        "serve", "--config", str(config), env={"FLUXDEPOT_LIMITS__MAX_DOCUMENTS": "many", "PATH": ""}
-    )
+    config = demo_config_copy(tmp_path, **{'code = "CPP001"': 'code = "nope"', "lease_s = 30": "lease_s = -1"})
+    result = run_cli("serve", "--config", str(config), env={"FLUXDEPOT_LIMITS__MAX_DOCUMENTS": "many", "PATH": ""})
     assert result.returncode == 78, result.stderr
     assert f"{config}: gateway.code" in result.stderr
     assert f"{config}: workers.lease_s" in result.stderr
@@ -121,9 +117,7 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     assert "/opt/fluxdepot/.venv/bin/fluxdepot" in unit
     target = tmp_path / "fluxdepot.service"
     target.write_text(unit.replace("/opt/fluxdepot/.venv/bin/fluxdepot", str(binary)))
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(target)], capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run(["systemd-analyze", "verify", str(target)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     for setting in (
         "Type=notify",

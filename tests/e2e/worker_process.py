@@ -21,12 +21,8 @@ from tests.harness import now
 async def main(root: Path) -> None:
     store = await open_store(f"sqlite:///{root / 'fluxdepot.db'}")
     pool = CpuPool(2)
-    processor = FlowProcessor(
-        store, BlobStore(root / "blobs"), Limits(), pool.run, clock=now, actor="worker:crash"
-    )
-    workers = WorkerPool(
-        store, processor, WorkerSettings(workers=2, lease_s=5, poll_s=0.2, exclusive=True), clock=now
-    )
+    processor = FlowProcessor(store, BlobStore(root / "blobs"), Limits(), pool.run, clock=now, actor="worker:crash")
+    workers = WorkerPool(store, processor, WorkerSettings(workers=2, lease_s=5, poll_s=0.2, exclusive=True), clock=now)
     await workers.start()
     print("ready", flush=True)
     await asyncio.Event().wait()

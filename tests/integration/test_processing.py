@@ -52,9 +52,7 @@ def zip_of(members: dict[str, bytes]) -> bytes:
 
 
 def ok_spec(number: str) -> factory.InvoiceSpec:
-    return factory.InvoiceSpec(
-        number, factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA"
-    )
+    return factory.InvoiceSpec(number, factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
 
 
 @pytest.mark.parametrize("path", sorted((DEMO_INVOICES / "ok").iterdir()), ids=lambda p: p.name)
@@ -100,9 +98,7 @@ async def test_duplicate_of_an_integrated_invoice_names_the_earlier_flow(harness
 async def test_partial_rejection_integrates_the_good_invoices(harness: Harness) -> None:
     """An API flow with one good and one bad invoice ends PARTIALLY_INTEGRATED, listing what to re-deposit."""
     bad = replace(ok_spec("PART-0002"), service_code="SERV-INCONNU")
-    content = zip_of(
-        {"good.xml": factory.ubl_invoice(ok_spec("PART-0001")), "bad.xml": factory.ubl_invoice(bad)}
-    )
+    content = zip_of({"good.xml": factory.ubl_invoice(ok_spec("PART-0001")), "bad.xml": factory.ubl_invoice(bad)})
     flow = await harness.deposit_and_process("flow.zip", content)
     assert flow.status is FlowStatus.PARTIALLY_INTEGRATED
     assert (flow.integrated_count, flow.rejected_count) == (1, 1)
@@ -114,15 +110,11 @@ async def test_complete_rejection_rule_of_an_edi_partner(harness: Harness) -> No
     """Under a partner's complete-rejection rule, one bad invoice rejects the whole flow."""
     await harness.store.import_directory(
         DirectoryData(
-            partners=(
-                Partner("BBB002", DEMO_PROVIDER_SIRET, rules=((Syntax.UBL_INVOICE, RejectionRule.COMPLETE),)),
-            )
+            partners=(Partner("BBB002", DEMO_PROVIDER_SIRET, rules=((Syntax.UBL_INVOICE, RejectionRule.COMPLETE),)),)
         )
     )
     bad = replace(ok_spec("COMP-0002"), service_code=None)
-    content = zip_of(
-        {"good.xml": factory.ubl_invoice(ok_spec("COMP-0001")), "bad.xml": factory.ubl_invoice(bad)}
-    )
+    content = zip_of({"good.xml": factory.ubl_invoice(ok_spec("COMP-0001")), "bad.xml": factory.ubl_invoice(bad)})
     flow = await harness.deposit_and_process(
         "flow.zip",
         content,
@@ -135,9 +127,7 @@ async def test_complete_rejection_rule_of_an_edi_partner(harness: Harness) -> No
     assert flow.flow_number.startswith("BBB0021100")
     assert flow.status is FlowStatus.REJECTED
     report = await harness.report(flow.flow_number)
-    assert "FLOW_REJECTED_COMPLETELY" in {
-        w["code"] for i in report["invoices"] for w in i["errors"] + i["warnings"]
-    }
+    assert "FLOW_REJECTED_COMPLETELY" in {w["code"] for i in report["invoices"] for w in i["errors"] + i["warnings"]}
     assert report["next_action"]["code"] == "REDEPOSIT_FLOW"
 
 
@@ -159,9 +149,7 @@ async def test_technical_rejection_of_an_empty_file(harness: Harness) -> None:
 
 async def test_declared_syntax_mismatch_is_a_technical_rejection(harness: Harness) -> None:
     """A UBL file declared as CII is rejected with SYNTAX_MISMATCH."""
-    flow = await harness.deposit_and_process(
-        "x.xml", factory.ubl_invoice(ok_spec("MIS-1")), syntax="IN_DP_E1_CII_16B"
-    )
+    flow = await harness.deposit_and_process("x.xml", factory.ubl_invoice(ok_spec("MIS-1")), syntax="IN_DP_E1_CII_16B")
     assert flow.status is FlowStatus.REJECTED
     assert "SYNTAX_MISMATCH" in error_codes(await harness.report(flow.flow_number))
 

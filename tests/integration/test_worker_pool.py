@@ -11,9 +11,7 @@ from tests.harness import Harness, now
 
 
 def spec(number: str) -> factory.InvoiceSpec:
-    return factory.InvoiceSpec(
-        number, factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA"
-    )
+    return factory.InvoiceSpec(number, factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
 
 
 def pool_for(harness: Harness, **settings: float | int | bool) -> WorkerPool:
@@ -86,8 +84,7 @@ async def test_second_lost_lease_holds_the_flow_for_an_operator(harness: Harness
 async def test_stop_hands_back_unfinished_flows(harness: Harness) -> None:
     """Stopping with no grace loses nothing: unfinished flows are claimable again and finish later."""
     numbers = [
-        (await harness.deposit(f"{i}.xml", factory.ubl_invoice(spec(f"STOP-{i}")))).flow.flow_number
-        for i in range(6)
+        (await harness.deposit(f"{i}.xml", factory.ubl_invoice(spec(f"STOP-{i}")))).flow.flow_number for i in range(6)
     ]
     pool = pool_for(harness, workers=2)
     await pool.start()

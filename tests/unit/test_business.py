@@ -203,9 +203,7 @@ def test_duplicate_key() -> None:
     assert duplicate_key(facts(supplier_id="")) is None
     assert duplicate_key(facts(issue_date=None)) is None
     assert duplicate_key(facts(issue_date="26-11-02")) is None
-    assert duplicate_keys([doc(), doc(document="b.xml"), doc(number=None)]) == {
-        (SUPPLIER, "2026", "F-2026-001")
-    }
+    assert duplicate_keys([doc(), doc(document="b.xml"), doc(number=None)]) == {(SUPPLIER, "2026", "F-2026-001")}
 
 
 def test_needed_sirets() -> None:
@@ -299,9 +297,7 @@ def test_service_or_engagement_required() -> None:
 def test_without_directory_number_and_duplicates_still_run() -> None:
     """Without a directory each invoice gets one info DIRECTORY_CHECKS_NOT_RUN; number and duplicate checks
     still run and directory checks do not (an unknown buyer passes)."""
-    result = run(
-        doc(buyer_id="123"), doc(document="b.xml", number="Y" * 25), doc(document="c.xml"), directory=None
-    )
+    result = run(doc(buyer_id="123"), doc(document="b.xml", number="Y" * 25), doc(document="c.xml"), directory=None)
     assert codes(result, 0) == ["DIRECTORY_CHECKS_NOT_RUN"]
     assert codes(result, 1) == ["INVOICE_NUMBER_TOO_LONG", "DIRECTORY_CHECKS_NOT_RUN"]
     assert codes(result, 2) == ["DUPLICATE_IN_FLOW", "DIRECTORY_CHECKS_NOT_RUN"]

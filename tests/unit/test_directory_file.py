@@ -75,12 +75,8 @@ def test_valid_file_round_trip(tmp_path: Path) -> None:
     assert user.login == "manager" and user.name == "Camille"
     assert user.token_hash is not None and "demo-manager-token" not in user.token_hash
     assert verify_secret("demo-manager-token", user.token_hash)
-    assert [(m.login, m.siret, m.role) for m in d.memberships] == [
-        ("manager", "40483304800022", Role.PRIMARY_MANAGER)
-    ]
-    assert [(p.login, p.siret, p.profile) for p in d.profiles] == [
-        ("manager", "40483304800022", "SUIVI_FLUX")
-    ]
+    assert [(m.login, m.siret, m.role) for m in d.memberships] == [("manager", "40483304800022", Role.PRIMARY_MANAGER)]
+    assert [(p.login, p.siret, p.profile) for p in d.profiles] == [("manager", "40483304800022", "SUIVI_FLUX")]
 
     (tech,) = d.technical_users
     assert tech.siret == "40483304800022" and tech.token_hash is not None

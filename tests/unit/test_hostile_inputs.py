@@ -78,9 +78,7 @@ def test_zip_bomb_with_lying_header_is_caught_while_reading(tmp_path: Path) -> N
 
 def test_billion_laughs_is_refused(tmp_path: Path) -> None:
     """Nested entity declarations are refused as a forbidden construct, never expanded."""
-    levels = ['<!ENTITY lol0 "lol">'] + [
-        f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">' for i in range(1, 10)
-    ]
+    levels = ['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">' for i in range(1, 10)]
     document = f'<?xml version="1.0"?>\n<!DOCTYPE lolz [{"".join(levels)}]>\n<Invoice>&lol9;</Invoice>'
     path = tmp_path / "laughs.xml"
     path.write_text(document)

@@ -87,18 +87,14 @@ BAD = InvoiceOutcome(
     facts("b.xml", "F-002"),
     InvoiceStatus.REJECTED,
     (
-        finding(
-            "BUYER_UNKNOWN", "The recipient 21690123100011 is not known.", location="BT-46", document="b.xml"
-        ),
+        finding("BUYER_UNKNOWN", "The recipient 21690123100011 is not known.", location="BT-46", document="b.xml"),
         finding("SERVICE_CODE_UNKNOWN", "Service « X » inconnu", document="b.xml"),
     ),
 )
 NO_NUMBER = InvoiceOutcome(facts("c.xml", None), InvoiceStatus.REJECTED, (finding("INVOICE_NUMBER_MISSING"),))
 
 
-def report(
-    flow: FlowRecord = FLOW, invoices: tuple[InvoiceOutcome, ...] = (GOOD, BAD), flow_findings=()
-) -> dict:  # type: ignore[no-untyped-def]
+def report(flow: FlowRecord = FLOW, invoices: tuple[InvoiceOutcome, ...] = (GOOD, BAD), flow_findings=()) -> dict:  # type: ignore[no-untyped-def]
     return build_report(
         flow,
         HISTORY,
@@ -209,9 +205,10 @@ def test_xml_parses_and_carries_every_error_with_code_and_hint() -> None:
     flow_errors = root.findall("r:Errors/r:Error", NS)
     assert [e.findtext("r:Code", namespaces=NS) for e in flow_errors] == ["CHECK_FAILED"]
     assert [e.findtext("r:Kind", namespaces=NS) for e in flow_errors] == ["technical"]
-    assert [
-        h.findtext("r:StatusCode", namespaces=NS) for h in root.findall("r:History/r:StatusChange", NS)
-    ] == ["IN_RECU", "IN_TRAITE_SE_CPP"]
+    assert [h.findtext("r:StatusCode", namespaces=NS) for h in root.findall("r:History/r:StatusChange", NS)] == [
+        "IN_RECU",
+        "IN_TRAITE_SE_CPP",
+    ]
     assert root.findtext("r:ReturnFlows/r:ReturnFlow", namespaces=NS) == FLOW.return_flows[0]
     assert root.findtext("r:NextAction/r:Code", namespaces=NS) == "REDEPOSIT_INVOICES"
 
@@ -241,9 +238,7 @@ def test_json_and_xml_come_from_one_builder() -> None:
         (FlowStatus.WAITING_FOR_REPROCESSING, (), "WAIT", []),
     ],
 )
-def test_next_action(
-    status: FlowStatus, invoices: tuple[InvoiceOutcome, ...], code: str, numbers: list[str]
-) -> None:
+def test_next_action(status: FlowStatus, invoices: tuple[InvoiceOutcome, ...], code: str, numbers: list[str]) -> None:
     """The report says what to do next: nothing, re-deposit the flow or only the listed invoices, or wait."""
     action = report(replace(FLOW, status=status), invoices)["next_action"]
     assert action["code"] == code
@@ -255,9 +250,7 @@ def test_next_action(
 
 def test_offline_check_report_with_empty_values() -> None:
     """A report for `fluxdepot check` (no flow number, no history, no invoices) builds and renders."""
-    flow = replace(
-        FLOW, flow_number="", depositor="", partner_code=None, return_flows=(), status=FlowStatus.REJECTED
-    )
+    flow = replace(FLOW, flow_number="", depositor="", partner_code=None, return_flows=(), status=FlowStatus.REJECTED)
     r = build_report(
         flow,
         [],
