@@ -87,8 +87,8 @@ def event_line(e: FlowEvent) -> str:
 
 def dashboard_tables(board: Dashboard) -> list[Table]:
     totals = Table(title=f"Flows per status ({board.total_count} in all)")
-    for name in ("status", "code", "label", "flows", "oldest"):
-        totals.add_column(name, justify="right" if name == "flows" else "left")
+    for name in ("status", "code", "label", "flows", "oldest", "stuck"):
+        totals.add_column(name, justify="right" if name in ("flows", "stuck") else "left")
     counts = {t.status: t for t in board.totals}
     for status, code in STATUS_CODES.items():
         row = counts.get(status)
@@ -96,6 +96,7 @@ def dashboard_tables(board: Dashboard) -> list[Table]:
         totals.add_row(
             status_text(status), code, STATUS_LABELS_FR[status], str(row.count if row else 0),
             age(oldest) if oldest is not None and status not in FINAL_STATUSES else "",
+            str(board.stuck[status]) if status in board.stuck else "",
         )  # fmt: skip
     per_issuer = Table(title="Per issuer", caption="drill down: fluxdepot-cli search --issuer SIRET --status STATUS")
     for name in ("issuer", "status", "flows"):

@@ -218,6 +218,7 @@ class Dashboard:
     oldest: dict[str, float]  # status -> age in seconds of the oldest flow in it
     top_errors: tuple[tuple[str, str, int], ...]  # (code, rule, count)
     total_count: int
+    stuck: dict[str, int] = field(default_factory=dict)  # status -> flows past the watchdog's age
 
     @classmethod
     def from_pb(cls, m: pb.DashboardResponse) -> Dashboard:
@@ -227,6 +228,7 @@ class Dashboard:
             oldest={status_name(o.status): o.age_seconds for o in m.oldest},
             top_errors=tuple((e.code, e.rule, e.count) for e in m.top_errors),
             total_count=m.total_count,
+            stuck={status_name(c.status): c.count for c in m.stuck},
         )
 
 

@@ -86,16 +86,18 @@ def event_message(event: EventRecord) -> pb.FlowEvent:
     )
 
 
-def dashboard_message(board: Dashboard, now: datetime) -> pb.DashboardResponse:
-    def count(siret: str, status: FlowStatus, n: int) -> pb.StatusCount:
-        return pb.StatusCount(
-            issuer_siret=siret,
-            status=STATUS_TO_PB[status],  # type: ignore[arg-type]
-            status_code=status.code,
-            status_label=status.label_fr,
-            count=n,
-        )
+def status_count(siret: str, status: FlowStatus, n: int) -> pb.StatusCount:
+    return pb.StatusCount(
+        issuer_siret=siret,
+        status=STATUS_TO_PB[status],  # type: ignore[arg-type]
+        status_code=status.code,
+        status_label=status.label_fr,
+        count=n,
+    )
 
+
+def dashboard_message(board: Dashboard, now: datetime) -> pb.DashboardResponse:
+    count = status_count
     order = list(FlowStatus)
     totals = board.totals()
     return pb.DashboardResponse(

@@ -10,7 +10,7 @@ a portal user on the PORTAL channel for a structure they belong to.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 
 import grpc
@@ -20,7 +20,10 @@ from engine.deposit import DepositRequest, DepositService
 from engine.errors import FlowNotFound, PermissionDenied
 from engine.model import Channel, FlowRecord
 from engine.permissions import Principal, PrincipalKind, check_can_deposit_for, visibility_of
+from engine.queries import FlowQuery
+from engine.status import FlowStatus
 from engine.store.port import Store
+from engine.watchdog import cutoffs
 from fluxdepot.v1 import flows_pb2 as pb
 from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
 from gateway import grpc_convert as conv
@@ -87,7 +90,9 @@ class FlowServicer(pb_grpc.FlowServiceServicer):
         engine_version: str = ENGINE_VERSION,
         watch_wait_s: float = 15.0,
         clock: Callable[[], datetime] = utcnow,
+        stuck_after_s: Mapping[FlowStatus, float] | None = None,
     ) -> None:
+        self.stuck_after_s = dict(stuck_after_s or {})  # the stuck-flow watchdog's ages, for Dashboard
         self.store = store
         self.deposits = deposits
         self.auth = auth
@@ -191,8 +196,15 @@ class FlowServicer(pb_grpc.FlowServiceServicer):
     async def Dashboard(  # noqa: N802
         self, request: pb.DashboardRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.DashboardResponse:
-        board = await self.store.dashboard(conv.dashboard_query(request), visibility_of(principal))
-        return conv.dashboard_message(board, self.clock())
+        query = conv.dashboard_query(request)
+        visibility = visibility_of(principal)
+        board = await self.store.dashboard(query, visibility)
+        message = conv.dashboard_message(board, self.clock())
+        for status, before in cutoffs(self.clock(), self.stuck_after_s).items():
+            stuck = FlowQuery(issuer_sirets=query.issuer_sirets, statuses=(status,), updated_before=before)
+            count = (await self.store.search(stuck, visibility, page_size=1)).total_count
+            message.stuck.append(conv.status_count("", status, count))
+        return message
 
     @stream
     async def WatchFlow(  # noqa: N802

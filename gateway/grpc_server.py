@@ -12,7 +12,7 @@ grpc's generic one; anything much larger is cut by grpc itself before it is buff
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from engine import ENGINE_VERSION
 from engine.deposit import DepositService
 from engine.model import Limits
+from engine.status import FlowStatus
 from engine.store.port import Store
 from fluxdepot.v1 import admin_pb2 as admin_pb
 from fluxdepot.v1 import admin_pb2_grpc as admin_grpc
@@ -141,6 +142,7 @@ async def start_grpc_server(
     engine_version: str = ENGINE_VERSION,
     watch_wait_s: float = 15.0,
     on_call: CallObserver | None = None,
+    stuck_after_s: Mapping[FlowStatus, float] | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Start serving on ``listen`` (``HOST:PORT``; port 0 picks one) and return the server and its port.
 
@@ -155,7 +157,14 @@ async def start_grpc_server(
         ],
     )
     flows_grpc.add_FlowServiceServicer_to_server(
-        FlowServicer(store, deposits, auth, engine_version=engine_version, watch_wait_s=watch_wait_s),
+        FlowServicer(
+            store,
+            deposits,
+            auth,
+            engine_version=engine_version,
+            watch_wait_s=watch_wait_s,
+            stuck_after_s=stuck_after_s,
+        ),
         server,
     )
     admin_grpc.add_AdminServiceServicer_to_server(AdminServicer(store, auth), server)

@@ -16,9 +16,10 @@ from grpc_health.v1 import health_pb2 as health_pb
 from grpc_health.v1._async import HealthServicer  # the asyncio servicer (grpc_health.v1.aio)
 
 from engine import ENGINE_VERSION
+from engine.errors import StoreError
 from gateway.grpc_auth import Authenticator
 from gateway.grpc_server import ADMIN_SERVICE, FLOW_SERVICE, TlsFiles, start_grpc_server
-from gateway.outbox import OutboxWriter
+from gateway.outbox import OUTBOX_SINGLETON, PURGE_SINGLETON, OutboxWriter
 from gateway.sftp_paths import PartnerFolders
 from gateway.sftp_server import SftpServer, SftpSettings, start_sftp_server
 
@@ -53,6 +54,7 @@ class GrpcListener:
             health=self._health,
             auth=Authenticator(self._engine.store, ttl_s=settings.token_cache_s),
             on_call=lambda method, code: metrics.grpc_calls.labels(method, code).inc(),
+            stuck_after_s=self._engine.settings.stuck_after(),
         )
         await self._health.set(PROCESSING_SERVICE, health_pb.HealthCheckResponse.SERVING)
         host = settings.listen.rpartition(":")[0]
@@ -76,7 +78,8 @@ class GrpcListener:
 
 class OutboxListener:
     """Return flows to partners' out/ folders: drained once before SFTP opens (finishing any write a
-    crash interrupted), then a loop woken after every verdict, and a periodic retention purge."""
+    crash interrupted), then a loop woken after every verdict, and a periodic retention purge. Both run
+    on the one daemon holding their singleton (``gateway.outbox``), whatever the number of daemons."""
 
     name = "outbox"
 
@@ -90,19 +93,30 @@ class OutboxListener:
             retention_s=settings.retention.outbox_days * 86400,
         )
         engine.verdict_hooks.append(lambda flow: self.writer.wake())
+        self._engine = engine
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> dict[str, Any]:
         self.writer.folders.create()
-        written = await self.writer.drain()
-        self._tasks = [asyncio.create_task(self.writer.run()), asyncio.create_task(self._purge_daily())]
+        store = self._engine.store
+        written = 0
+        if await store.try_singleton(OUTBOX_SINGLETON):  # else another daemon is the writer
+            written = await self.writer.drain(singleton=True)
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._purge_daily())]
         return {"outbox_written_at_start": written}
 
+    async def _run(self) -> None:
+        writer = self.writer
+        self._engine.metrics.singletons.labels(OUTBOX_SINGLETON).set_function(lambda: float(writer.holding))
+        await writer.run()
+
     async def _purge_daily(self) -> None:
+        """Hourly, on the daemon holding the purge singleton: delete return flows past the retention."""
         while True:
             try:
-                await self.writer.purge()
-            except OSError:
+                if await self._engine.store.try_singleton(PURGE_SINGLETON):
+                    await self.writer.purge()
+            except (OSError, StoreError):
                 log.exception("outbox_purge_failed")
             await asyncio.sleep(3600)
 
@@ -117,6 +131,9 @@ class OutboxListener:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for name in (OUTBOX_SINGLETON, PURGE_SINGLETON):  # let another daemon take over at once
+            with contextlib.suppress(StoreError):
+                await self._engine.store.release_singleton(name)
 
 
 class SftpListener:

@@ -17,6 +17,7 @@ from clients.client import AsyncClient
 from engine.cpu_pool import CpuPool
 from engine.deposit import DepositService
 from engine.model import Limits
+from engine.status import FlowStatus
 from engine.worker import WorkerPool, WorkerSettings
 from fluxdepot.v1 import admin_pb2_grpc, flows_pb2_grpc
 from gateway.grpc_server import start_grpc_server
@@ -76,7 +77,12 @@ class GrpcEnv:
             )
             await pool_.start()
         server, port = await start_grpc_server(
-            harness.store, harness.deposits, harness.limits, "127.0.0.1:0", watch_wait_s=0.5
+            harness.store,
+            harness.deposits,
+            harness.limits,
+            "127.0.0.1:0",
+            watch_wait_s=0.5,
+            stuck_after_s={FlowStatus.RECEIVED: 3600.0},
         )
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         return cls(harness, server, port, channel, pool_)

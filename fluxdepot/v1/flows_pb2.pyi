@@ -360,18 +360,20 @@ class ErrorCount(_message.Message):
     def __init__(self, code: _Optional[str] = ..., rule: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class DashboardResponse(_message.Message):
-    __slots__ = ("rows", "totals", "oldest", "top_errors", "total_count")
+    __slots__ = ("rows", "totals", "oldest", "top_errors", "total_count", "stuck")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     OLDEST_FIELD_NUMBER: _ClassVar[int]
     TOP_ERRORS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STUCK_FIELD_NUMBER: _ClassVar[int]
     rows: _containers.RepeatedCompositeFieldContainer[StatusCount]
     totals: _containers.RepeatedCompositeFieldContainer[StatusCount]
     oldest: _containers.RepeatedCompositeFieldContainer[OldestFlow]
     top_errors: _containers.RepeatedCompositeFieldContainer[ErrorCount]
     total_count: int
-    def __init__(self, rows: _Optional[_Iterable[_Union[StatusCount, _Mapping]]] = ..., totals: _Optional[_Iterable[_Union[StatusCount, _Mapping]]] = ..., oldest: _Optional[_Iterable[_Union[OldestFlow, _Mapping]]] = ..., top_errors: _Optional[_Iterable[_Union[ErrorCount, _Mapping]]] = ..., total_count: _Optional[int] = ...) -> None: ...
+    stuck: _containers.RepeatedCompositeFieldContainer[StatusCount]
+    def __init__(self, rows: _Optional[_Iterable[_Union[StatusCount, _Mapping]]] = ..., totals: _Optional[_Iterable[_Union[StatusCount, _Mapping]]] = ..., oldest: _Optional[_Iterable[_Union[OldestFlow, _Mapping]]] = ..., top_errors: _Optional[_Iterable[_Union[ErrorCount, _Mapping]]] = ..., total_count: _Optional[int] = ..., stuck: _Optional[_Iterable[_Union[StatusCount, _Mapping]]] = ...) -> None: ...
 
 class WatchFlowsRequest(_message.Message):
     __slots__ = ("cursor", "issuer_sirets", "statuses", "from_start")

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import sqlite3
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -138,6 +139,20 @@ async def test_dashboard_counts_per_issuer_and_status(env: GrpcEnv) -> None:
     assert totals == {"RECEIVED": 1, "INTEGRATED": 2, "REJECTED": 1} and board.total_count == 4
     assert {(r.issuer_siret, r.status) for r in board.rows} >= {(SUPPLIER, "REJECTED")}
     assert "RECEIVED" in board.oldest
+    assert board.stuck == {"RECEIVED": 0}  # the watchdog's age (1 h in this server) is not reached
+
+
+async def test_dashboard_shows_stuck_flows(env: GrpcEnv) -> None:
+    """A flow left in RECEIVED past the watchdog's age is counted as stuck by Dashboard."""
+    async with env.client(TECH) as tech, env.client(MANAGER) as manager:
+        receipt = await tech.deposit(invoice("FA-STUCK"), "stuck.xml")
+        with sqlite3.connect(env.harness.root / "fluxdepot.db") as db:
+            db.execute(
+                "UPDATE flows SET status_changed_at = '2000-01-01T00:00:00.000000+00:00' WHERE flow_number = ?",
+                (receipt.flow_number,),
+            )
+        board = await manager.dashboard()
+    assert board.stuck == {"RECEIVED": 1}
 
 
 async def test_watch_flow_streams_until_final(tmp_path: Path, cpu_pool: CpuPool) -> None:
