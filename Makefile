@@ -41,8 +41,13 @@ proto: setup
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. \
 		proto/fluxdepot/v1/*.proto
 
+# Each benchmark prints its figures next to a baseline measured in the same run (see README).
 bench: setup
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.deposit
+	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.sftp
+	$(BIN)/python -m bench.scaleout
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

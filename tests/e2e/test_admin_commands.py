@@ -73,3 +73,20 @@ def test_import_directory_from_csv(tmp_path: Path) -> None:
     code, out = admin(tmp_path / "data", "import-directory", str(bad))
     assert code == 2
     assert "line 2: siret must be 14 digits" in out
+
+
+async def test_purge_deletes_old_final_flows_and_their_blobs(harness: Harness) -> None:
+    """purge removes final flows deposited before the retention period, with their blobs; recent ones stay."""
+    old, recent = await filled(harness, 2)
+    old_blob = await harness.store.get_blob_key(old)
+    assert old_blob is not None
+    with sqlite3.connect(harness.root / "fluxdepot.db") as db:
+        db.execute("UPDATE flows SET deposited_at = '2000-01-01T00:00:00.000000+00:00' WHERE flow_number = ?", (old,))
+    code, out = admin(harness.root, "purge")
+    assert code == 0, out
+    assert "purged 1 final flows" in out
+    assert await harness.store.get_flow(old) is None
+    assert await harness.store.get_flow(recent) is not None
+    assert not BlobStore(harness.root / "blobs").path(old_blob).exists()
+    code, out = admin(harness.root, "verify-audit")
+    assert code == 0, out
