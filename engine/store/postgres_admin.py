@@ -20,6 +20,7 @@ from engine.model import FlowRecord, RejectionRule, Syntax
 from engine.permissions import Principal, PrincipalKind
 from engine.status import FINAL_STATUSES
 from engine.store import postgres_directory as directory_sql
+from engine.store.directory_rows import attached_principal, structures_from_rows, user_principal
 from engine.store.port import Credential
 from engine.store.postgres_db import Tx
 from engine.store.postgres_monitoring import PostgresMonitoring
@@ -125,13 +126,7 @@ async def load_principal(conn: Any, kind: str, login: str) -> Principal | None:
             return None
         memberships = await conn.fetch(USER_MEMBERSHIPS, login)
         follows = await conn.fetch(USER_PROFILES, login, FLOW_FOLLOW_UP)
-        return Principal(
-            PrincipalKind.USER,
-            login,
-            member_of=frozenset(str(r["siret"]) for r in memberships),
-            manages=frozenset(str(r["siret"]) for r in memberships if r["role"] == Role.PRIMARY_MANAGER.value),
-            follows=frozenset(str(r["siret"]) for r in follows),
-        )
+        return user_principal(login, memberships, follows)
     queries = {
         PrincipalKind.TECHNICAL.value: TECHNICAL_PRINCIPAL,
         PrincipalKind.PARTNER.value: PARTNER_PRINCIPAL,
@@ -141,7 +136,7 @@ async def load_principal(conn: Any, kind: str, login: str) -> Principal | None:
     row = await conn.fetchrow(queries[kind], login)
     if row is None:
         return None
-    return Principal(PrincipalKind(kind), login, siret=str(row["siret"]), provider=bool(row["is_provider"]))
+    return attached_principal(kind, login, row)
 
 
 async def purge(tx: Tx, deposited_before: datetime) -> tuple[int, list[str]]:
@@ -199,7 +194,7 @@ class PostgresAdmin(PostgresMonitoring):
 
     async def list_structures(self) -> list[Structure]:
         rows = await self._fetch(directory_sql.ALL_STRUCTURES)
-        return list(directory_sql.structures_from_rows(rows).values())
+        return list(structures_from_rows(rows).values())
 
     async def upsert_user(self, user: User) -> None:
         async with self._write() as tx:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from engine.directory import DirectoryData, Partner, Service, Structure
-from engine.model import RejectionRule, Syntax
+from engine.directory import DirectoryData, Partner, Structure
+from engine.store.directory_rows import partner_from_rows, structures_from_rows
 
 # $1 siret, $2 name, $3 active, $4 is_public, $5 is_provider, $6 service_code_required,
 # $7 engagement_required, $8 service_or_engagement_required
@@ -119,33 +119,6 @@ async def import_directory(conn: Any, data: DirectoryData) -> None:
         await conn.executemany(INSERT_PROFILE, [(p.login, p.siret, p.profile) for p in data.profiles])
 
 
-def structures_from_rows(rows: Iterable[Any]) -> dict[str, Structure]:
-    heads: dict[str, Any] = {}
-    services: dict[str, list[Service]] = {}
-    for row in rows:
-        siret = str(row["siret"])
-        heads.setdefault(siret, row)
-        services.setdefault(siret, [])
-        if row["service_code"] is not None:
-            services[siret].append(
-                Service(str(row["service_code"]), str(row["service_label"]), bool(row["service_active"]))
-            )
-    return {
-        siret: Structure(
-            siret=siret,
-            name=str(row["name"]),
-            active=bool(row["active"]),
-            is_public=bool(row["is_public"]),
-            is_provider=bool(row["is_provider"]),
-            service_code_required=bool(row["service_code_required"]),
-            engagement_required=bool(row["engagement_required"]),
-            service_or_engagement_required=bool(row["service_or_engagement_required"]),
-            services=tuple(services[siret]),
-        )
-        for siret, row in heads.items()
-    }
-
-
 async def load_structures(conn: Any, sirets: Iterable[str]) -> dict[str, Structure]:
     return structures_from_rows(await conn.fetch(STRUCTURES_WITH_SERVICES, sorted(set(sirets))))
 
@@ -158,11 +131,4 @@ async def load_partner(conn: Any, code: str) -> Partner | None:
         return None
     keys = await conn.fetch(PARTNER_KEYS, code)
     rules = await conn.fetch(PARTNER_RULES, code)
-    return Partner(
-        code=str(head["code"]),
-        siret=str(head["siret"]),
-        public_keys=tuple(str(k["public_key"]) for k in keys),
-        password_hash=None if head["password_hash"] is None else str(head["password_hash"]),
-        rules=tuple((Syntax(r["syntax"]), RejectionRule(r["rule"])) for r in rules),
-        status_files=bool(head["status_files"]),
-    )
+    return partner_from_rows(head, keys, rules)

@@ -20,31 +20,31 @@ set by ``PostgresStore``), so the unused filters fold away and the indexes apply
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from engine.model import FlowRecord
 from engine.permissions import Visibility
-from engine.queries import (
-    MAX_PAGE_SIZE,
-    Dashboard,
-    DashboardQuery,
-    DashboardRow,
-    ErrorCount,
-    EventRecord,
-    FlowQuery,
-    PageKey,
-    RejectRow,
-    SearchPage,
-)
-from engine.status import FlowEvent, FlowStatus
+from engine.queries import Dashboard, DashboardQuery, EventRecord, FlowQuery, PageKey, RejectRow, SearchPage
+from engine.status import FlowStatus
 from engine.store import postgres_monitoring_sql as q
 from engine.store import postgres_sql as sql
+from engine.store.monitoring import (
+    NON_FINAL,
+    countable,
+    dashboard_of,
+    event_from_row,
+    keyset_scan,
+    page_limit,
+    page_of,
+    reject_from_row,
+    round_out,
+    visible_issuers,
+)
 from engine.store.postgres_base import PostgresBase
 from engine.store.postgres_rows import flow_from_row, from_db_time, utc
-
-NON_FINAL = tuple(s for s in FlowStatus if not s.is_final)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def scope_of(vis: Visibility, issuer_sirets: Sequence[str]) -> Scope | None:
     if vis.everything:
         return Scope(wanted, None, None)
     if vis.depositor is None:
-        sirets = set(vis.sirets) & set(issuer_sirets) if issuer_sirets else set(vis.sirets)
+        sirets = visible_issuers(vis, issuer_sirets)
         return Scope(sorted(sirets), None, None) if sirets else None
     return Scope(wanted, sorted(vis.sirets), vis.depositor)
 
@@ -100,49 +100,8 @@ def _filter_args(query: FlowQuery) -> tuple[Any, ...]:
     )
 
 
-def _midnight(at: datetime) -> bool:
-    return utc(at).time() == time(0)
-
-
 def _day(at: datetime | None) -> date | None:
     return utc(at).date() if at else None
-
-
-def _round_out(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """The period widened to whole UTC days: [midnight of start, first midnight >= end)."""
-    lo = datetime.combine(utc(start).date(), time(0), UTC) if start else None
-    hi = None
-    if end:
-        hi = datetime.combine(utc(end).date(), time(0), UTC)
-        if hi < utc(end):
-            hi += timedelta(days=1)
-    return lo, hi
-
-
-def _countable(query: FlowQuery, scope: Scope) -> bool:
-    row_filters = (
-        query.flow_number,
-        query.file_name_contains,
-        query.channel,
-        query.sha256,
-        query.tracking_id,
-        query.updated_after,
-        query.updated_before,
-    )
-    whole_days = all(at is None or _midnight(at) for at in (query.deposited_from, query.deposited_to))
-    return scope.counters_apply and whole_days and all(f is None for f in row_filters)
-
-
-def _event_from_row(row: Any) -> EventRecord:
-    return EventRecord(
-        cursor=int(row["cursor"]),
-        flow_number=str(row["flow_number"]),
-        issuer_siret=str(row["issuer_siret"]),
-        depositor=str(row["depositor"]),
-        status=FlowStatus(row["status"]),
-        event=FlowEvent(row["event"]) if row["event"] else None,
-        at=from_db_time(row["at"]),
-    )
 
 
 async def search_rows(conn: Any, scope: Scope, query: FlowQuery, limit: int, after: PageKey | None) -> list[FlowRecord]:
@@ -159,7 +118,7 @@ async def search_rows(conn: Any, scope: Scope, query: FlowQuery, limit: int, aft
 
 
 async def count_matches(conn: Any, query: FlowQuery, scope: Scope) -> int:
-    if not _countable(query, scope):
+    if not countable(query, by_issuers_only=scope.counters_apply):
         return int(await conn.fetchval(q.COUNT_FLOWS, *scope.args(), *_filter_args(query)))
     args = (scope.issuers, _codes(query.statuses), _values(query.syntaxes))
     if query.deposited_from is None and query.deposited_to is None:
@@ -174,18 +133,14 @@ class PostgresMonitoring(PostgresBase):
         self, query: FlowQuery, visibility: Visibility, *, page_size: int, after: PageKey | None = None
     ) -> SearchPage:
         """One page (``page_size`` clamped to ``MAX_PAGE_SIZE``) after ``after``, and the total count."""
-        if page_size < 1:
-            raise ValueError(f"page_size must be at least 1, not {page_size}")
-        page_size = min(page_size, MAX_PAGE_SIZE)
+        page_size = page_limit(page_size)
         scope = scope_of(visibility, query.issuer_sirets)
         if scope is None:
             return SearchPage((), None, 0)
         async with self._snapshot() as conn:
             flows = await search_rows(conn, scope, query, page_size + 1, after)
             total = await count_matches(conn, query, scope)
-        more = len(flows) > page_size
-        flows = flows[:page_size]
-        return SearchPage(tuple(flows), PageKey.of(flows[-1]) if more else None, total)
+        return page_of(flows, page_size, total)
 
     async def iter_search(
         self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000
@@ -194,16 +149,14 @@ class PostgresMonitoring(PostgresBase):
         scope = scope_of(visibility, query.issuer_sirets)
         if scope is None:
             return
-        size = max(batch, 1)
-        after: PageKey | None = None
-        while True:
+
+        async def read(size: int, after: PageKey | None) -> list[FlowRecord]:
             async with self._read() as conn:
-                flows = await search_rows(conn, scope, query, size, after)
-            for flow in flows:
+                return await search_rows(conn, scope, query, size, after)
+
+        async with aclosing(keyset_scan(read, batch)) as flows:
+            async for flow in flows:
                 yield flow
-            if len(flows) < size:
-                return
-            after = PageKey.of(flows[-1])
 
     async def dashboard(self, query: DashboardQuery, visibility: Visibility) -> Dashboard:
         """Counts per issuer × status and top errors from the counters (whole UTC days), oldest per
@@ -211,7 +164,7 @@ class PostgresMonitoring(PostgresBase):
         scope = scope_of(visibility, query.issuer_sirets)
         if scope is None:
             return Dashboard((), {}, ())
-        start, end = _round_out(query.deposited_from, query.deposited_to)
+        start, end = round_out(query.deposited_from, query.deposited_to)
         syntaxes = _values(query.syntaxes)
         flow_filter = FlowQuery(syntaxes=query.syntaxes, deposited_from=start, deposited_to=end)
         async with self._snapshot() as conn:
@@ -233,11 +186,7 @@ class PostgresMonitoring(PostgresBase):
                 found = await conn.fetchval(q.OLDEST, *scope.args(), *_filter_args(one))
                 if found is not None:
                     oldest[status] = from_db_time(found)
-        return Dashboard(
-            rows=tuple(DashboardRow(str(r["issuer_siret"]), FlowStatus(r["status"]), int(r["n"])) for r in count_rows),
-            oldest=oldest,
-            top_errors=tuple(ErrorCount(str(r["code"]), str(r["rule"]) or None, int(r["n"])) for r in error_rows),
-        )
+        return dashboard_of(count_rows, oldest, error_rows)
 
     async def events_after(
         self, cursor: int, visibility: Visibility, *, limit: int = 500, flow_number: str | None = None
@@ -247,7 +196,7 @@ class PostgresMonitoring(PostgresBase):
         if scope is None:
             return []
         rows = await self._fetch(q.EVENTS_AFTER, *scope.args(), cursor, flow_number, limit)
-        return [_event_from_row(r) for r in rows]
+        return [event_from_row(r, cursor=int(r["cursor"]), read_time=from_db_time) for r in rows]
 
     async def latest_cursor(self) -> int:
         """The cursor of the last committed status change (0 when none)."""
@@ -266,14 +215,4 @@ class PostgresMonitoring(PostgresBase):
         if scope is None:
             return []
         args = (*scope.args(), utc(day_from) if day_from else None, utc(day_to) if day_to else None)
-        return [
-            RejectRow(
-                flow_number=str(r["flow_number"]),
-                issuer_siret=str(r["issuer_siret"]),
-                deposited_at=from_db_time(r["deposited_at"]),
-                invoice_number=None if r["number"] is None else str(r["number"]),
-                document=str(r["document"]),
-                reason=str(r["reason"]),
-            )
-            for r in await self._fetch(q.REJECTS, *args)
-        ]
+        return [reject_from_row(r, read_time=from_db_time) for r in await self._fetch(q.REJECTS, *args)]

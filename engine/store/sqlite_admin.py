@@ -25,6 +25,7 @@ from engine.model import RejectionRule, Syntax
 from engine.permissions import Principal, PrincipalKind
 from engine.status import FINAL_STATUSES
 from engine.store import sqlite_directory as directory_sql
+from engine.store.directory_rows import attached_principal, structures_from_rows, user_principal
 from engine.store.port import Credential
 from engine.store.sqlite_rows import to_db_time
 
@@ -132,15 +133,9 @@ async def principal(conn: aiosqlite.Connection, kind: str, login: str) -> Princi
     if kind == PrincipalKind.USER.value:
         if not await _exists(conn, USER_EXISTS, {"login": login}):
             return None
-        memberships = list(await conn.execute_fetchall(USER_MEMBERSHIPS, {"login": login}))
+        memberships = await conn.execute_fetchall(USER_MEMBERSHIPS, {"login": login})
         follows = await conn.execute_fetchall(USER_PROFILES, {"login": login, "profile": FLOW_FOLLOW_UP})
-        return Principal(
-            PrincipalKind.USER,
-            login,
-            member_of=frozenset(str(r["siret"]) for r in memberships),
-            manages=frozenset(str(r["siret"]) for r in memberships if r["role"] == Role.PRIMARY_MANAGER.value),
-            follows=frozenset(str(r["siret"]) for r in follows),
-        )
+        return user_principal(login, memberships, follows)
     queries = {
         PrincipalKind.TECHNICAL.value: TECHNICAL_PRINCIPAL,
         PrincipalKind.PARTNER.value: PARTNER_PRINCIPAL,
@@ -150,7 +145,7 @@ async def principal(conn: aiosqlite.Connection, kind: str, login: str) -> Princi
     rows = list(await conn.execute_fetchall(queries[kind], {"login": login}))
     if not rows:
         return None
-    return Principal(PrincipalKind(kind), login, siret=str(rows[0]["siret"]), provider=bool(rows[0]["is_provider"]))
+    return attached_principal(kind, login, rows[0])
 
 
 async def set_token(conn: aiosqlite.Connection, kind: str, login: str, token_hash: str, lookup_id: str) -> None:
@@ -171,7 +166,7 @@ async def upsert_structure(conn: aiosqlite.Connection, structure: Structure) -> 
 
 async def list_structures(conn: aiosqlite.Connection) -> list[Structure]:
     rows: list[sqlite3.Row] = list(await conn.execute_fetchall(ALL_STRUCTURES))
-    return list(directory_sql.structures_from_rows(rows).values())
+    return list(structures_from_rows(rows).values())
 
 
 async def upsert_user(conn: aiosqlite.Connection, user: User) -> None:

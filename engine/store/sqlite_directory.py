@@ -9,14 +9,13 @@ entries absent from the imported data are kept.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 import aiosqlite
 
-from engine.directory import DirectoryData, Partner, Service, Structure
-from engine.model import RejectionRule, Syntax
+from engine.directory import DirectoryData, Partner, Structure
+from engine.store.directory_rows import partner_from_rows, structures_from_rows
 
 UPSERT_STRUCTURE = """
 INSERT INTO structures (
@@ -154,33 +153,6 @@ async def import_directory(conn: aiosqlite.Connection, data: DirectoryData) -> N
     )
 
 
-def structures_from_rows(rows: Iterable[sqlite3.Row]) -> dict[str, Structure]:
-    heads: dict[str, sqlite3.Row] = {}
-    services: dict[str, list[Service]] = {}
-    for row in rows:
-        siret = str(row["siret"])
-        heads.setdefault(siret, row)
-        services.setdefault(siret, [])
-        if row["service_code"] is not None:
-            services[siret].append(
-                Service(str(row["service_code"]), str(row["service_label"]), bool(row["service_active"]))
-            )
-    return {
-        siret: Structure(
-            siret=siret,
-            name=str(row["name"]),
-            active=bool(row["active"]),
-            is_public=bool(row["is_public"]),
-            is_provider=bool(row["is_provider"]),
-            service_code_required=bool(row["service_code_required"]),
-            engagement_required=bool(row["engagement_required"]),
-            service_or_engagement_required=bool(row["service_or_engagement_required"]),
-            services=tuple(services[siret]),
-        )
-        for siret, row in heads.items()
-    }
-
-
 async def load_structures(conn: aiosqlite.Connection, sirets: Iterable[str]) -> dict[str, Structure]:
     rows = await conn.execute_fetchall(STRUCTURES_WITH_SERVICES, {"sirets": json.dumps(sorted(set(sirets)))})
     return structures_from_rows(rows)
@@ -194,11 +166,4 @@ async def load_partner(conn: aiosqlite.Connection, code: str) -> Partner | None:
     head = heads[0]
     keys = await conn.execute_fetchall(PARTNER_KEYS, {"code": code})
     rules = await conn.execute_fetchall(PARTNER_RULES, {"code": code})
-    return Partner(
-        code=str(head["code"]),
-        siret=str(head["siret"]),
-        public_keys=tuple(str(k["public_key"]) for k in keys),
-        password_hash=None if head["password_hash"] is None else str(head["password_hash"]),
-        rules=tuple((Syntax(r["syntax"]), RejectionRule(r["rule"])) for r in rules),
-        status_files=bool(head["status_files"]),
-    )
+    return partner_from_rows(head, keys, rules)

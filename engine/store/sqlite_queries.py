@@ -21,34 +21,34 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, suppress
+from contextlib import AbstractAsyncContextManager, aclosing, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from engine.model import FlowRecord
 from engine.permissions import Visibility
-from engine.queries import (
-    MAX_PAGE_SIZE,
-    Dashboard,
-    DashboardQuery,
-    DashboardRow,
-    ErrorCount,
-    EventRecord,
-    FlowQuery,
-    PageKey,
-    RejectRow,
-    SearchPage,
-)
-from engine.status import FlowEvent, FlowStatus
+from engine.queries import Dashboard, DashboardQuery, EventRecord, FlowQuery, PageKey, RejectRow, SearchPage
+from engine.status import FlowStatus
 from engine.store import sqlite_queries_sql as q
+from engine.store.monitoring import (
+    NON_FINAL,
+    countable,
+    dashboard_of,
+    event_from_row,
+    keyset_scan,
+    page_limit,
+    page_of,
+    reject_from_row,
+    round_out,
+    visible_issuers,
+)
 from engine.store.sqlite_rows import flow_from_row, from_db_time, to_db_time, utc
 from engine.store.sqlite_sql import FLOW_COLUMNS
 
 POLL_S = 0.5  # wait_for_events re-reads the feed at least this often (commits of other processes)
-NON_FINAL = tuple(s for s in FlowStatus if not s.is_final)
 
 
 class CommitSignal:
@@ -95,7 +95,7 @@ def _scope(vis: Visibility, issuer_sirets: Sequence[str]) -> _Where | None:
         return where
     if vis.depositor is None:
         # Issuers only: one IN list (the visible ones, narrowed by the filter), counter-friendly.
-        sirets = set(vis.sirets) & set(issuer_sirets) if issuer_sirets else set(vis.sirets)
+        sirets = visible_issuers(vis, issuer_sirets)
         if not sirets:
             return None
         where.add(q.ISSUERS, issuers=_json(list(sirets)))
@@ -114,23 +114,8 @@ def _by_issuers_only(vis: Visibility) -> bool:
     return vis.everything or vis.depositor is None
 
 
-def _midnight(at: datetime) -> bool:
-    return utc(at).time() == time(0)
-
-
 def _day(at: datetime) -> str:
     return utc(at).date().isoformat()
-
-
-def _round_out(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """The period widened to whole UTC days: [midnight of start, first midnight >= end)."""
-    lo = datetime.combine(utc(start).date(), time(0), UTC) if start else None
-    hi = None
-    if end:
-        hi = datetime.combine(utc(end).date(), time(0), UTC)
-        if hi < utc(end):
-            hi += timedelta(days=1)
-    return lo, hi
 
 
 def _add_common(where: _Where, statuses: Sequence[FlowStatus], syntaxes: Sequence[Any]) -> None:
@@ -179,33 +164,6 @@ def _search_where(query: FlowQuery, vis: Visibility) -> _Where | None:
     return where
 
 
-def _countable(query: FlowQuery, vis: Visibility) -> bool:
-    """Whether ``total_count`` can be summed from the counters instead of counting rows."""
-    row_filters = (
-        query.flow_number,
-        query.file_name_contains,
-        query.channel,
-        query.sha256,
-        query.tracking_id,
-        query.updated_after,
-        query.updated_before,
-    )
-    whole_days = all(at is None or _midnight(at) for at in (query.deposited_from, query.deposited_to))
-    return _by_issuers_only(vis) and whole_days and all(f is None for f in row_filters)
-
-
-def _event_from_row(row: Any) -> EventRecord:
-    return EventRecord(
-        cursor=int(row["id"]),
-        flow_number=str(row["flow_number"]),
-        issuer_siret=str(row["issuer_siret"]),
-        depositor=str(row["depositor"]),
-        status=FlowStatus(row["status"]),
-        event=FlowEvent(row["event"]) if row["event"] else None,
-        at=from_db_time(row["at"]),
-    )
-
-
 async def _rows(conn: aiosqlite.Connection, sql: str, params: dict[str, Any]) -> list[Any]:
     return list(await conn.execute_fetchall(sql, params))
 
@@ -225,7 +183,7 @@ async def search_rows(conn: aiosqlite.Connection, where: _Where, limit: int, aft
 
 
 async def count_matches(conn: aiosqlite.Connection, query: FlowQuery, vis: Visibility, where: _Where) -> int:
-    if not _countable(query, vis):
+    if not countable(query, by_issuers_only=_by_issuers_only(vis)):
         return int((await _rows(conn, q.COUNT_FLOWS + where.sql(), where.params))[0][0])
     counters = _scope(vis, query.issuer_sirets)
     if counters is None:  # unreachable: `where` exists, so the same scope does
@@ -250,18 +208,14 @@ class SqliteQueries:
         self, query: FlowQuery, visibility: Visibility, *, page_size: int, after: PageKey | None = None
     ) -> SearchPage:
         """One page (``page_size`` clamped to ``MAX_PAGE_SIZE``) after ``after``, and the total count."""
-        if page_size < 1:
-            raise ValueError(f"page_size must be at least 1, not {page_size}")
-        page_size = min(page_size, MAX_PAGE_SIZE)
+        page_size = page_limit(page_size)
         where = _search_where(query, visibility)
         if where is None:
             return SearchPage((), None, 0)
         async with self._read(snapshot=True) as conn:
             flows = await search_rows(conn, where, page_size + 1, after)
             total = await count_matches(conn, query, visibility, where)
-        more = len(flows) > page_size
-        flows = flows[:page_size]
-        return SearchPage(tuple(flows), PageKey.of(flows[-1]) if more else None, total)
+        return page_of(flows, page_size, total)
 
     async def iter_search(
         self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000
@@ -270,15 +224,14 @@ class SqliteQueries:
         where = _search_where(query, visibility)
         if where is None:
             return
-        after: PageKey | None = None
-        while True:
+
+        async def read(size: int, after: PageKey | None) -> list[FlowRecord]:
             async with self._read() as conn:
-                flows = await search_rows(conn, where, max(batch, 1), after)
-            for flow in flows:
+                return await search_rows(conn, where, size, after)
+
+        async with aclosing(keyset_scan(read, batch)) as flows:
+            async for flow in flows:
                 yield flow
-            if len(flows) < max(batch, 1):
-                return
-            after = PageKey.of(flows[-1])
 
     async def dashboard(self, query: DashboardQuery, visibility: Visibility) -> Dashboard:
         """Counts per issuer × status and top errors from the counters (whole UTC days), oldest per
@@ -286,7 +239,7 @@ class SqliteQueries:
         scope = _scope(visibility, query.issuer_sirets)
         if scope is None:
             return Dashboard((), {}, ())
-        start, end = _round_out(query.deposited_from, query.deposited_to)
+        start, end = round_out(query.deposited_from, query.deposited_to)
         counters = _by_issuers_only(visibility)
         by_day = start is not None or end is not None
 
@@ -315,11 +268,7 @@ class SqliteQueries:
                 found = await _rows(conn, q.OLDEST + w.sql() + q.OLDEST_ORDER, {**w.params, "status": status.code})
                 if found:
                     oldest[status] = from_db_time(found[0][0])
-        return Dashboard(
-            rows=tuple(DashboardRow(str(r["issuer_siret"]), FlowStatus(r["status"]), int(r["n"])) for r in count_rows),
-            oldest=oldest,
-            top_errors=tuple(ErrorCount(str(r["code"]), str(r["rule"]) or None, int(r["n"])) for r in error_rows),
-        )
+        return dashboard_of(count_rows, oldest, error_rows)
 
     async def events_after(
         self, cursor: int, visibility: Visibility, *, limit: int = 500, flow_number: str | None = None
@@ -333,7 +282,7 @@ class SqliteQueries:
         params = {**where.params, "cursor": cursor, "limit": limit}
         async with self._read() as conn:
             rows = await _rows(conn, q.EVENTS_AFTER + where.sql() + q.EVENTS_ORDER, params)
-        return [_event_from_row(r) for r in rows]
+        return [event_from_row(r, cursor=int(r["id"]), read_time=from_db_time) for r in rows]
 
     async def latest_cursor(self) -> int:
         async with self._read() as conn:
@@ -369,14 +318,4 @@ class SqliteQueries:
         _add_period(where, day_from, day_to, days=False)
         async with self._read() as conn:
             rows = await _rows(conn, q.REJECTS + where.sql() + q.REJECTS_ORDER, where.params)
-        return [
-            RejectRow(
-                flow_number=str(r["flow_number"]),
-                issuer_siret=str(r["issuer_siret"]),
-                deposited_at=from_db_time(r["deposited_at"]),
-                invoice_number=None if r["number"] is None else str(r["number"]),
-                document=str(r["document"]),
-                reason=str(r["reason"]),
-            )
-            for r in rows
-        ]
+        return [reject_from_row(r, read_time=from_db_time) for r in rows]

@@ -1,36 +1,31 @@
-"""Conversions between ``sqlite3.Row`` values and the engine's dataclasses, for ``SqliteStore``.
+"""Conversions between ``sqlite3.Row`` values and the engine's dataclasses, for ``SqliteStore``: the
+shared converters of ``rows`` with SQLite's encodings, and the values of an insert as named parameters.
 
-Invariants: datetimes are timezone-aware UTC both ways (a naive datetime is refused with ``ValueError``)
-and stored as fixed-width ISO 8601 text with microseconds, so text order is time order; enums are
-stored as their stable values (status codes, syntax names); decimals as exact text.
+Invariants: as in ``rows``; datetimes are stored as fixed-width ISO 8601 text with microseconds, so text
+order is time order; lists of names as JSON arrays; booleans as 0/1.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-from engine.model import (
-    Channel,
-    Finding,
-    FlowRecord,
-    InvoiceFacts,
-    InvoiceStatus,
-    Severity,
-    StatusChange,
-    Syntax,
-)
-from engine.status import FlowEvent, FlowStatus
+from engine.model import Finding, InvoiceFacts, InvoiceStatus
+from engine.store.rows import RowReader, facts_from_row, finding_from_row, finding_values, invoice_values, utc
 
-
-def utc(at: datetime) -> datetime:
-    """``at`` in UTC; refuses naive datetimes (their meaning depends on the machine)."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"naive datetime {at!r}: the store takes timezone-aware datetimes")
-    return at.astimezone(UTC)
+__all__ = [
+    "READER",
+    "change_from_row",
+    "facts_from_row",
+    "finding_from_row",
+    "finding_params",
+    "flow_from_row",
+    "from_db_time",
+    "invoice_params",
+    "to_db_time",
+    "utc",
+]
 
 
 def to_db_time(at: datetime) -> str:
@@ -41,124 +36,16 @@ def from_db_time(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _opt_decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def _decimal_text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def flow_from_row(row: sqlite3.Row) -> FlowRecord:
-    return FlowRecord(
-        flow_number=str(row["flow_number"]),
-        file_name=str(row["file_name"]),
-        syntax=Syntax(row["syntax"]),
-        channel=Channel(row["channel"]),
-        issuer_siret=str(row["issuer_siret"]),
-        depositor=str(row["depositor"]),
-        status=FlowStatus(row["status"]),
-        deposited_at=from_db_time(row["deposited_at"]),
-        status_changed_at=from_db_time(row["status_changed_at"]),
-        sha256=str(row["sha256"]),
-        size_bytes=int(row["size_bytes"]),
-        tracking_id=_opt_str(row["tracking_id"]),
-        declared_syntax=bool(row["declared_syntax"]),
-        partner_code=_opt_str(row["partner_code"]),
-        invoice_count=int(row["invoice_count"]),
-        integrated_count=int(row["integrated_count"]),
-        rejected_count=int(row["rejected_count"]),
-        return_flows=tuple(str(name) for name in json.loads(row["return_flows"])),
-    )
-
-
-def change_from_row(row: sqlite3.Row) -> StatusChange:
-    return StatusChange(
-        flow_number=str(row["flow_number"]),
-        seq=int(row["seq"]),
-        status=FlowStatus(row["status"]),
-        event=FlowEvent(row["event"]) if row["event"] else None,
-        at=from_db_time(row["at"]),
-        actor=str(row["actor"]),
-        detail=_opt_str(row["detail"]),
-        prev_hash=str(row["prev_hash"]),
-        hash=str(row["hash"]),
-    )
+READER = RowReader(time=from_db_time, names=json.loads)
+flow_from_row = READER.flow
+change_from_row = READER.change
 
 
 def finding_params(flow_number: str, invoice_idx: int | None, position: int, f: Finding) -> dict[str, Any]:
-    return {
-        "flow_number": flow_number,
-        "invoice_idx": invoice_idx,
-        "position": position,
-        "code": f.code,
-        "message": f.message,
-        "severity": f.severity.value,
-        "rule": f.rule,
-        "business_term": f.business_term,
-        "location": f.location,
-        "document": f.document,
-    }
-
-
-def finding_from_row(row: sqlite3.Row, prefix: str = "") -> Finding:
-    """A finding from its columns, named ``prefix + field`` (a join aliases them apart)."""
-    return Finding(
-        code=str(row[prefix + "code"]),
-        message=str(row[prefix + "message"]),
-        severity=Severity(row[prefix + "severity"]),
-        rule=_opt_str(row[prefix + "rule"]),
-        business_term=_opt_str(row[prefix + "business_term"]),
-        location=_opt_str(row[prefix + "location"]),
-        document=_opt_str(row[prefix + "document"]),
-    )
+    return finding_values(flow_number, invoice_idx, position, f)
 
 
 def invoice_params(flow_number: str, idx: int, facts: InvoiceFacts, status: InvoiceStatus) -> dict[str, Any]:
-    return {
-        "flow_number": flow_number,
-        "idx": idx,
-        "document": facts.document,
-        "number": facts.number,
-        "type_code": facts.type_code,
-        "issue_date": facts.issue_date,
-        "issue_year": facts.issue_date[:4] if facts.issue_date else None,
-        "currency": facts.currency,
-        "supplier_id": facts.supplier_id,
-        "supplier_name": facts.supplier_name,
-        "buyer_id": facts.buyer_id,
-        "buyer_name": facts.buyer_name,
-        "service_code": facts.service_code,
-        "engagement_number": facts.engagement_number,
-        "total_without_vat": _decimal_text(facts.total_without_vat),
-        "total_with_vat": _decimal_text(facts.total_with_vat),
-        "amount_due": _decimal_text(facts.amount_due),
-        "guideline": facts.guideline,
-        "has_attachment": int(facts.has_attachment),
-        "status": status.value,
-    }
-
-
-def facts_from_row(row: sqlite3.Row) -> InvoiceFacts:
-    return InvoiceFacts(
-        document=str(row["document"]),
-        number=_opt_str(row["number"]),
-        type_code=_opt_str(row["type_code"]),
-        issue_date=_opt_str(row["issue_date"]),
-        currency=_opt_str(row["currency"]),
-        supplier_id=_opt_str(row["supplier_id"]),
-        supplier_name=_opt_str(row["supplier_name"]),
-        buyer_id=_opt_str(row["buyer_id"]),
-        buyer_name=_opt_str(row["buyer_name"]),
-        service_code=_opt_str(row["service_code"]),
-        engagement_number=_opt_str(row["engagement_number"]),
-        total_without_vat=_opt_decimal(row["total_without_vat"]),
-        total_with_vat=_opt_decimal(row["total_with_vat"]),
-        amount_due=_opt_decimal(row["amount_due"]),
-        guideline=_opt_str(row["guideline"]),
-        has_attachment=bool(row["has_attachment"]),
-    )
+    values = invoice_values(flow_number, idx, facts, status)
+    values["has_attachment"] = int(facts.has_attachment)
+    return values
