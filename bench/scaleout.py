@@ -5,10 +5,14 @@
   (default 1,000,000), bulk-loaded (COPY on PostgreSQL), counters backfilled as the migrations do.
 
 PostgreSQL is a private, durable cluster (fsync and synchronous_commit on) started in a temp folder,
-or ``FLUXDEPOT_BENCH_PG_URL`` (an empty database the run may fill). The multi-daemon end-to-end part
-comes with the daemon.
+or ``FLUXDEPOT_BENCH_PG_URL`` (an empty database the run may fill).
 
-    .venv/bin/python -m bench.scaleout [--flows 1000000] [--jobs 20000] [--workers 8]
+End to end (``bench.scaleout_e2e``): flows/s from deposit to final status with 1, 2 and 3 ``fluxdepot
+serve`` daemons on this machine against one PostgreSQL (one shared data folder), next to one daemon on
+SQLite in the same run, with ratios.
+
+    .venv/bin/python -m bench.scaleout [--flows 1000000] [--jobs 20000] [--workers 8] [--parts store e2e]
+        [--e2e-flows 600]
 """
 
 from __future__ import annotations
@@ -241,7 +245,15 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--only", choices=("postgresql", "sqlite"), help="run one store only")
+    parser.add_argument("--parts", nargs="+", choices=("store", "e2e"), default=["store", "e2e"])
+    parser.add_argument("--e2e-flows", type=int, default=600, help="deposits per end-to-end configuration")
     args = parser.parse_args()
+    if "e2e" in args.parts:
+        from bench.scaleout_e2e import run_e2e
+
+        await run_e2e(args.e2e_flows)
+    if "store" not in args.parts:
+        return
     pg: dict[str, float] = {}
     lite: dict[str, float] = {}
     if args.only != "sqlite":

@@ -35,6 +35,7 @@ import platform
 import re
 import secrets
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,15 +285,22 @@ class BlobStore:
             if w.tmp_path.parent == self._tmp:
                 w.tmp_path.unlink(missing_ok=True)
 
-    def sweep_temp(self) -> int:
-        """Remove temporary files left by an interrupted write; return how many. Startup only."""
+    def sweep_temp(self, older_than_s: float = 0.0) -> int:
+        """Remove temporary files left by an interrupted write; return how many. Startup only.
+
+        ``older_than_s`` spares younger files: on a folder shared by several processes, another live
+        process's write in progress (a write never lasts that long)."""
         if not self._tmp.is_dir():
             return 0
         removed = 0
+        cutoff = time.time() - older_than_s
         for entry in self._tmp.iterdir():
-            if entry.is_file():
-                entry.unlink(missing_ok=True)
-                removed += 1
+            try:
+                if entry.is_file() and (older_than_s <= 0 or entry.stat().st_mtime < cutoff):
+                    entry.unlink(missing_ok=True)
+                    removed += 1
+            except FileNotFoundError:  # renamed into place or swept by another process meanwhile
+                continue
         return removed
 
     def _make_dirs(self, directory: Path, *, sync: bool) -> list[Path]:

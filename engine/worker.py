@@ -5,6 +5,10 @@
   flow, the second holds it in WAITING_FOR_REPROCESSING (DESIGN §9.2). With ``exclusive=True`` (one
   process owns the store, e.g. SQLite) every lease left by a previous run is dead and is recovered at
   once, without waiting for it to expire.
+* The store going away (``StoreError``: e.g. PostgreSQL restarting) pauses the pool rather than killing
+  it: claims fail (``claim_failed``) and are retried every ``poll_s``, heartbeats are retried, and a flow
+  interrupted mid-way is handed back (``release``, no attempt counted) once the store answers again;
+  the next claim resumes it from the status it reached.
 * ``stop(grace_s)`` stops claiming, lets running flows finish within the grace, then cancels the rest
   and hands their jobs back: nothing is lost, nothing left leased.
 """
@@ -145,6 +149,9 @@ class WorkerPool:
             self.processed += 1
         except StatusConflict as exc:
             log.warning("flow_status_conflict", flow_number=claim.flow_number, error=str(exc))
+        except StoreError as exc:  # the store went away mid-flow: not the flow's fault, hand it back
+            log.warning("flow_interrupted", flow_number=claim.flow_number, worker=worker_id, error=str(exc))
+            await self._hand_back(worker_id, claim.flow_number)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -157,7 +164,10 @@ class WorkerPool:
 
     async def _mark_failed(self, flow_number: str) -> None:
         """An unexpected error is the system's fault: the flow goes to WARNING, never stays IN_PROGRESS."""
-        flow = await self._store.get_flow(flow_number)
+        try:
+            flow = await self._store.get_flow(flow_number)
+        except StoreError:
+            return  # the lease expires and recovery takes the flow
         if flow is None or flow.status.is_final or flow.status is FlowStatus.WAITING_FOR_REPROCESSING:
             return
         with contextlib.suppress(StoreError):
@@ -172,12 +182,31 @@ class WorkerPool:
                 ruleset_version="",
             )
 
+    async def _hand_back(self, worker_id: str, flow_number: str) -> None:
+        """Release the job once the store answers again (no attempt counted; the flow resumes from the
+        status it reached). Gives up after a lease: by then lease recovery has taken the job."""
+        deadline = asyncio.get_running_loop().time() + self._settings.lease_s
+        while True:
+            try:
+                await self._store.release(flow_number, worker_id)
+            except StoreError:
+                if asyncio.get_running_loop().time() > deadline:
+                    return
+                await asyncio.sleep(self._settings.poll_s)
+                continue
+            log.info("flow_handed_back", flow_number=flow_number)
+            return
+
     async def _heartbeat(self, worker_id: str, flow_number: str) -> None:
         while True:
             await asyncio.sleep(self._settings.lease_s / 3)
-            held = await self._store.heartbeat(
-                flow_number, worker_id, now=self._clock(), lease_s=self._settings.lease_s
-            )
+            try:
+                held = await self._store.heartbeat(
+                    flow_number, worker_id, now=self._clock(), lease_s=self._settings.lease_s
+                )
+            except StoreError as exc:  # unreachable for now: try again at the next beat
+                log.warning("heartbeat_failed", flow_number=flow_number, worker=worker_id, error=str(exc))
+                continue
             if not held:
                 log.warning("lease_lost", flow_number=flow_number, worker=worker_id)
                 return

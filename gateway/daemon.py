@@ -10,6 +10,10 @@ grace → workers finish or hand back their flows → outbox → validation pool
 ``shutdown_complete`` event → exit 0. A second signal forces the exit at once (status 1): nothing is
 lost, since every acknowledged deposit is already durable and leases are recovered at the next start.
 
+Several daemons may share one PostgreSQL store and one data folder (scale-out): periodic jobs that must
+run once (stuck-flow watchdog, outbox writing and purge) run under the store's singletons
+(``Store.try_singleton``), on one daemon at a time, passing to another when it dies.
+
 SIGHUP reloads what can change safely: the directory file (structures, users, partners and their keys)
 and the log level.
 """
@@ -50,6 +54,8 @@ from gateway.systemd import Notifier, watchdog_interval_s
 
 log = structlog.get_logger("fluxdepot.daemon")
 EX_OK, EX_FORCED = 0, 1
+WATCHDOG_SINGLETON = "watchdog"  # one daemon of those sharing a store runs the stuck-flow watchdog
+SHARED_TEMP_AGE_S = 3600.0  # on a shared data folder, only temporary files this old are from a dead daemon
 
 
 def utcnow() -> datetime:
@@ -176,10 +182,12 @@ class Daemon:
         log.info("starting", config=str(s.source), data_dir=str(s.data_dir), environment=s.environment)
         s.data_dir.mkdir(parents=True, exist_ok=True)
         metrics = Metrics()
-        store = await open_store(s.store_url)
+        store = await open_store(s.store_url, pool_min=s.store.pool_min, pool_max=s.store.pool_max)
         self.engine = engine = Engine(s, store, metrics)
         await self._import_directory()
-        await asyncio.to_thread(engine.blobs.sweep_temp)
+        # A data folder shared by several daemons (PostgreSQL) may hold other daemons' writes in progress.
+        shared = not s.store_url.startswith("sqlite:")
+        await asyncio.to_thread(engine.blobs.sweep_temp, SHARED_TEMP_AGE_S if shared else 0.0)
         await asyncio.to_thread(engine.cpu.warm_up, warm_up)
         await engine.workers.start()
         ready: dict[str, Any] = {"workers": s.workers.count, "processes": s.workers.processes}
@@ -283,8 +291,17 @@ class Daemon:
             await asyncio.sleep(interval_s)
 
     async def _watch(self, watchdog: StuckFlowWatchdog) -> None:
-        counts = await watchdog.check()
+        """One watchdog round, on the daemon holding the ``watchdog`` singleton only (the others report
+        processing healthy: stuck flows are the holder's to report)."""
         assert self.engine is not None
+        held = await self.engine.store.try_singleton(WATCHDOG_SINGLETON)
+        self.engine.metrics.singletons.labels(WATCHDOG_SINGLETON).set(1 if held else 0)
+        if not held:
+            if not self.processing_healthy:
+                self.processing_healthy = True
+                await self._set_health("fluxdepot.processing", True)
+            return
+        counts = await watchdog.check()
         for status, count in counts.items():
             self.engine.metrics.stuck_flows.labels(status.name).set(count)
             if count:

@@ -61,7 +61,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode, str | None], ...]
     (e.InvoiceAlreadyIntegrated, grpc.StatusCode.ABORTED, None),  # a race inside processing: retry
     (e.StatusConflict, grpc.StatusCode.FAILED_PRECONDITION, None),
     (e.StorageFull, grpc.StatusCode.RESOURCE_EXHAUSTED, None),
-    (e.StoreUnavailable, grpc.StatusCode.UNAVAILABLE, "the store is unavailable; retry later"),
+    (e.StoreUnavailable, grpc.StatusCode.UNAVAILABLE, "the database is unreachable; nothing was recorded, retry later"),
     (e.StoreError, grpc.StatusCode.UNAVAILABLE, "the store failed; retry later"),
     (e.EngineError, grpc.StatusCode.INTERNAL, GENERIC_INTERNAL),
     (InvalidTransition, grpc.StatusCode.FAILED_PRECONDITION, None),

@@ -48,6 +48,9 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.singletons = Gauge(
+            "fluxdepot_singleton_held", "1 when this daemon runs the periodic singleton job.", ["name"], registry=r
+        )
         self.sftp_sessions = Gauge("fluxdepot_sftp_sessions", "Open SFTP sessions.", registry=r)
         self.sftp_logins = Counter("fluxdepot_sftp_logins", "SFTP authentication outcomes.", ["result"], registry=r)
         self.grpc_calls = Counter(

@@ -1,8 +1,14 @@
 """Return flows: integration reports (and optional CPPStatut files) written to EDI partners' ``out/``.
 
 ``OutboxWriter.run()`` drains ``store.pending_return_flows()`` (EDI flows in a final status whose
-integration report is not recorded), then sleeps until ``wake()`` (called after each verdict) or
-``poll_s``. Each file is published exactly once, even across crashes (DESIGN §7):
+integration report is not recorded), then sleeps until ``wake()`` (called after each verdict), a status
+change committed by any daemon (``store.wait_for_events``, coalesced over ``settle_s``) or ``poll_s``.
+
+Daemons sharing one store and one data folder write through ONE writer: ``run()`` drains only while its
+store holds the ``outbox`` singleton (``Store.try_singleton``, checked again before each flow), and the
+others ask for it every ``standby_s``; when the holder dies its singleton passes on and the new holder
+finishes what the dead one left (the repair below). So two daemons never write the same return flow.
+Each file is published exactly once, even across crashes (DESIGN §7):
 
 1. render it and write ``<data>/sftp/outbox/<name>.tmp``, fsync;
 2. create the intent marker ``<name>.renaming`` beside it, fsync the folder;
@@ -32,7 +38,7 @@ from pathlib import Path
 
 import structlog
 
-from engine.errors import StoreError
+from engine.errors import StoreError, StoreUnavailable
 from engine.model import FlowRecord
 from engine.report import build_report, render_xml
 from engine.store.port import Store
@@ -42,6 +48,8 @@ from gateway.sftp_paths import PartnerFolders
 log = structlog.get_logger("fluxdepot.outbox")
 
 REJECT_NAMESPACE = "urn:fluxdepot:deposit-reject:1"
+OUTBOX_SINGLETON = "outbox"  # the one daemon writing return flows (and repairing interrupted writes)
+PURGE_SINGLETON = "outbox_purge"  # the one daemon purging partners' out/ folders
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -66,6 +74,8 @@ class OutboxWriter:
         gateway_code: str = "CPP001",
         retention_s: float = 30 * 86400,
         poll_s: float = 30.0,
+        standby_s: float = 2.0,
+        settle_s: float = 0.2,
         batch: int = 100,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -75,11 +85,14 @@ class OutboxWriter:
         self._gateway_code = gateway_code
         self._retention_s = retention_s
         self._poll_s = poll_s
+        self._standby_s = standby_s
+        self._settle_s = settle_s
         self._batch = batch
         self._clock = clock
         self._wakeup = asyncio.Event()
         self._stopping = False
         self.written = 0
+        self.holding = False  # whether run() holds the outbox singleton (a metric)
 
     def wake(self) -> None:
         """A flow may have reached a final status: drain now rather than at the next poll."""
@@ -90,22 +103,52 @@ class OutboxWriter:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Drain, then wait for a wake-up or ``poll_s``; until ``stop()``. Store errors are retried."""
+        """Holding the ``outbox`` singleton: drain, then wait for a wake-up; otherwise ask for it again
+        every ``standby_s``. Until ``stop()``; store and file errors are logged and retried."""
         while not self._stopping:
             self._wakeup.clear()
+            cursor: int | None = None
             try:
-                await self.drain()
+                self.holding = await self._store.try_singleton(OUTBOX_SINGLETON)
+                if self.holding:
+                    cursor = await self._store.latest_cursor()
+                    await self.drain(singleton=True)
+            except StoreUnavailable as exc:
+                log.warning("outbox_drain_failed", error=str(exc))
             except (StoreError, OSError):
                 log.exception("outbox_drain_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_s)
+            await self._wait(cursor)
 
-    async def drain(self) -> int:
-        """Publish the return flows of every pending flow; returns how many flows were completed."""
+    async def _wait(self, cursor: int | None) -> None:
+        """Without the singleton (``cursor`` None): ``standby_s``. With it: a local verdict, a status
+        change after ``cursor`` committed by any daemon (then ``settle_s`` more, to write in batches), or
+        ``poll_s``."""
+        if cursor is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._standby_s)
+            return
+        local = asyncio.ensure_future(self._wakeup.wait())
+        remote = asyncio.ensure_future(self._store.wait_for_events(cursor, self._poll_s))
+        try:
+            done, _ = await asyncio.wait({local, remote}, timeout=self._poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (local, remote):
+                task.cancel()
+            await asyncio.gather(local, remote, return_exceptions=True)
+        if remote in done and local not in done and not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._settle_s)
+
+    async def drain(self, *, singleton: bool = False) -> int:
+        """Publish the return flows of every pending flow; returns how many flows were completed.
+        ``singleton``: stop as soon as the store no longer holds the ``outbox`` singleton."""
         done = 0
         while True:
             pending = await self._store.pending_return_flows(self._batch)
             for flow in pending:
+                if singleton and not await self._store.try_singleton(OUTBOX_SINGLETON):
+                    log.warning("outbox_singleton_lost", written=done)
+                    return done
                 await self.publish(flow)
                 done += 1
             if len(pending) < self._batch:

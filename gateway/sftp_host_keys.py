@@ -2,12 +2,15 @@
 
 An ed25519 key for current clients and an RSA key (3072 bits) for old ones. A key file is created with
 ``O_EXCL`` and mode 0600 and written in full before it is renamed into place, so a crash never leaves a
-half-written key; a key file readable by others is refused (the daemon would leak its identity).
+half-written key, and published with ``link`` (never replacing): daemons sharing one data folder serve
+the same keys even when they start together. A key file readable by others is refused (the daemon would
+leak its identity).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -34,13 +37,12 @@ def load_or_create_host_keys(folder: Path, *, rsa: bool = True) -> list[asyncssh
         if alg == "ssh-rsa" and not rsa:
             continue
         path = folder / file_name
-        if path.exists():
-            key = _load(path)
-            created = False
-        else:
+        created = False
+        if not path.exists():
             key = asyncssh.generate_private_key(alg, **options)
-            _write_private(path, key.export_private_key())
-            created = True
+            created = _write_private(path, key.export_private_key())
+        if not created:  # existing, or another daemon sharing the folder published its key first
+            key = _load(path)
         keys.append(key)
         log.info(
             "sftp_host_key",
@@ -62,17 +64,25 @@ def _load(path: Path) -> asyncssh.SSHKey:
         raise HostKeyError(f"{path}: cannot read the host key: {exc}") from exc
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_private(path: Path, data: bytes) -> bool:
+    """Publish ``data`` at ``path`` unless a key is there already (``link`` never replaces: daemons
+    sharing the folder and starting together all end up serving the first key); True when published."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    tmp.replace(path)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    return True

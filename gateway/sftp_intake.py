@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import structlog
 
 from engine.deposit import DepositRequest, DepositService
 from engine.directory import Partner
-from engine.errors import DepositRefused, StorageFull, StoreError
+from engine.errors import DepositRefused, StorageFull, StoreError, StoreUnavailable
 from engine.model import Channel, Limits, Syntax
 from engine.store.port import Store
 from gateway.outbox import OutboxWriter
@@ -69,6 +70,8 @@ class Upload:
         self.size = 0
         self.failed: IntakeRefused | None = None
         self._id = next(self._ids)
+        # Unique across daemons sharing the data folder, even on several machines (pids may repeat).
+        self._tag = f"{secrets.token_hex(8)}-{self._id}"
         self._spill_dir = spill_dir
         self._memory_bytes = memory_bytes
         self._buf: bytearray | None = bytearray()
@@ -103,7 +106,7 @@ class Upload:
 
     def save_to(self, target: Path) -> None:
         """Write the upload to ``target`` durably (a held, temporarily named file), then drop the buffer."""
-        tmp = self._spill_dir / f".held-{os.getpid()}-{self._id}"
+        tmp = self._spill_dir / f".held-{self._tag}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             data = self.content()
@@ -128,7 +131,7 @@ class Upload:
 
     def _spill(self) -> None:
         assert self._buf is not None
-        self._path = self._spill_dir / f".upload-{os.getpid()}-{self._id}"
+        self._path = self._spill_dir / f".upload-{self._tag}"
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         if self._buf:
             os.pwrite(self._fd, self._buf, 0)
@@ -304,20 +307,20 @@ class Intake:
 
     async def deposit(self, partner_code: str, where: VirtualPath, content: bytes) -> str:
         assert where.name is not None
-        partner = await self._partner(partner_code)
-        if partner is None:
-            raise IntakeRefused("UNKNOWN_PARTNER", f"partner {partner_code} is no longer in the directory")
-        request = DepositRequest(
-            file_name=where.name,
-            content=content,
-            channel=Channel.EDI,
-            depositor=f"partner:{partner_code}",
-            issuer_siret=partner.siret,
-            syntax=where.syntax.value if where.syntax is not None else None,
-            partner_code=partner_code,
-        )
         started = time.perf_counter()
         try:
+            partner = await self._partner(partner_code)
+            if partner is None:
+                raise IntakeRefused("UNKNOWN_PARTNER", f"partner {partner_code} is no longer in the directory")
+            request = DepositRequest(
+                file_name=where.name,
+                content=content,
+                channel=Channel.EDI,
+                depositor=f"partner:{partner_code}",
+                issuer_siret=partner.siret,
+                syntax=where.syntax.value if where.syntax is not None else None,
+                partner_code=partner_code,
+            )
             receipt = await self._deposits.deposit(request)
         except DepositRefused as exc:
             raise await self.rejected(
@@ -325,6 +328,12 @@ class Intake:
             ) from None
         except StorageFull:
             raise IntakeRefused("STORAGE_FULL", "the gateway's storage is full; upload the flow again later") from None
+        except StoreUnavailable as exc:
+            log.warning("sftp_deposit_failed", partner=partner_code, file_name=where.name, error=str(exc))
+            raise IntakeRefused(
+                "STORE_UNAVAILABLE",
+                "the gateway's database is unavailable; nothing was deposited, upload the flow again later",
+            ) from None
         except StoreError:
             log.exception("sftp_deposit_failed", partner=partner_code, file_name=where.name)
             raise IntakeRefused(

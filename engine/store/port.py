@@ -15,6 +15,7 @@ Invariants every implementation keeps:
   IN_PROGRESS; the store deletes it in the transaction that moves the flow to a final status or to
   WAITING_FOR_REPROCESSING, and recreates it on ADMIN_RELEASE / ADMIN_REPROCESS.
 * A job is leased to one worker at a time; an expired lease can be claimed again.
+* A singleton (``try_singleton``) is held by at most one process at a time.
 """
 
 from __future__ import annotations
@@ -177,6 +178,17 @@ class Store(Protocol):
     async def wait_for_work(self, timeout_s: float) -> None:
         """Return when a job may have been enqueued (by any process) since this task's last ``claim``,
         or after ``timeout_s``. A hint for idle workers: they claim again either way."""
+
+    # --- singletons ----------------------------------------------------------------------------
+    async def try_singleton(self, name: str) -> bool:
+        """Hold the singleton ``name`` among every process sharing the store: True when this store object
+        holds it (taken now, or still held since an earlier call), False when another process does or the
+        store cannot tell. Held until ``release_singleton``, ``close`` or the process's death (its
+        connection), then another process's next call gets it. Callers ask before each run of a periodic
+        job (and between its steps), so a lost singleton stops the job within one step."""
+
+    async def release_singleton(self, name: str) -> None:
+        """Give ``name`` up (no-op when not held)."""
 
     # --- directory -----------------------------------------------------------------------------
     async def import_directory(self, data: DirectoryData) -> None:

@@ -15,12 +15,15 @@ daemons on several machines share one database and behave as one system.
 * The event feed is in commit order across processes (``postgres_status`` says how and at what cost).
 * An invoice is integrated once: a unique index on integrated invoices makes the second of two racing
   verdicts fail with ``InvoiceAlreadyIntegrated`` (a ``StatusConflict``); the worker judges it again.
+* Periodic singletons (watchdog, outbox) are session-level advisory locks on a dedicated connection
+  (``postgres_singletons``): they die with the daemon's connection and pass to another daemon.
 * Connection loss raises ``StoreUnavailable`` ("the database is unreachable", driver error as cause);
   the pool re-connects by itself on later calls once the server is back.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -30,7 +33,7 @@ import asyncpg
 
 from engine import catalogue
 from engine.directory import DirectoryData, DirectorySnapshot, Partner, Structure
-from engine.errors import AlreadyExists, FlowNotFound, InvoiceAlreadyIntegrated, StoreUnavailable
+from engine.errors import AlreadyExists, FlowNotFound, InvoiceAlreadyIntegrated, StoreError, StoreUnavailable
 from engine.flownumber import format_flow_number
 from engine.model import Finding, FlowRecord, InvoiceOutcome, InvoiceStatus, Severity, StatusChange
 from engine.status import FlowEvent, FlowStatus, advance, events_of, walk
@@ -49,6 +52,7 @@ from engine.store.postgres_rows import (
     invoice_record,
     utc,
 )
+from engine.store.postgres_singletons import Singletons
 from engine.store.postgres_status import (
     add_flow_finding,
     append_event,
@@ -62,6 +66,7 @@ S = FlowStatus
 
 CONNECT_TIMEOUT_S = 5.0
 COMMAND_TIMEOUT_S = 60.0
+CLOSE_TIMEOUT_S = 5.0
 
 
 class PostgresStore(PostgresAdmin):
@@ -73,6 +78,7 @@ class PostgresStore(PostgresAdmin):
         self.pool_min = pool_min
         self.pool_max = pool_max
         self._listener = Listener(url, (sql.WORK_CHANNEL, sql.EVENTS_CHANNEL))
+        self._singletons = Singletons(url)
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -96,12 +102,18 @@ class PostgresStore(PostgresAdmin):
         await self._listener.ensure()
 
     async def close(self) -> None:
-        """Close the listener and the pool (waits for connections in use to be released)."""
+        """Close the singletons' and listener's connections and the pool: waits up to ``CLOSE_TIMEOUT_S``
+        for connections in use to be released, then terminates the rest (a connection broken by a lost
+        server may never be released: shutdown stays bounded)."""
         pool, self._pool = self._pool, None
+        await self._singletons.close()
         await self._listener.close()
         if pool is not None:
-            with wrap():
-                await pool.close()
+            try:
+                with wrap():
+                    await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
+            except StoreError:
+                pool.terminate()
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Tx]:
@@ -377,6 +389,15 @@ class PostgresStore(PostgresAdmin):
             listener.discard(sql.EVENTS_CHANNEL, fut)
             return
         await listener.wait(fut, sql.EVENTS_CHANNEL, timeout_s)
+
+    # --- singletons ----------------------------------------------------------------------------
+    async def try_singleton(self, name: str) -> bool:
+        """Hold the cluster-wide singleton ``name`` (a session-level advisory lock on a dedicated
+        connection, ``postgres_singletons``); False when another daemon holds it or the database is down."""
+        return await self._singletons.try_hold(name)
+
+    async def release_singleton(self, name: str) -> None:
+        await self._singletons.release(name)
 
     # --- directory -----------------------------------------------------------------------------
     async def import_directory(self, data: DirectoryData) -> None:

@@ -56,7 +56,8 @@ _UNAVAILABLE_STATES = {
 }
 _FULL_STATES = {"53100"}  # disk_full
 
-DriverError = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# InternalClientError: a pooled connection left mid-operation by a connection lost under it (asyncpg).
+DriverError = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
 
 
 def unreachable(exc: BaseException) -> StoreUnavailable:
@@ -66,7 +67,7 @@ def unreachable(exc: BaseException) -> StoreUnavailable:
 def translate(exc: BaseException) -> StoreError:
     """The ``engine.errors`` type for a driver error (the caller chains it as ``__cause__``)."""
     state = str(getattr(exc, "sqlstate", "") or "")
-    if isinstance(exc, (OSError, TimeoutError, asyncpg.PostgresConnectionError)):
+    if isinstance(exc, (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InternalClientError)):
         return unreachable(exc)
     if state.startswith("08") or state in _UNAVAILABLE_STATES:
         return unreachable(exc)

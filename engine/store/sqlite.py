@@ -439,6 +439,14 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
                 recovered.append(Recovered(number, status, to))
         return recovered
 
+    # --- singletons ----------------------------------------------------------------------------
+    async def try_singleton(self, name: str) -> bool:
+        """Always True while open: one process owns a SQLite file, so it holds every singleton."""
+        return self._writer is not None
+
+    async def release_singleton(self, name: str) -> None:
+        return None
+
     async def queue_depth(self) -> int:
         """Flows with a job: not yet judged, leased or not."""
         rows = await self._fetch(sql.QUEUE_DEPTH, {})

@@ -668,6 +668,33 @@ DIRECTORY = DirectoryData(
 )
 
 
+async def test_singleton_is_held_by_one_store_at_a_time(factory: StoreFactory) -> None:
+    """The first store to ask holds a singleton (asking again keeps it); another store on the same database
+    does not get it while the first is open (SQLite: one process owns the file, so it always holds), and
+    gets it once the first released it or closed."""
+    first = await factory.open()
+    assert await first.try_singleton("watchdog")
+    assert await first.try_singleton("watchdog")
+    assert await first.try_singleton("outbox")
+    if isinstance(first, SqliteStore):
+        await first.release_singleton("watchdog")
+        assert await first.try_singleton("watchdog")
+        await first.close()
+        return
+    second = await factory.open()
+    try:
+        assert not await second.try_singleton("watchdog")
+        assert await second.try_singleton("other")
+        await first.release_singleton("watchdog")
+        assert await second.try_singleton("watchdog")
+        assert not await first.try_singleton("watchdog")
+        assert not await second.try_singleton("outbox")
+        await first.close()
+        assert await second.try_singleton("outbox")
+    finally:
+        await second.close()
+
+
 async def test_directory_round_trip(store: Store) -> None:
     """Imported structures (with services) and partners (with keys and rules) read back equal."""
     await store.import_directory(DIRECTORY)

@@ -245,3 +245,27 @@ async def test_connection_loss_raises_unavailable_and_recovers(own_cluster: PgCl
         assert claim is not None and claim.flow_number == created.flow_number
     finally:
         await store.close()
+
+
+async def test_singleton_passes_on_when_its_holder_connection_dies(two: tuple[PostgresStore, PostgresStore]) -> None:
+    """A daemon killed with -9 loses its session, hence its advisory locks: the other daemon's next ask
+    gets the singleton, and the dead holder's store, reconnected, does not get it back."""
+    a, b = two
+    assert await a.try_singleton("watchdog")
+    assert not await b.try_singleton("watchdog")
+    conn = await asyncpg.connect(a.url, timeout=10)
+    try:  # what the server does when a process dies: its backends end
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    for _ in range(50):
+        if await b.try_singleton("watchdog"):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the singleton did not pass on")
+    await asyncio.sleep(1.1)  # a's reconnection is rate-limited
+    assert not await a.try_singleton("watchdog")
