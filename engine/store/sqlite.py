@@ -1,9 +1,13 @@
 """``SqliteStore``: the ``engine.store.port.Store`` on an embedded SQLite file, through aiosqlite.
 
-Two connections: one writer, guarded by an ``asyncio.Lock`` (SQLite has one writer; every write is one
-``BEGIN IMMEDIATE`` transaction), and one reader (WAL lets it read while the writer commits), guarded by
-its own lock so a multi-statement read sees one snapshot. Several processes may open the same file:
-``BEGIN IMMEDIATE`` plus the busy timeout serialise their writers.
+Three connections: two writers sharing one ``asyncio.Lock`` (SQLite has one writer; every write is one
+``BEGIN IMMEDIATE`` transaction), and one reader (WAL lets it read while a writer commits), guarded by
+its own lock so a multi-statement read sees one snapshot. The flows' writes (deposits, status changes,
+verdicts, the work queue) run each transaction as one call into a writer thread
+(``sqlite_db.ThreadConnection``): they are most of the work, and a round trip per statement would cost
+the event loop more than SQLite does. Directory and administration writes use the aiosqlite writer.
+Several processes may open the same file: ``BEGIN IMMEDIATE`` plus the busy timeout serialise their
+writers.
 
 Invariants (beyond the port's):
 
@@ -28,10 +32,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -48,7 +52,7 @@ from engine.store import sqlite_sql as sql
 from engine.store.group_commit import GroupCommit
 from engine.store.port import Claim, NewFlow, Recovered
 from engine.store.sqlite_admin import SqliteAdmin
-from engine.store.sqlite_db import SyncSetting, connect, migrate, transaction, wrap
+from engine.store.sqlite_db import SyncSetting, ThreadConnection, connect, migrate, transaction, wrap
 from engine.store.sqlite_queries import CommitSignal, SqliteQueries
 from engine.store.sqlite_rows import (
     change_from_row,
@@ -63,6 +67,7 @@ from engine.store.sqlite_rows import (
 from engine.store.sqlite_status import add_flow_finding, append_event, read_flow, set_status, set_statuses
 
 S = FlowStatus
+T = TypeVar("T")
 
 
 def _flow_params(seq: int, number: str, new: NewFlow) -> dict[str, Any]:
@@ -99,6 +104,8 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._flow_writer: ThreadConnection | None = None  # the flows' writes (module docstring)
+        self._queue_seen_empty = True  # claim: look on the reader first (see claim)
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         self._commits = CommitSignal()  # wakes wait_for_events after each committed write
@@ -116,16 +123,26 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
             except BaseException:
                 await writer.close()
                 raise
-        self._writer, self._reader = writer, reader
+            flow_writer = ThreadConnection(self.path)
+            try:
+                await flow_writer.open()
+            except BaseException:
+                await flow_writer.close()
+                await reader.close()
+                await writer.close()
+                raise
+        self._writer, self._reader, self._flow_writer = writer, reader, flow_writer
         self._writer_sync = SyncSetting()
 
     async def close(self) -> None:
-        """Wait for running transactions, then close both connections (the WAL is checkpointed)."""
+        """Wait for running transactions, then close the connections (the WAL is checkpointed)."""
         await self._creates.drain()
         async with self._write_lock, self._read_lock:
-            writer, reader = self._writer, self._reader
-            self._writer = self._reader = None
+            writer, reader, flow_writer = self._writer, self._reader, self._flow_writer
+            self._writer = self._reader = self._flow_writer = None
             with wrap():
+                if flow_writer is not None:
+                    await flow_writer.close()
                 if reader is not None:
                     await reader.close()
                 if writer is not None:
@@ -143,6 +160,16 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
             ) as conn:
                 yield conn
         self._commits.notify()  # committed (an error skips this): a status change may be in the feed
+
+    async def _write_flows(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+        """``work`` as one write transaction, in one call to the flows' writer thread, driver errors
+        wrapped; synced to disk at COMMIT unless ``durable=False`` (see the module docstring)."""
+        if self._flow_writer is None:
+            raise StoreUnavailable("the store is not open")
+        with wrap():
+            result = await self._flow_writer.transaction(self._write_lock, work, durable=durable)
+        self._commits.notify()
+        return result
 
     @asynccontextmanager
     async def _read(self, *, snapshot: bool = False) -> AsyncIterator[aiosqlite.Connection]:
@@ -174,19 +201,19 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         return await self._creates.submit(new)
 
     async def _create_batch(self, batch: Sequence[NewFlow]) -> list[FlowRecord | BaseException]:
-        """One transaction for a batch: flows without a tracking id in a few bulk statements (whatever
-        the batch size: each statement is a hop to the driver's thread), the others one by one."""
-        outcomes: list[FlowRecord | BaseException] = []
-        async with self._write() as conn:
-            plain = [new for new in batch if new.tracking_id is None]
-            bulk = iter(await self._insert_many(conn, plain) if plain else [])
-            for new in batch:
-                outcomes.append(next(bulk) if new.tracking_id is None else await self._insert_isolated(conn, new))
-        return outcomes
+        """One durable transaction for a batch: flows without a tracking id in a few bulk statements,
+        the others one by one."""
 
-    async def _insert_many(self, conn: aiosqlite.Connection, news: Sequence[NewFlow]) -> list[FlowRecord]:
+        def work(conn: sqlite3.Connection) -> list[FlowRecord | BaseException]:
+            plain = [new for new in batch if new.tracking_id is None]
+            bulk = iter(self._insert_many(conn, plain) if plain else [])
+            return [next(bulk) if new.tracking_id is None else self._insert_isolated(conn, new) for new in batch]
+
+        return await self._write_flows(work)
+
+    def _insert_many(self, conn: sqlite3.Connection, news: Sequence[NewFlow]) -> list[FlowRecord]:
         """Insert flows that cannot conflict (no tracking id): numbers, rows, first events, jobs."""
-        rows = list(await conn.execute_fetchall(sql.RESERVE_SEQUENCES, {"count": len(news)}))
+        rows = conn.execute(sql.RESERVE_SEQUENCES, {"count": len(news)}).fetchall()
         first = int(rows[0][0]) - len(news) + 1
         flows, events, jobs = [], [], []
         for seq, new in enumerate(news, start=first):
@@ -202,41 +229,41 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
                 }
             )  # fmt: skip
             jobs.append({"flow_number": number, "available_at": to_db_time(at)})
-        await conn.executemany(sql.INSERT_FLOW, flows)
-        await conn.executemany(sql.INSERT_EVENT, events)
-        await conn.executemany(sql.ENSURE_JOB, jobs)
-        inserted = await conn.execute_fetchall(sql.FLOWS_BY_SEQ, {"first": first, "last": first + len(news) - 1})
+        conn.executemany(sql.INSERT_FLOW, flows)
+        conn.executemany(sql.INSERT_EVENT, events)
+        conn.executemany(sql.ENSURE_JOB, jobs)
+        inserted = conn.execute(sql.FLOWS_BY_SEQ, {"first": first, "last": first + len(news) - 1}).fetchall()
         return [flow_from_row(row) for row in inserted]
 
-    async def _insert_isolated(self, conn: aiosqlite.Connection, new: NewFlow) -> FlowRecord | BaseException:
+    def _insert_isolated(self, conn: sqlite3.Connection, new: NewFlow) -> FlowRecord | BaseException:
         if new.tracking_id is None:  # nothing expected can fail: no savepoint needed
-            return await self._insert_flow(conn, new)
-        await conn.execute(sql.SAVEPOINT_CREATE)
+            return self._insert_flow(conn, new)
+        conn.execute(sql.SAVEPOINT_CREATE)
         try:
-            flow = await self._insert_flow(conn, new)
+            flow = self._insert_flow(conn, new)
         except AlreadyExists as exc:
-            await conn.execute(sql.ROLLBACK_TO_CREATE)
-            await conn.execute(sql.RELEASE_CREATE)
+            conn.execute(sql.ROLLBACK_TO_CREATE)
+            conn.execute(sql.RELEASE_CREATE)
             return exc
-        await conn.execute(sql.RELEASE_CREATE)
+        conn.execute(sql.RELEASE_CREATE)
         return flow
 
-    async def _insert_flow(self, conn: aiosqlite.Connection, new: NewFlow) -> FlowRecord:
+    def _insert_flow(self, conn: sqlite3.Connection, new: NewFlow) -> FlowRecord:
         deposited_at = to_db_time(new.deposited_at)
-        rows = list(await conn.execute_fetchall(sql.NEXT_SEQUENCE))
+        rows = conn.execute(sql.NEXT_SEQUENCE).fetchall()
         seq = int(rows[0][0])
         number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
         try:
-            await conn.execute(sql.INSERT_FLOW, _flow_params(seq, number, new))
+            conn.execute(sql.INSERT_FLOW, _flow_params(seq, number, new))
         except sqlite3.IntegrityError as exc:
             if "flows.tracking_id" in str(exc):
                 raise AlreadyExists(
                     f"{new.depositor} already deposited a flow with tracking id {new.tracking_id!r}"
                 ) from exc
             raise
-        await append_event(conn, number, S.RECEIVED, None, at=new.deposited_at, actor=new.depositor, detail=None)
-        await conn.execute(sql.ENSURE_JOB, {"flow_number": number, "available_at": deposited_at})
-        return await read_flow(conn, number)
+        append_event(conn, number, S.RECEIVED, None, at=new.deposited_at, actor=new.depositor, detail=None)
+        conn.execute(sql.ENSURE_JOB, {"flow_number": number, "available_at": deposited_at})
+        return read_flow(conn, number)
 
     async def find_by_tracking_id(self, depositor: str, tracking_id: str) -> FlowRecord | None:
         rows = await self._fetch(sql.FIND_BY_TRACKING_ID, {"depositor": depositor, "tracking_id": tracking_id})
@@ -269,9 +296,12 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         at commit (module docstring)."""
         events = events_of(event)
         walk(expected, events)  # InvalidTransition before touching the database
-        async with self._write(durable=any(e in ADMIN_EVENTS for e in events)) as conn:
-            await set_statuses(conn, flow_number, expected, events, at=at, actor=actor, detail=detail)
-            return await read_flow(conn, flow_number)
+
+        def work(conn: sqlite3.Connection) -> FlowRecord:
+            set_statuses(conn, flow_number, expected, events, at=at, actor=actor, detail=detail)
+            return read_flow(conn, flow_number)
+
+        return await self._write_flows(work, durable=any(e in ADMIN_EVENTS for e in events))
 
     async def record_verdict(
         self,
@@ -288,22 +318,23 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
     ) -> FlowRecord:
         """Replace the flow's invoices and findings with the verdict's and move its status, atomically."""
         advance(expected, event)  # InvalidTransition before touching the database
-        async with self._write(durable=False) as conn:
-            await set_status(conn, flow_number, expected, event, at=at, actor=actor, detail=detail)
+
+        def work(conn: sqlite3.Connection) -> FlowRecord:
+            set_status(conn, flow_number, expected, event, at=at, actor=actor, detail=detail)
             # A reprocessed flow (ADMIN_REPROCESS) is judged again: the new verdict replaces the old one.
-            await conn.execute(sql.DELETE_FINDINGS, {"flow_number": flow_number})
-            await conn.execute(sql.DELETE_INVOICES, {"flow_number": flow_number})
+            conn.execute(sql.DELETE_FINDINGS, {"flow_number": flow_number})
+            conn.execute(sql.DELETE_INVOICES, {"flow_number": flow_number})
             findings = [finding_params(flow_number, None, pos, f) for pos, f in enumerate(flow_findings)]
             for idx, outcome in enumerate(invoices):
                 base = len(findings)  # taken once: extend() would see the list grow under a generator
                 findings.extend(finding_params(flow_number, idx, base + k, f) for k, f in enumerate(outcome.findings))
-            await conn.executemany(
+            conn.executemany(
                 sql.INSERT_INVOICE,
                 [invoice_params(flow_number, idx, o.facts, o.status) for idx, o in enumerate(invoices)],
             )
-            await conn.executemany(sql.INSERT_FINDING, findings)
+            conn.executemany(sql.INSERT_FINDING, findings)
             integrated = sum(1 for o in invoices if o.status is InvoiceStatus.INTEGRATED)
-            await conn.execute(
+            conn.execute(
                 sql.SET_VERDICT_COUNTS,
                 {
                     "flow_number": flow_number,
@@ -313,7 +344,9 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
                     "ruleset_version": ruleset_version,
                 },
             )
-            return await read_flow(conn, flow_number)
+            return read_flow(conn, flow_number)
+
+        return await self._write_flows(work, durable=False)
 
     async def flow_findings(self, flow_number: str) -> list[Finding]:
         return [finding_from_row(r) for r in await self._fetch(sql.FLOW_FINDINGS, {"flow_number": flow_number})]
@@ -356,16 +389,18 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
     async def claim(self, worker_id: str, *, now: datetime, lease_s: float) -> Claim | None:
         """Lease the oldest available unleased job to ``worker_id``; None when there is none."""
         params = {"now": to_db_time(now)}
-        # Idle workers poll: look on the reader first so an empty queue never takes the write lock.
-        if not await self._fetch(sql.NEXT_CLAIMABLE, params):
+        # Idle workers poll: once a claim found nothing, look on the reader first so an empty queue
+        # never takes the write lock; while claims find work, that look would only cost a round trip.
+        if self._queue_seen_empty and not await self._fetch(sql.NEXT_CLAIMABLE, params):
             return None
         expires = utc(now) + timedelta(seconds=lease_s)
-        async with self._write(durable=False) as conn:
-            rows = list(await conn.execute_fetchall(sql.NEXT_CLAIMABLE, params))
+
+        def work(conn: sqlite3.Connection) -> Claim | None:
+            rows = conn.execute(sql.NEXT_CLAIMABLE, params).fetchall()
             if not rows:
                 return None
             row = rows[0]
-            await conn.execute(
+            conn.execute(
                 sql.LEASE_JOB,
                 {
                     "flow_number": row["flow_number"],
@@ -381,23 +416,23 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
                 blob_key=str(row["blob_key"]),
             )
 
+        claim = await self._write_flows(work, durable=False)
+        self._queue_seen_empty = claim is None
+        return claim
+
     async def heartbeat(self, flow_number: str, worker_id: str, *, now: datetime, lease_s: float) -> bool:
         """Extend the lease to ``now + lease_s``; False when ``worker_id`` no longer holds it.
 
         A lease past its expiry but not yet recovered is still held (nobody else can claim it).
         """
         expires = to_db_time(utc(now) + timedelta(seconds=lease_s))
-        async with self._write(durable=False) as conn:
-            cursor = await conn.execute(
-                sql.HEARTBEAT,
-                {"flow_number": flow_number, "worker_id": worker_id, "lease_expires_at": expires},
-            )
-            return cursor.rowcount == 1
+        params = {"flow_number": flow_number, "worker_id": worker_id, "lease_expires_at": expires}
+        return await self._write_flows(lambda conn: conn.execute(sql.HEARTBEAT, params).rowcount == 1, durable=False)
 
     async def release(self, flow_number: str, worker_id: str) -> None:
         """Hand the job back (its status unchanged) without counting an attempt."""
-        async with self._write(durable=False) as conn:
-            await conn.execute(sql.RELEASE, {"flow_number": flow_number, "worker_id": worker_id})
+        params = {"flow_number": flow_number, "worker_id": worker_id}
+        await self._write_flows(lambda conn: conn.execute(sql.RELEASE, params), durable=False)
 
     async def recover_expired_leases(
         self, *, now: datetime, actor: str, max_attempts: int = 2, every_lease: bool = False
@@ -409,10 +444,11 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         ``max_attempts`` the flow is held in WAITING_FOR_REPROCESSING with a PROCESSING_INTERRUPTED
         finding and its job is removed.
         """
-        recovered: list[Recovered] = []
-        async with self._write(durable=False) as conn:
-            expired_before = datetime.max.replace(tzinfo=UTC) if every_lease else now
-            rows = list(await conn.execute_fetchall(sql.EXPIRED_LEASES, {"now": to_db_time(expired_before)}))
+        expired_before = datetime.max.replace(tzinfo=UTC) if every_lease else now
+
+        def work(conn: sqlite3.Connection) -> list[Recovered]:
+            recovered: list[Recovered] = []
+            rows = conn.execute(sql.EXPIRED_LEASES, {"now": to_db_time(expired_before)}).fetchall()
             for row in rows:
                 number, status, attempts = (
                     str(row["flow_number"]),
@@ -421,13 +457,13 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
                 )
                 if attempts >= max_attempts:
                     detail = f"lease expired {attempts} times"
-                    to = await set_status(conn, number, status, FlowEvent.HOLD, at=now, actor=actor, detail=detail)
-                    await add_flow_finding(conn, number, catalogue.finding("PROCESSING_INTERRUPTED"))
+                    to = set_status(conn, number, status, FlowEvent.HOLD, at=now, actor=actor, detail=detail)
+                    add_flow_finding(conn, number, catalogue.finding("PROCESSING_INTERRUPTED"))
                 else:
-                    await conn.execute(sql.CLEAR_EXPIRED_LEASE, {"flow_number": number, "attempts": attempts})
+                    conn.execute(sql.CLEAR_EXPIRED_LEASE, {"flow_number": number, "attempts": attempts})
                     to = status
                     if status is S.IN_PROGRESS:
-                        to = await set_status(
+                        to = set_status(
                             conn,
                             number,
                             status,
@@ -437,7 +473,9 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
                             detail="lease expired",
                         )
                 recovered.append(Recovered(number, status, to))
-        return recovered
+            return recovered
+
+        return await self._write_flows(work, durable=False)
 
     # --- singletons ----------------------------------------------------------------------------
     async def try_singleton(self, name: str) -> bool:

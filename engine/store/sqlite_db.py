@@ -8,6 +8,10 @@ Invariants:
   next FULL commit or checkpoint syncs it), in autocommit mode: transactions are explicit
   (``BEGIN IMMEDIATE`` for writes, so a writer takes SQLite's lock up front and never fails mid-way on
   a lock upgrade).
+* ``ThreadConnection`` runs a whole write transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK``
+  on any error) as ONE call into the one thread that owns its plain ``sqlite3`` connection, instead of
+  one event-loop round trip per statement. A caller cancelled meanwhile waits for that call to end, and
+  the transaction is then rolled back unless it had already committed (as with a per-statement one).
 * Driver errors leave this package only through ``wrap()``, as ``engine.errors.StoreError`` children
   with the ``sqlite3`` error as ``__cause__``.
 * Migrations are the files ``migrations/sqlite/NNNN_name.sql``, applied in order, each in its own
@@ -20,15 +24,20 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from typing import TypeVar
 
 import aiosqlite
 
 from engine.errors import StorageFull, StoreError, StoreUnavailable
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 10.0
 
@@ -153,6 +162,80 @@ async def transaction(
         except BaseException:
             await _rollback(conn)
             raise
+
+
+class _Abandoned(Exception):
+    """The caller was cancelled before COMMIT: the transaction is rolled back."""
+
+
+class ThreadConnection:
+    """A plain ``sqlite3`` connection owned by one dedicated thread, for write transactions run as one
+    call each (``transaction``). Open it on a file already in WAL mode (``connect`` switched it)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._conn: sqlite3.Connection | None = None
+        self._sync = SyncSetting()  # _connect sets synchronous=FULL
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._executor, self._connect)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            for pragma in _PRAGMAS:
+                conn.execute(pragma)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def transaction(
+        self, lock: asyncio.Lock, work: Callable[[sqlite3.Connection], T], *, durable: bool = True
+    ) -> T:
+        """Hold ``lock`` and run ``work`` in one write transaction, in one call to the thread: committed
+        (synced to disk when ``durable``, see ``transaction()``) if ``work`` returns, else rolled back."""
+        conn = self._conn
+        if conn is None:
+            raise StoreUnavailable("the store is not open")
+        abandoned = threading.Event()
+
+        def run() -> T:
+            if self._sync.full != durable:
+                conn.execute(_SYNC_FULL if durable else _SYNC_NORMAL)
+                self._sync.full = durable
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                if abandoned.is_set():
+                    raise _Abandoned
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLite may already have rolled back (e.g. after SQLITE_FULL): that error is fine.
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        async with lock:
+            future = asyncio.get_running_loop().run_in_executor(self._executor, run)
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                abandoned.set()
+                await asyncio.wait([future])  # the lock is held until the connection is done
+                if not future.cancelled():
+                    future.exception()  # retrieved: _Abandoned or the transaction's own error
+                raise
 
 
 @dataclass(frozen=True)

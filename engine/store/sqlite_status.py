@@ -1,5 +1,6 @@
 """Status changes for ``SqliteStore``, run inside the caller's write transaction: the compare-and-set
-update, its hash-chained event and the job row that follows the status.
+update, its hash-chained event and the job row that follows the status. Plain ``sqlite3`` calls: the
+store runs a whole transaction in its writer thread (``sqlite_db.ThreadConnection``).
 
 Invariants: a status changes only from the expected one (zero rows updated → ``StatusConflict``), along
 ``engine.status.advance``; every change appends event ``seq + 1`` whose ``prev_hash`` is the previous
@@ -9,11 +10,10 @@ what ``history()`` gives back; a flow has a job row exactly while its status is 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-
-import aiosqlite
 
 from engine.audit import GENESIS, event_hash
 from engine.errors import FlowNotFound, StatusConflict
@@ -27,15 +27,15 @@ S = FlowStatus
 JOB_STATUSES = frozenset({S.RECEIVED, S.PROCESSED_SE_CPP, S.WAITING_FOR_PROCESSING, S.IN_PROGRESS})
 
 
-async def read_flow(conn: aiosqlite.Connection, flow_number: str) -> FlowRecord:
-    rows = list(await conn.execute_fetchall(sql.GET_FLOW, {"flow_number": flow_number}))
+def read_flow(conn: sqlite3.Connection, flow_number: str) -> FlowRecord:
+    rows = conn.execute(sql.GET_FLOW, {"flow_number": flow_number}).fetchall()
     if not rows:
         raise FlowNotFound(flow_number)
     return flow_from_row(rows[0])
 
 
-async def set_status(
-    conn: aiosqlite.Connection,
+def set_status(
+    conn: sqlite3.Connection,
     flow_number: str,
     expected: FlowStatus,
     event: FlowEvent,
@@ -53,22 +53,22 @@ async def set_status(
         "new_status": new_status.code,
         "at": at_db,
     }
-    cursor = await conn.execute(sql.SET_STATUS, params)
+    cursor = conn.execute(sql.SET_STATUS, params)
     if cursor.rowcount != 1:
-        rows = list(await conn.execute_fetchall(sql.GET_STATUS, {"flow_number": flow_number}))
+        rows = conn.execute(sql.GET_STATUS, {"flow_number": flow_number}).fetchall()
         actual = FlowStatus(rows[0][0]).name if rows else None
         raise StatusConflict(flow_number, expected.name, actual)
-    await append_event(conn, flow_number, new_status, event, at=at, actor=actor, detail=detail)
+    append_event(conn, flow_number, new_status, event, at=at, actor=actor, detail=detail)
     if new_status in JOB_STATUSES:
         # Recreated on ADMIN_RELEASE / ADMIN_REPROCESS; a no-op while the flow already has its job.
-        await conn.execute(sql.ENSURE_JOB, {"flow_number": flow_number, "available_at": at_db})
+        conn.execute(sql.ENSURE_JOB, {"flow_number": flow_number, "available_at": at_db})
     else:
-        await conn.execute(sql.DELETE_JOB, {"flow_number": flow_number})
+        conn.execute(sql.DELETE_JOB, {"flow_number": flow_number})
     return new_status
 
 
-async def set_statuses(
-    conn: aiosqlite.Connection,
+def set_statuses(
+    conn: sqlite3.Connection,
     flow_number: str,
     expected: FlowStatus,
     events: Sequence[FlowEvent],
@@ -81,7 +81,7 @@ async def set_statuses(
     compare-and-set from ``expected`` to the last status (nothing else sees the ones between inside
     the transaction), the chained events in one ``executemany``, the job as the last status wants."""
     if len(events) == 1:
-        return await set_status(conn, flow_number, expected, events[0], at=at, actor=actor, detail=detail)
+        return set_status(conn, flow_number, expected, events[0], at=at, actor=actor, detail=detail)
     statuses = []
     status = expected
     for event in events:
@@ -89,23 +89,23 @@ async def set_statuses(
         statuses.append(status)
     at_db = to_db_time(at)
     params = {"flow_number": flow_number, "expected": expected.code, "new_status": status.code, "at": at_db}
-    cursor = await conn.execute(sql.SET_STATUS, params)
+    cursor = conn.execute(sql.SET_STATUS, params)
     if cursor.rowcount != 1:
-        rows = list(await conn.execute_fetchall(sql.GET_STATUS, {"flow_number": flow_number}))
+        rows = conn.execute(sql.GET_STATUS, {"flow_number": flow_number}).fetchall()
         actual = FlowStatus(rows[0][0]).name if rows else None
         raise StatusConflict(flow_number, expected.name, actual)
-    rows = list(await conn.execute_fetchall(sql.LAST_EVENT, {"flow_number": flow_number}))
+    rows = conn.execute(sql.LAST_EVENT, {"flow_number": flow_number}).fetchall()
     seq, prev_hash = (int(rows[0]["seq"]), str(rows[0]["hash"])) if rows else (0, GENESIS)
     chained = []
     for step_status, event in zip(statuses, events, strict=True):
         seq += 1
         chained.append(_event_params(flow_number, seq, prev_hash, step_status, event, at, actor, detail))
         prev_hash = chained[-1]["hash"]
-    await conn.executemany(sql.INSERT_EVENT, chained)
+    conn.executemany(sql.INSERT_EVENT, chained)
     if status in JOB_STATUSES:
-        await conn.execute(sql.ENSURE_JOB, {"flow_number": flow_number, "available_at": at_db})
+        conn.execute(sql.ENSURE_JOB, {"flow_number": flow_number, "available_at": at_db})
     else:
-        await conn.execute(sql.DELETE_JOB, {"flow_number": flow_number})
+        conn.execute(sql.DELETE_JOB, {"flow_number": flow_number})
     return status
 
 
@@ -144,8 +144,8 @@ def _event_params(
     }
 
 
-async def append_event(
-    conn: aiosqlite.Connection,
+def append_event(
+    conn: sqlite3.Connection,
     flow_number: str,
     status: FlowStatus,
     event: FlowEvent | None,
@@ -155,12 +155,12 @@ async def append_event(
     detail: str | None,
 ) -> None:
     """Append the flow's next hash-chained event."""
-    rows = list(await conn.execute_fetchall(sql.LAST_EVENT, {"flow_number": flow_number}))
+    rows = conn.execute(sql.LAST_EVENT, {"flow_number": flow_number}).fetchall()
     seq, prev_hash = (int(rows[0]["seq"]) + 1, str(rows[0]["hash"])) if rows else (1, GENESIS)
     at_utc = utc(at)
     event_value = event.value if event else ""
     digest = event_hash(prev_hash, flow_number, seq, status.code, event_value, at_utc.isoformat(), actor, detail)
-    await conn.execute(
+    conn.execute(
         sql.INSERT_EVENT,
         {
             "flow_number": flow_number,
@@ -176,7 +176,7 @@ async def append_event(
     )
 
 
-async def add_flow_finding(conn: aiosqlite.Connection, flow_number: str, finding: Finding) -> None:
+def add_flow_finding(conn: sqlite3.Connection, flow_number: str, finding: Finding) -> None:
     """Append a flow-level finding after the flow's existing ones."""
-    rows = list(await conn.execute_fetchall(sql.NEXT_FINDING_POSITION, {"flow_number": flow_number}))
-    await conn.execute(sql.INSERT_FINDING, finding_params(flow_number, None, int(rows[0][0]), finding))
+    rows = conn.execute(sql.NEXT_FINDING_POSITION, {"flow_number": flow_number}).fetchall()
+    conn.execute(sql.INSERT_FINDING, finding_params(flow_number, None, int(rows[0][0]), finding))
