@@ -134,12 +134,13 @@ async def test_feed_is_in_commit_order_across_two_writers(two: tuple[PostgresSto
     async def reader() -> None:
         cursor = 0
         while True:
+            finished = done.is_set()  # read before the query: an empty batch is final only if taken after
             batch = await a.events_after(cursor, EVERYTHING, limit=1000)
             for ev in batch:
                 assert ev.cursor == cursor + 1, f"gap or reorder after {cursor}: {ev.cursor}"
                 cursor = ev.cursor
                 seen.append(ev.cursor)
-            if done.is_set() and not batch:
+            if finished and not batch:
                 return
             await asyncio.sleep(0)
 
