@@ -6,10 +6,20 @@ clients: asyncssh's client (AES-GCM, the server's largest write size) for every 
 SFTP here); fluxdepot turns each closed upload into a durable deposit (blob fsynced, flow committed)
 before acknowledging it.
 
-    .venv/bin/python -m bench.sftp [--large-mb 50] [--small 2000] [--logins 100]
+Part ``e2e``: end to end through ``fluxdepot serve`` (demo config, SQLite, ports 0). ``--e2e-clients``
+asyncssh clients drop ``--e2e-flows`` distinct single-invoice UBL flows in partner AAA001's ``in/``; the
+clock runs from the first drop until every integration report ``FSO1100A_AAA001_<flow>.xml`` is in its
+``out/`` (the folder is polled on disk every 10 ms). The baseline, in the same run on a fresh daemon, is the
+engine's own processing rate: the same number of invoices deposited over gRPC by as many clients, until
+every final status arrived on a ``WatchFlows`` stream. Latency per flow: drop (upload or deposit call
+started) → report seen (SFTP) or final status seen (gRPC).
+
+    .venv/bin/python -m bench.sftp [--parts intake,e2e] [--large-mb 50] [--small 2000] [--logins 100]
+                                   [--e2e-flows 1000] [--e2e-clients 8]
 
 Run as root (``sshd`` needs it); ``apt-get install -y openssh-server`` when ``/usr/sbin/sshd`` is missing.
-Targets: ≥ 60% of OpenSSH's MB/s on the large file, ≥ 50% of its files/s on small files.
+Targets: ≥ 60% of OpenSSH's MB/s on the large file, ≥ 50% of its files/s on small files, and the end-to-end
+SFTP flows/s at the engine's processing rate (ratio ≈ 100%).
 """
 
 from __future__ import annotations
@@ -17,16 +27,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import signal
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import asyncssh
+
+from clients.client import AsyncClient
+from tests import factory
+from tests.e2e.daemon import RunningDaemon, start_daemon
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_KEY = REPO / "config" / "demo" / "AAA001_ed25519"
@@ -34,6 +54,10 @@ DEMO_DIRECTORY = REPO / "config" / "demo" / "directory.toml"
 SSHD = Path("/usr/sbin/sshd")
 CIPHER = "aes128-gcm@openssh.com"
 MiB = 1024 * 1024
+PARTNER = "AAA001"  # the demo EDI partner (config/demo/directory.toml), deposits for the provider structure
+TECHNICAL_TOKEN = "demo-technical-token"  # noqa: S105 - the public demo token; its user deposits for DEMO_SUPPLIER
+REPORT_NAME = re.compile(rf"^FSO1100A_{PARTNER}_(?P<flow>[A-Za-z0-9]+)\.xml$")
+OUT_POLL_S = 0.01
 
 
 # --- the fluxdepot server, in its own process -------------------------------------------------------
@@ -215,33 +239,216 @@ def print_table(results: dict[str, dict[str, float]]) -> None:
         print(f"{name:<32} {value:>10.1f} {base[name]:>10.1f} {value / base[name]:>6.0%}")
 
 
+# --- end to end through `fluxdepot serve`: drop in in/ → report in out/, against gRPC deposit → final ---
+
+
+def e2e_invoices(supplier: factory.Party, prefix: str, count: int) -> dict[str, bytes]:
+    """``count`` distinct single-invoice UBL flows (file name → content) that integrate under the demo directory."""
+    return {
+        f"{prefix}-{i:05d}.xml": factory.ubl_invoice(
+            factory.InvoiceSpec(f"{prefix}-{i:05d}", supplier, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
+        )
+        for i in range(count)
+    }
+
+
+@dataclass
+class E2eRun:
+    """Wall-clock times per file name: drop (upload or deposit started), final status (store), done (seen)."""
+
+    name: str
+    dropped: dict[str, float] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)
+    done: dict[str, float] = field(default_factory=dict)
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def elapsed(self) -> float:
+        return max(self.done.values()) - min(self.dropped.values())
+
+    @property
+    def rate(self) -> float:
+        return len(self.done) / self.elapsed
+
+    def latencies(self, start: dict[str, float], end: dict[str, float]) -> list[float]:
+        return sorted(end[name] - start[name] for name in self.dropped)
+
+
+def read_flows(data: Path) -> dict[str, tuple[str, str, float]]:
+    """flow number → (file name, status, when its status last changed) from the daemon's SQLite store."""
+    with sqlite3.connect(f"file:{data / 'fluxdepot.db'}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT flow_number, file_name, status, status_changed_at FROM flows").fetchall()
+    return {number: (name, status, datetime.fromisoformat(at).timestamp()) for number, name, status, at in rows}
+
+
+def finish(run: E2eRun, data: Path, done_by_flow: dict[str, float]) -> E2eRun:
+    for number, (name, status, changed_at) in read_flows(data).items():
+        if name in run.dropped:
+            run.final[name] = changed_at
+            run.statuses[status] += 1
+            if number in done_by_flow:
+                run.done[name] = done_by_flow[number]
+    if len(run.done) != len(run.dropped):
+        raise RuntimeError(f"{run.name}: {len(run.dropped) - len(run.done)} flows have no report / final status")
+    return run
+
+
+def stop_daemon(daemon: RunningDaemon) -> None:
+    """SIGTERM (the config's grace is 20 s); SIGKILL and report the daemon's last lines if it outstays 60 s."""
+    daemon.signal(signal.SIGTERM)
+    try:
+        daemon.wait(60)
+    except subprocess.TimeoutExpired:
+        daemon.kill9()
+        tail = "\n".join(daemon.lines[-30:])
+        raise RuntimeError(
+            f"the daemon did not stop within 60 s of SIGTERM (killed); its last lines:\n{tail}"
+        ) from None
+
+
+async def e2e_grpc(work: Path, files: dict[str, bytes], clients: int, timeout_s: float) -> E2eRun:
+    """The engine's processing rate: gRPC deposit → final status seen on a ``WatchFlows`` stream."""
+    data = work / "e2e-grpc"
+    daemon = start_daemon(data)
+    run, finals, queue = E2eRun("gRPC deposit → final status"), dict[str, float](), list(files)
+    try:
+        target = str(daemon.ready["grpc"])
+
+        async def watch(client: AsyncClient) -> None:
+            async for event in client.watch_flows(from_start=True):
+                if event.final:
+                    finals.setdefault(event.flow_number, time.time())
+                    if len(finals) == len(files):
+                        return
+
+        async def depositor() -> None:
+            async with AsyncClient(target, token=TECHNICAL_TOKEN) as client:
+                while queue:
+                    name = queue.pop()
+                    run.dropped[name] = time.time()
+                    await client.deposit(files[name], name)
+
+        async with AsyncClient(target, token=TECHNICAL_TOKEN) as watcher:
+            watching = asyncio.create_task(watch(watcher))
+            await asyncio.gather(*(depositor() for _ in range(clients)))
+            await asyncio.wait_for(watching, timeout_s)
+    finally:
+        stop_daemon(daemon)
+    return finish(run, data, finals)
+
+
+async def e2e_sftp(work: Path, key: Path, files: dict[str, bytes], clients: int, timeout_s: float) -> E2eRun:
+    """SFTP end to end: upload to ``in/`` → integration report in ``out/`` (polled on disk)."""
+    data = work / "e2e-sftp"
+    daemon = start_daemon(data)
+    run, reports, queue = E2eRun("SFTP drop in in/ → report in out/"), dict[str, float](), list(files)
+    out = data / "sftp" / "partners" / PARTNER / "out"
+    try:
+        port = int(str(daemon.ready["sftp"]).rpartition(":")[2])
+        target = Target("fluxdepot serve", port, PARTNER, key, "/in")
+
+        async def watch() -> None:
+            while len(reports) < len(files):
+                now = time.time()
+                for name in report_names(out):
+                    if match := REPORT_NAME.match(name):
+                        reports.setdefault(match["flow"], now)
+                await asyncio.sleep(OUT_POLL_S)
+
+        async def uploader() -> None:
+            async with await target.connect() as conn, conn.start_sftp_client() as sftp:
+                while queue:
+                    name = queue.pop()
+                    run.dropped[name] = time.time()
+                    async with sftp.open(f"/in/{name}", "wb") as f:
+                        await f.write(files[name])
+
+        watching = asyncio.create_task(watch())
+        await asyncio.gather(*(uploader() for _ in range(clients)))
+        try:
+            await asyncio.wait_for(watching, timeout_s)
+        except TimeoutError:
+            others = sorted(n for n in report_names(out) if not REPORT_NAME.match(n))[:5]
+            raise RuntimeError(
+                f"{len(reports)}/{len(files)} reports in out/ after {timeout_s} s; others: {others}"
+            ) from None
+    finally:
+        stop_daemon(daemon)
+    return finish(run, data, reports)
+
+
+def report_names(out: Path) -> list[str]:
+    """The names in a partner's ``out/`` (one ``scandir``: cheap enough to poll every 10 ms)."""
+    try:
+        with os.scandir(out) as entries:
+            return [entry.name for entry in entries]
+    except FileNotFoundError:
+        return []
+
+
+def percentiles(values: list[float]) -> str:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return f"p50 {cuts[49] * 1000:6.0f} ms  p99 {cuts[98] * 1000:6.0f} ms"
+
+
+async def measure_e2e(key: Path, work: Path, flows: int, clients: int) -> None:
+    print(
+        f"== end to end through `fluxdepot serve` (demo config, SQLite): {flows} single-invoice UBL flows, "
+        f"{clients} clients, {os.cpu_count()} cores",
+        flush=True,
+    )
+    timeout_s = max(120.0, flows / 5)
+    base = await e2e_grpc(work, e2e_invoices(factory.DEMO_SUPPLIER, "GRPC", flows), clients, timeout_s)
+    ours = await e2e_sftp(work, key, e2e_invoices(factory.DEMO_SUPPLIER_2, "SFTP", flows), clients, timeout_s)
+    for run, seen in ((base, "final status seen"), (ours, "report in out/")):
+        statuses = ", ".join(f"{status} {n}" for status, n in sorted(run.statuses.items()))
+        print(f"  {run.name:<36} {len(run.done)} flows in {run.elapsed:5.1f} s = {run.rate:6.1f} flows/s  ({statuses})")
+        print(f"    {'drop → ' + seen:<34} {percentiles(run.latencies(run.dropped, run.done))}")
+        print(f"    {'drop → final status (store)':<34} {percentiles(run.latencies(run.dropped, run.final))}")
+    print(f"    {'final status → report':<34} {percentiles(ours.latencies(ours.final, ours.done))}")
+    print(f"  ratio SFTP end to end / gRPC end to end: {ours.rate / base.rate:.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--large-mb", type=int, default=50)
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--logins", type=int, default=100)
+    parser.add_argument("--parts", default="intake,e2e", help="comma-separated: intake (vs OpenSSH sshd), e2e")
+    parser.add_argument("--e2e-flows", type=int, default=1000)
+    parser.add_argument("--e2e-clients", type=int, default=8)
     parser.add_argument("--serve", nargs=2, metavar=("DATA", "PORT_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve(Path(args.serve[0]), Path(args.serve[1])))
         return
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if not parts or parts - {"intake", "e2e"}:
+        parser.error(f"--parts: choose among intake, e2e (got {args.parts!r})")
     work = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-sftp-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
         key = work / "client_ed25519"
         shutil.copy(DEMO_KEY, key)
         key.chmod(0o600)
-        public = DEMO_KEY.with_suffix(".pub").read_text()
-        ours, our_port = start_fluxdepot(work)
-        procs.append(ours)
-        sshd, sshd_port, upload = start_sshd(work, public)
-        procs.append(sshd)
-        targets = [
-            Target("fluxdepot", our_port, "AAA001", key, "/in"),
-            Target("openssh", sshd_port, "root", key, str(upload)),
-        ]
-        results = asyncio.run(measure(targets, args, work))
-        print_table(results)
+        if "intake" in parts:
+            public = DEMO_KEY.with_suffix(".pub").read_text()
+            ours, our_port = start_fluxdepot(work)
+            procs.append(ours)
+            sshd, sshd_port, upload = start_sshd(work, public)
+            procs.append(sshd)
+            targets = [
+                Target("fluxdepot", our_port, "AAA001", key, "/in"),
+                Target("openssh", sshd_port, "root", key, str(upload)),
+            ]
+            results = asyncio.run(measure(targets, args, work))
+            print_table(results)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(10)
+            procs.clear()
+        if "e2e" in parts:
+            asyncio.run(measure_e2e(key, work, args.e2e_flows, args.e2e_clients))
     finally:
         for proc in procs:
             proc.terminate()
