@@ -6,7 +6,6 @@ import asyncio
 import random
 import shutil
 import signal
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from engine.status import FlowStatus
 from engine.store import open_store
 from tests import factory
 from tests.e2e.daemon import start_daemon
+from tests.tmpfs import mounted_tmpfs
 
 KILL_CYCLES = 5  # kill -9 / restart cycles while gRPC and SFTP clients deposit
 DEMO_KEY = Path(__file__).resolve().parents[2] / "config" / "demo" / "AAA001_ed25519"
@@ -127,20 +127,11 @@ async def test_kill_9_under_load_loses_no_acknowledged_flow(tmp_path: Path) -> N
         await store.close()
 
 
-def _mount_tmpfs(path: Path, size: str) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    return result.returncode == 0
-
-
 @pytest.mark.timeout(300)
 async def test_disk_full_refuses_deposits_then_recovers(tmp_path: Path) -> None:
     """On a full data folder deposits get RESOURCE_EXHAUSTED with a clear message, earlier flows stay
     intact, and deposits work again once space is freed."""
-    data = tmp_path / "data"
-    if not _mount_tmpfs(data, "24m"):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
+    with mounted_tmpfs(tmp_path / "data", "24m") as data:
         daemon = start_daemon(data)
         try:
             async with AsyncClient(daemon.ready["grpc"], token="demo-technical-token") as client:
@@ -164,6 +155,3 @@ async def test_disk_full_refuses_deposits_then_recovers(tmp_path: Path) -> None:
         finally:
             daemon.signal(signal.SIGTERM)
             assert daemon.wait(30) == 0
-    finally:
-        subprocess.run(["umount", "-l", str(data)], capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)

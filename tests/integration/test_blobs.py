@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from engine.blobs import TEMP_DIR, BlobStore
 from engine.errors import FlowTooLarge, StorageFull
+from tests.tmpfs import mounted_tmpfs
 
 
 def final_files(root: Path) -> list[Path]:
@@ -122,23 +122,8 @@ def test_invalid_key_is_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs (needs root and mount); skipped where it cannot be mounted."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-            capture_output=True,
-            check=False,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount a tmpfs: {exc}")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "tiny", "64k") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=False, timeout=10)
 
 
 def test_full_disk_raises_storage_full_and_leaves_nothing(tiny_fs: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from engine.store import open_store
 from engine.store.port import NewFlow
 from engine.store.sqlite import SqliteStore
 from engine.store.sqlite_db import load_migrations
+from tests.tmpfs import mounted_tmpfs
 
 NEW = NewFlow(
     number_prefix="CPP001",
@@ -86,23 +86,8 @@ async def test_naive_datetime_is_refused(tmp_path: Path) -> None:
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs (needs root and mount); skipped where it cannot be mounted."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-            capture_output=True,
-            check=False,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount a tmpfs: {exc}")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "1m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=False, timeout=10)
 
 
 async def test_full_disk_raises_storage_full_and_keeps_earlier_flows(small_fs: Path) -> None:
