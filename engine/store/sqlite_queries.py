@@ -8,9 +8,11 @@ Invariants:
 * Search order is (issuer ASC, deposited_at DESC, flow_number DESC), unique since flow numbers are; a
   page resumes strictly after its ``PageKey`` through the ``flows_search`` index, so every page costs
   what the first does, whatever the page number.
-* ``total_count`` and the dashboard read the counters the triggers of migration 0002 keep (per issuer,
-  syntax, status, deposit day) whenever the filters are expressible on them: visibility by issuers only
-  (or everything), filters on issuers, statuses, syntaxes and whole UTC days. Anything else counts rows.
+* ``total_count`` and the dashboard read the counters kept by the triggers of migrations 0002 (per
+  issuer, syntax, status, deposit day) and 0003 (per issuer and status, per status, per error code)
+  whenever the filters are expressible on them: visibility by issuers only (or everything), filters on
+  issuers, statuses, syntaxes and whole UTC days; the smallest counter that answers is read. Anything
+  else counts rows.
   The dashboard's period is rounded out to whole UTC deposit days (so its counts stay counter-cheap).
 * Event cursors are ``event_feed.id``: AUTOINCREMENT, written by a trigger in the status event's own
   transaction; SQLite has one writer, so cursor order is commit order and a cursor is never reused.
@@ -188,11 +190,33 @@ async def count_matches(conn: aiosqlite.Connection, query: FlowQuery, vis: Visib
     counters = _scope(vis, query.issuer_sirets)
     if counters is None:  # unreachable: `where` exists, so the same scope does
         return 0
+    all_issuers = not counters.fragments
     _add_common(counters, query.statuses, query.syntaxes)
     by_day = query.deposited_from is not None or query.deposited_to is not None
     _add_period(counters, query.deposited_from, query.deposited_to, days=True)
-    head = q.SUM_DAYS if by_day else q.SUM_TOTALS
+    if by_day:
+        head = q.SUM_DAYS
+    elif query.syntaxes:
+        head = q.SUM_TOTALS
+    else:
+        head = q.SUM_STATUS if all_issuers else q.SUM_ISSUER_STATUS
     return int((await _rows(conn, head + counters.sql(), counters.params))[0][0])
+
+
+async def counter_rows(
+    conn: aiosqlite.Connection, where: _Where, *, by_day: bool, by_syntax: bool, all_issuers: bool, top: int
+) -> tuple[list[Any], list[Any]]:
+    """The dashboard's (issuer_siret, status, n) and (code, rule, n) rows from the smallest counters that
+    answer: per day, per syntax (0002), else per (issuer, status) and per (code, rule) (0003)."""
+    if by_day or by_syntax:
+        head = q.ROWS_DAYS if by_day else q.ROWS_TOTALS
+        count_rows = await _rows(conn, head + where.sql() + q.ROWS_GROUP, where.params)
+    else:
+        count_rows = await _rows(conn, q.ROWS_ISSUER_STATUS + where.sql() + q.ROWS_ISSUER_STATUS_ORDER, where.params)
+    if not (by_day or by_syntax) and all_issuers:
+        return count_rows, await _rows(conn, q.ERRORS_CODES, {"top": top})
+    head = q.ERRORS_DAYS if by_day else q.ERRORS_TOTALS
+    return count_rows, await _rows(conn, head + where.sql() + q.ERRORS_GROUP, {**where.params, "top": top})
 
 
 class SqliteQueries:
@@ -251,11 +275,14 @@ class SqliteQueries:
 
         async with self._read(snapshot=True) as conn:
             if counters:
-                w = where(days=by_day)
-                head = q.ROWS_DAYS if by_day else q.ROWS_TOTALS
-                count_rows = await _rows(conn, head + w.sql() + q.ROWS_GROUP, w.params)
-                head = q.ERRORS_DAYS if by_day else q.ERRORS_TOTALS
-                error_rows = await _rows(conn, head + w.sql() + q.ERRORS_GROUP, {**w.params, "top": query.top_errors})
+                count_rows, error_rows = await counter_rows(
+                    conn,
+                    where(days=by_day),
+                    by_day=by_day,
+                    by_syntax=bool(query.syntaxes),
+                    all_issuers=not scope.fragments,
+                    top=query.top_errors,
+                )
             else:
                 w = where(days=False)
                 count_rows = await _rows(conn, q.ROWS_SCAN + w.sql() + q.ROWS_SCAN_GROUP, w.params)

@@ -39,12 +39,19 @@ COUNT_FLOWS = "SELECT COUNT(*) FROM flows WHERE "
 # Counters (kept by triggers, see migration 0002): all time, or per UTC deposit day.
 SUM_TOTALS = "SELECT COALESCE(SUM(n), 0) FROM flow_totals WHERE "
 SUM_DAYS = "SELECT COALESCE(SUM(n), 0) FROM flow_day_counts WHERE "
+# Coarser counters (migration 0003) for counts without a syntax filter or a period: per (issuer, status),
+# and per status alone when no issuer narrows the count either.
+SUM_ISSUER_STATUS = "SELECT COALESCE(SUM(n), 0) FROM flow_issuer_status_totals WHERE "
+SUM_STATUS = "SELECT COALESCE(SUM(n), 0) FROM flow_status_totals WHERE "
 
 # --- dashboard -------------------------------------------------------------------------------------
 _GROUP = " GROUP BY issuer_siret, status HAVING SUM(n) > 0 ORDER BY issuer_siret, status"
 ROWS_TOTALS = "SELECT issuer_siret, status, SUM(n) AS n FROM flow_totals WHERE "
 ROWS_DAYS = "SELECT issuer_siret, status, SUM(n) AS n FROM flow_day_counts WHERE "
 ROWS_GROUP = _GROUP
+# Without a syntax filter or a period: one row per (issuer, status) already, in key order.
+ROWS_ISSUER_STATUS = "SELECT issuer_siret, status, n FROM flow_issuer_status_totals WHERE "
+ROWS_ISSUER_STATUS_ORDER = " AND n > 0 ORDER BY issuer_siret, status"
 ROWS_SCAN = "SELECT issuer_siret, status, COUNT(*) AS n FROM flows WHERE "
 ROWS_SCAN_GROUP = " GROUP BY issuer_siret, status ORDER BY issuer_siret, status"
 # One per non-final status: walks flows_status_changed from the oldest and stops at the first match.
@@ -53,6 +60,8 @@ OLDEST_ORDER = " ORDER BY status_changed_at LIMIT 1"
 ERRORS_TOTALS = "SELECT code, rule, SUM(n) AS n FROM error_totals WHERE "
 ERRORS_DAYS = "SELECT code, rule, SUM(n) AS n FROM error_day_counts WHERE "
 ERRORS_GROUP = " GROUP BY code, rule HAVING SUM(n) > 0 ORDER BY n DESC, code, rule LIMIT :top"
+# All issuers and syntaxes, all time: one row per (code, rule) already.
+ERRORS_CODES = "SELECT code, rule, n FROM error_code_totals WHERE n > 0 ORDER BY n DESC, code, rule LIMIT :top"
 # Without counters (a depositor's visibility): count the error findings of the visible flows.
 ERRORS_SCAN = """
 SELECT e.code, COALESCE(e.rule, '') AS rule, COUNT(*) AS n

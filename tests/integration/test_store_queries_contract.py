@@ -669,8 +669,9 @@ async def test_pending_return_flows(store: Store) -> None:
 
 
 async def test_purge_keeps_counters_and_feed_consistent(store: Store) -> None:
-    """Purging old final flows removes them from search, counts, dashboard and feed, keeps the rest
-    intact, returns only blob keys nothing references any more, and never reuses a cursor."""
+    """Purging old final flows removes them from search, counts, dashboard and feed (every counter a
+    count or a dashboard can read: by status, issuer, syntax), keeps the rest intact, returns only blob
+    keys nothing references any more, and never reuses a cursor."""
     numbers = await populate(store, 12)
     before = await store.latest_cursor()
     purged, keys = await store.purge_flows(T0 + timedelta(days=1))
@@ -684,6 +685,25 @@ async def test_purge_keeps_counters_and_feed_consistent(store: Store) -> None:
     board = await store.dashboard(DashboardQuery(top_errors=50), EVERYTHING)
     assert {(r.issuer_siret, r.status): r.count for r in board.rows} == dict(counts)
     assert {(e.code, e.rule): e.count for e in board.top_errors} == dict(errors)
+    queries = (
+        FlowQuery(),
+        FlowQuery(statuses=(S.REJECTED, S.RECEIVED)),
+        FlowQuery(issuer_sirets=(B, C), statuses=(S.INTEGRATED,)),
+        FlowQuery(syntaxes=(Syntax.UBL_INVOICE,)),
+    )
+    for vis in (EVERYTHING, Visibility(sirets=frozenset({A, B}))):
+        visible = [f for f in flows if vis.allows(f.issuer_siret, f.depositor)]
+        for query in queries:
+            expected = sum(1 for f in visible if _brute_match(query, f))
+            assert (await store.search(query, vis, page_size=1)).total_count == expected
+        for board_query, subset in (
+            (DashboardQuery(top_errors=50), visible),
+            (DashboardQuery(issuer_sirets=(B,), top_errors=50), [f for f in visible if f.issuer_siret == B]),
+        ):
+            counts, errors = await _brute_board(store, subset)
+            board = await store.dashboard(board_query, vis)
+            assert {(r.issuer_siret, r.status): r.count for r in board.rows} == dict(counts)
+            assert {(e.code, e.rule): e.count for e in board.top_errors} == dict(errors)
     assert {e.flow_number for e in await store.events_after(0, EVERYTHING, limit=10_000)} == {
         f.flow_number for f in flows
     }
@@ -695,7 +715,7 @@ async def test_purge_keeps_counters_and_feed_consistent(store: Store) -> None:
 # --- SQLite only: migrating an existing database ---------------------------------------------------
 async def test_sqlite_migration_backfills_counters_and_feed(tmp_path: Path) -> None:
     """A database created at schema version 1 with flows, events and findings gets counters and an
-    event feed equal to what the triggers would have kept, when version 2 is applied on open."""
+    event feed equal to what the triggers would have kept, when versions 2 and 3 are applied on open."""
     path = tmp_path / "v1.db"
     folder = resources.files("engine.store").joinpath("migrations", "sqlite")
     v1 = folder.joinpath("0001_init.sql").read_text("utf-8")
@@ -747,5 +767,8 @@ async def test_sqlite_migration_backfills_counters_and_feed(tmp_path: Path) -> N
         ]
         assert await store.latest_cursor() == 5
         assert (await store.search(FlowQuery(statuses=(S.REJECTED,)), EVERYTHING, page_size=10)).total_count == 2
+        assert (await store.search(FlowQuery(issuer_sirets=(A,)), EVERYTHING, page_size=10)).total_count == 2
+        board = await store.dashboard(DashboardQuery(issuer_sirets=(A,)), EVERYTHING)
+        assert [(e.code, e.rule, e.count) for e in board.top_errors] == [("XSD_INVALID", None, 1)]
     finally:
         await store.close()
