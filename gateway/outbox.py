@@ -5,15 +5,18 @@ integration report is not recorded), then sleeps until ``wake()`` (called after 
 change committed by any daemon (``store.wait_for_events``, coalesced over ``settle_s``) or ``poll_s``.
 
 Daemons sharing one store and one data folder write through ONE writer: ``run()`` drains only while its
-store holds the ``outbox`` singleton (``Store.try_singleton``, checked again before each flow), and the
+store holds the ``outbox`` singleton (``Store.try_singleton``, checked again before each batch), and the
 others ask for it every ``standby_s``; when the holder dies its singleton passes on and the new holder
 finishes what the dead one left (the repair below). So two daemons never write the same return flow.
-Each file is published exactly once, even across crashes (DESIGN §7):
+Each file is published exactly once, even across crashes (DESIGN §7). Files go in batches of up to
+``batch`` flows, with a constant number of syncs per batch:
 
-1. render it and write ``<data>/sftp/outbox/<name>.tmp``, fsync;
-2. create the intent marker ``<name>.renaming`` beside it, fsync the folder;
-3. rename the temporary file to ``out/<name>`` (atomic: never half-visible), fsync ``out/``;
-4. ``store.add_return_flow(flow, name)``; remove the marker.
+1. render every file and write ``<data>/sftp/outbox/<name>.tmp``; ONE sync pass makes them all durable
+   (``syncfs`` where ``engine.blobs.syncfs_function`` trusts it, else ``fsync`` of each file back to back);
+2. create every intent marker ``<name>.renaming`` beside them, fsync the folder once;
+3. rename every temporary file to ``out/<name>`` (atomic: never half-visible), fsync each touched ``out/``
+   once;
+4. ``store.add_return_flows`` records every name in one transaction; remove the markers.
 
 A restart finds an unrecorded flow again: with a marker, the rename either happened (the file is in
 ``out/``, or the partner already collected it) and only the record is missing, or the fsynced temporary
@@ -32,12 +35,15 @@ import re
 import secrets
 import time
 import xml.etree.ElementTree as ET  # builds and serialises only; never parses input
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
+from engine.blobs import syncfs_function
+from engine.directory import Partner
 from engine.errors import StoreError, StoreUnavailable
 from engine.model import FlowRecord
 from engine.report import build_report, render_xml
@@ -60,6 +66,16 @@ def report_name(flow: FlowRecord) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ReturnFile:
+    """One return flow to publish: ``content`` as ``name`` in ``partner``'s ``out/``, recorded on the flow."""
+
+    flow_number: str
+    partner: str
+    name: str
+    content: bytes
 
 
 class OutboxWriter:
@@ -140,65 +156,99 @@ class OutboxWriter:
                 await asyncio.wait_for(self._wakeup.wait(), self._settle_s)
 
     async def drain(self, *, singleton: bool = False) -> int:
-        """Publish the return flows of every pending flow; returns how many flows were completed.
-        ``singleton``: stop as soon as the store no longer holds the ``outbox`` singleton."""
+        """Publish the return flows of every pending flow, ``batch`` flows at a time; returns how many flows
+        were completed. ``singleton``: stop as soon as the store no longer holds the ``outbox`` singleton
+        (asked again before each batch is written)."""
         done = 0
         while True:
             pending = await self._store.pending_return_flows(self._batch)
-            for flow in pending:
+            if pending:
                 if singleton and not await self._store.try_singleton(OUTBOX_SINGLETON):
                     log.warning("outbox_singleton_lost", written=done)
                     return done
-                await self.publish(flow)
-                done += 1
+                await self.publish(pending)
+                done += len(pending)
             if len(pending) < self._batch:
                 return done
 
-    async def publish(self, flow: FlowRecord) -> None:
-        """Write the flow's return flows that are not recorded yet (CPPStatut first, report last)."""
-        code = flow.partner_code
-        assert code is not None
-        self.folders.create(code)
-        partner = await self._store.get_partner(code)
-        report = build_report(
-            flow,
-            await self._store.history(flow.flow_number),
-            await self._store.flow_findings(flow.flow_number),
-            await self._store.invoices(flow.flow_number),
-            ruleset_version=await self._store.ruleset_version(flow.flow_number) or "",
-            engine_version=self._engine_version,
-        )
-        if partner is not None and partner.status_files:
-            name = cppstatut_name(code, flow.flow_number)
-            if name not in flow.return_flows:
-                content = render_cppstatut(report, sender_id=self._gateway_code, produced_at=_iso(self._clock()))
-                await self._publish_once(flow.flow_number, code, name, content)
-        name = report_name(flow)
-        if name not in flow.return_flows:
-            await self._publish_once(flow.flow_number, code, name, render_xml(report))
-            self.written += 1
-            log.info("return_flow_written", flow_number=flow.flow_number, partner=code, file_name=name)
+    async def publish(self, flows: Sequence[FlowRecord]) -> None:
+        """Write the return flows of ``flows`` that are not recorded yet (each flow's CPPStatut file before
+        its report), durable together, then record them all in one transaction."""
+        files = await self._render(flows)
+        if not files:
+            return
+        await asyncio.to_thread(self._place_all, files)
+        await self._store.add_return_flows([(f.flow_number, f.name) for f in files])
+        await asyncio.to_thread(self._unmark, files)
+        reports = {report_name(flow) for flow in flows}
+        for f in files:
+            if f.name in reports:
+                self.written += 1
+                log.info("return_flow_written", flow_number=f.flow_number, partner=f.partner, file_name=f.name)
 
-    async def _publish_once(self, flow_number: str, partner: str, name: str, content: bytes) -> None:
-        await asyncio.to_thread(self._place, partner, name, content)
-        await self._store.add_return_flow(flow_number, name)
-        (self.folders.outbox_work / f"{name}.renaming").unlink(missing_ok=True)
+    async def _render(self, flows: Sequence[FlowRecord]) -> list[ReturnFile]:
+        """The files ``flows`` still need, in publishing order: one read for every report's inputs, one per
+        partner. A flow purged meanwhile is skipped (it is no longer pending)."""
+        inputs = await self._store.report_inputs([flow.flow_number for flow in flows])
+        partners: dict[str, Partner | None] = {}
+        files: list[ReturnFile] = []
+        for flow in flows:
+            code = flow.partner_code
+            assert code is not None
+            found = inputs.get(flow.flow_number)
+            if found is None:
+                continue
+            if code not in partners:
+                partners[code] = await self._store.get_partner(code)
+            partner = partners[code]
+            report = build_report(
+                flow,
+                found.history,
+                found.flow_findings,
+                found.invoices,
+                ruleset_version=found.ruleset_version or "",
+                engine_version=self._engine_version,
+            )
+            if partner is not None and partner.status_files:
+                name = cppstatut_name(code, flow.flow_number)
+                if name not in flow.return_flows:
+                    content = render_cppstatut(report, sender_id=self._gateway_code, produced_at=_iso(self._clock()))
+                    files.append(ReturnFile(flow.flow_number, code, name, content))
+            name = report_name(flow)
+            if name not in flow.return_flows:
+                files.append(ReturnFile(flow.flow_number, code, name, render_xml(report)))
+        return files
 
     def _place(self, partner: str, name: str, content: bytes) -> None:
-        """Steps 1-3 of the module docstring, resuming after a crash at any point."""
+        """Steps 1-3 of the module docstring for one file."""
+        self._place_all([ReturnFile("", partner, name, content)])
+
+    def _place_all(self, files: Sequence[ReturnFile]) -> None:
+        """Steps 1-3 of the module docstring for a batch, resuming after a crash at any point: a file with
+        a marker was made durable before the crash, and is renamed if its temporary file is still there
+        (else it was renamed, and maybe collected already: only the record is missing)."""
         work = self.folders.outbox_work
-        tmp, marker = work / f"{name}.tmp", work / f"{name}.renaming"
-        out = self.folders.outbox(partner)
-        if marker.exists():
+        for partner in sorted({f.partner for f in files}):
+            self.folders.create(partner)
+        fresh = [f for f in files if not (work / f"{f.name}.renaming").exists()]
+        if fresh:
+            write_all_synced([(work / f"{f.name}.tmp", f.content) for f in fresh])
+            for f in fresh:
+                (work / f"{f.name}.renaming").touch()
+            fsync_dir(work)
+        touched: dict[Path, None] = {}
+        for f in files:  # in order: a flow's CPPStatut file appears before its report
+            tmp = work / f"{f.name}.tmp"
             if tmp.exists():
-                tmp.replace(out / name)
-                fsync_dir(out)
-            return  # renamed before the crash (and maybe collected already): only the record is missing
-        write_synced(tmp, content)
-        marker.touch()
-        fsync_dir(work)
-        tmp.replace(out / name)
-        fsync_dir(out)
+                out = self.folders.outbox(f.partner)
+                tmp.replace(out / f.name)
+                touched[out] = None
+        for out in touched:
+            fsync_dir(out)
+
+    def _unmark(self, files: Sequence[ReturnFile]) -> None:
+        for f in files:
+            (self.folders.outbox_work / f"{f.name}.renaming").unlink(missing_ok=True)
 
     async def write_reject(self, partner: str, file_name: str, reason: str, message: str) -> str:
         """A reject report for a file refused at the door; returns its name in ``out/``."""
@@ -263,6 +313,27 @@ def write_synced(path: Path, content: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_all_synced(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Write every file, then make them all durable in one pass: ``syncfs`` once where it reports write-back
+    errors (its file descriptor is opened before any write), else ``fsync`` of each file back to back."""
+    fds: list[int] = []
+    try:
+        for path, content in files:
+            fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fds[-1], view) :]
+        syncfs = syncfs_function()
+        if syncfs is not None and fds:
+            syncfs(fds[0])
+        else:
+            for fd in fds:
+                os.fsync(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:

@@ -84,6 +84,16 @@ class Recovered:
     to_status: FlowStatus
 
 
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a flow's integration report is built from besides the flow itself (``engine.report.build_report``)."""
+
+    history: tuple[StatusChange, ...]
+    flow_findings: tuple[Finding, ...]
+    invoices: tuple[InvoiceOutcome, ...]
+    ruleset_version: str | None
+
+
 class Store(Protocol):
     # --- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -147,7 +157,15 @@ class Store(Protocol):
 
     async def ruleset_version(self, flow_number: str) -> str | None: ...
 
+    async def report_inputs(self, flow_numbers: Sequence[str]) -> dict[str, ReportInputs]:
+        """``history``, ``flow_findings``, ``invoices`` and ``ruleset_version`` of many flows at once, read in
+        one snapshot with a constant number of queries; unknown flows are left out."""
+
     async def add_return_flow(self, flow_number: str, name: str) -> None: ...
+
+    async def add_return_flows(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """``add_return_flow`` for each ``(flow number, name)`` in order, in one durable transaction: all
+        or none (``FlowNotFound`` for the first unknown flow records nothing)."""
 
     async def all_flow_numbers(self) -> list[str]:
         """Every flow number, oldest first (audit walks, tests)."""

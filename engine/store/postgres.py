@@ -299,6 +299,15 @@ class PostgresStore(PostgresAdmin):
             if not await tx.conn.fetchval(sql.ADD_RETURN_FLOW, flow_number, name):
                 raise FlowNotFound(flow_number)
 
+    async def add_return_flows(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Record several return flows in one transaction (see the port)."""
+        if not pairs:
+            return
+        async with self._write() as tx:
+            for flow_number, name in pairs:
+                if not await tx.conn.fetchval(sql.ADD_RETURN_FLOW, flow_number, name):
+                    raise FlowNotFound(flow_number)
+
     async def all_flow_numbers(self) -> list[str]:
         """Every flow number, oldest first."""
         return [str(r[0]) for r in await self._fetch(sql.ALL_FLOW_NUMBERS)]

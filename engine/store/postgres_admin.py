@@ -1,4 +1,4 @@
-"""Authentication, administration, retention and the outbox query of ``PostgresStore``, with the
+"""Authentication, administration, retention and the outbox queries of ``PostgresStore``, with the
 semantics of ``sqlite_admin``/``sqlite_outbox``: a token is found only through its lookup id and returned
 with its hash for the caller to verify; updating a user or technical user without a token keeps its
 token; an entry named by a membership, profile, technical user or partner must exist
@@ -10,6 +10,7 @@ only final flows, with all they own, and takes their counts off the counters in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,11 +22,12 @@ from engine.permissions import Principal, PrincipalKind
 from engine.status import FINAL_STATUSES
 from engine.store import postgres_directory as directory_sql
 from engine.store.directory_rows import attached_principal, structures_from_rows, user_principal
-from engine.store.port import Credential
+from engine.store.port import Credential, ReportInputs
 from engine.store.postgres_db import Tx
 from engine.store.postgres_monitoring import PostgresMonitoring
-from engine.store.postgres_rows import flow_from_row, utc
+from engine.store.postgres_rows import change_from_row, flow_from_row, utc
 from engine.store.postgres_sql import FLOW_COLUMNS
+from engine.store.report_rows import report_inputs_from_rows
 
 USER_BY_LOOKUP = "SELECT login, token_hash FROM users WHERE token_lookup = $1 AND token_hash IS NOT NULL"
 TECHNICAL_BY_LOOKUP = "SELECT login, token_hash FROM technical_users WHERE token_lookup = $1 AND token_hash IS NOT NULL"
@@ -112,6 +114,29 @@ LIMIT $2
 )
 
 FINAL_CODES = sorted(s.code for s in FINAL_STATUSES)
+
+# What a batch of reports is built from: $1 the flow numbers; each query orders by flow number, then as its
+# one-flow form in ``postgres_sql`` does.
+REPORT_VERSIONS = "SELECT flow_number, ruleset_version FROM flows WHERE flow_number = ANY ($1::text[])"
+REPORT_HISTORY = """
+SELECT flow_number, seq, status, event, at, actor, detail, prev_hash, hash
+FROM status_events WHERE flow_number = ANY ($1::text[]) ORDER BY flow_number, seq
+"""
+REPORT_FLOW_FINDINGS = """
+SELECT flow_number, code, message, severity, rule, business_term, location, document
+FROM findings WHERE flow_number = ANY ($1::text[]) AND invoice_idx IS NULL ORDER BY flow_number, position
+"""
+REPORT_INVOICES = """
+SELECT i.flow_number, i.idx, i.document, i.number, i.type_code, i.issue_date, i.currency, i.supplier_id,
+       i.supplier_name, i.buyer_id, i.buyer_name, i.service_code, i.engagement_number, i.total_without_vat,
+       i.total_with_vat, i.amount_due, i.guideline, i.has_attachment, i.status AS invoice_status,
+       f.code AS f_code, f.message AS f_message, f.severity AS f_severity, f.rule AS f_rule,
+       f.business_term AS f_business_term, f.location AS f_location, f.document AS f_document
+FROM invoices i
+LEFT JOIN findings f ON f.flow_number = i.flow_number AND f.invoice_idx = i.idx
+WHERE i.flow_number = ANY ($1::text[])
+ORDER BY i.flow_number, i.idx, f.position
+"""
 
 
 async def _require(conn: Any, query: str, what: str, key: str) -> None:
@@ -247,3 +272,15 @@ class PostgresAdmin(PostgresMonitoring):
     async def pending_return_flows(self, limit: int = 100) -> list[FlowRecord]:
         """EDI flows in a final status whose integration report has not been written to the outbox."""
         return [flow_from_row(r) for r in await self._fetch(PENDING_RETURN_FLOWS, FINAL_CODES, limit)]
+
+    async def report_inputs(self, flow_numbers: Sequence[str]) -> dict[str, ReportInputs]:
+        """The report inputs of many flows, read in one snapshot with four queries."""
+        if not flow_numbers:
+            return {}
+        numbers = list(flow_numbers)
+        async with self._snapshot() as conn:
+            rows = [
+                await conn.fetch(query, numbers)
+                for query in (REPORT_VERSIONS, REPORT_HISTORY, REPORT_FLOW_FINDINGS, REPORT_INVOICES)
+            ]
+        return report_inputs_from_rows(change_from_row, *rows)

@@ -50,7 +50,7 @@ from engine.store import sqlite_directory as directory_sql
 from engine.store import sqlite_outbox
 from engine.store import sqlite_sql as sql
 from engine.store.group_commit import GroupCommit
-from engine.store.port import Claim, NewFlow, Recovered
+from engine.store.port import Claim, NewFlow, Recovered, ReportInputs
 from engine.store.sqlite_admin import SqliteAdmin
 from engine.store.sqlite_db import SyncSetting, ThreadConnection, connect, migrate, transaction, wrap
 from engine.store.sqlite_queries import CommitSignal, SqliteQueries
@@ -376,6 +376,25 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
             await conn.execute(sql.ADD_RETURN_FLOW, {"flow_number": flow_number, "name": name})
             if not list(await conn.execute_fetchall(sql.FLOW_EXISTS, {"flow_number": flow_number})):
                 raise FlowNotFound(flow_number)
+
+    async def report_inputs(self, flow_numbers: Sequence[str]) -> dict[str, ReportInputs]:
+        """The report inputs of many flows in one read transaction (``sqlite_outbox``)."""
+        if not flow_numbers:
+            return {}
+        async with self._read(snapshot=True) as conn:
+            return await sqlite_outbox.report_inputs(conn, list(flow_numbers))
+
+    async def add_return_flows(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Record several return flows in one durable transaction (see the port)."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            for flow_number, name in pairs:
+                conn.execute(sql.ADD_RETURN_FLOW, {"flow_number": flow_number, "name": name})
+                if conn.execute(sql.FLOW_EXISTS, {"flow_number": flow_number}).fetchone() is None:
+                    raise FlowNotFound(flow_number)
+
+        if pairs:
+            await self._write_flows(work)
 
     async def pending_return_flows(self, limit: int = 100) -> list[FlowRecord]:
         """EDI flows in a final status whose integration report is not written (``sqlite_outbox``)."""

@@ -535,6 +535,63 @@ async def test_return_flows_are_recorded_once_in_order(store: Store) -> None:
         await store.add_return_flow("CPP0011100999999999999999", "x.xml")
 
 
+async def judged_flows(store: Store) -> list[str]:
+    """Three flows: two judged with invoices and findings of their own, one not judged yet."""
+    numbers = []
+    for i, (first, second) in enumerate(((Severity.WARNING, Severity.ERROR), (Severity.INFO, Severity.WARNING))):
+        n = (await store.create_flow(new_flow(i))).flow_number
+        await walk(store, n, E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED)
+        one, two = Finding(f"CODE_{i}_A", "a", first), Finding(f"CODE_{i}_B", "b", second, rule="R-1")
+        await store.record_verdict(
+            n,
+            S.IN_PROGRESS,
+            E.SOME_INTEGRATED,
+            actor="worker:1",
+            at=T0 + timedelta(minutes=1),
+            flow_findings=[two, one],
+            invoices=[
+                InvoiceOutcome(facts(f"F-{i}-1"), InvoiceStatus.INTEGRATED, (one,)),
+                InvoiceOutcome(facts(f"F-{i}-2"), InvoiceStatus.REJECTED, (two, one)),
+                InvoiceOutcome(facts(f"F-{i}-3"), InvoiceStatus.INTEGRATED),
+            ],
+            ruleset_version=f"ruleset-{i}",
+        )
+        numbers.append(n)
+    numbers.append((await store.create_flow(new_flow(9))).flow_number)
+    return numbers
+
+
+async def test_report_inputs_of_a_batch_match_the_one_flow_reads(store: Store) -> None:
+    """report_inputs reads history, flow findings, invoices (with their findings) and ruleset version of many
+    flows at once, each in the order the one-flow reads give; unknown flows are left out."""
+    numbers = await judged_flows(store)
+    got = await store.report_inputs([*numbers, "CPP0011100999999999999999"])
+    assert sorted(got) == sorted(numbers)
+    for number in numbers:
+        one = got[number]
+        assert list(one.history) == await store.history(number)
+        assert list(one.flow_findings) == await store.flow_findings(number)
+        assert list(one.invoices) == await store.invoices(number)
+        assert one.ruleset_version == await store.ruleset_version(number)
+    assert await store.report_inputs([]) == {}
+
+
+async def test_return_flows_are_recorded_in_batches_all_or_none(store: Store) -> None:
+    """add_return_flows records every pair in order, once each; one unknown flow records none of them."""
+    first, second = await store.create_flow(new_flow(1)), await store.create_flow(new_flow(2))
+    await store.add_return_flows([])
+    await store.add_return_flows(
+        [(first.flow_number, "status_1.xml"), (first.flow_number, "report_1.xml"), (second.flow_number, "report_2.xml")]
+    )
+    await store.add_return_flows([(first.flow_number, "report_1.xml")])
+    got = [await store.get_flow(f.flow_number) for f in (first, second)]
+    assert [g.return_flows if g else None for g in got] == [("status_1.xml", "report_1.xml"), ("report_2.xml",)]
+    with pytest.raises(FlowNotFound):
+        await store.add_return_flows([(second.flow_number, "more.xml"), ("CPP0011100999999999999999", "x.xml")])
+    again = await store.get_flow(second.flow_number)
+    assert again is not None and again.return_flows == ("report_2.xml",)
+
+
 # --- work queue ----------------------------------------------------------------------------------
 async def test_claim_leases_oldest_available_job(store: Store) -> None:
     """claim hands out jobs oldest first, each to one worker, with its status, blob key and lease end."""
