@@ -1,8 +1,8 @@
 """Throughput of the validation pipeline on UBL invoices, in a process pool using every core.
 
 Runs the valid UBL invoices of the shared corpus, copied to a temp folder and repeated to ``--count``
-invoices, through (a) lxml parse + UBL XSD only and (b) the whole ``transport_check`` + ``content_check``
-(XSD, CEN EN 16931 schematron with saxonche, facts). Workers are warmed up first (schemas and
+invoices, through (a) lxml parse + UBL XSD only and (b) the whole ``flow_check``, as the workers run it
+(transport and content checks: CEN EN 16931 schematron with saxonche, facts). Workers are warmed up first (schemas and
 stylesheets compiled once per process), so the figures are steady-state throughput.
 
     .venv/bin/python -m bench.pipeline [--count 1000] [--workers N]
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from engine.formats import xmlparse
 from engine.model import Limits
-from engine.technical import content_check, transport_check
+from engine.technical import flow_check
 from engine.validation import rules, xsd
 from engine.validation.artefacts import Artefact
 from tests.corpus import CORPUS
@@ -54,13 +54,10 @@ def xsd_only(path: str) -> bool:
 
 
 def whole_pipeline(path: str) -> bool:
-    """(b) transport_check + content_check, as the worker runs them."""
-    limits = Limits()
-    name = Path(path).name
-    transport = transport_check(path, name, None, limits)
-    if transport.rejected or transport.syntax is None:
+    """(b) ``flow_check`` (transport + content checks in one call), as the worker runs it."""
+    transport, content = flow_check(path, Path(path).name, None, Limits())
+    if transport.rejected or content is None:
         return False
-    content = content_check(path, name, transport.syntax, limits)
     errors = [f for f in content.flow_findings if f.is_error]
     errors += [f for d in content.documents for f in d.findings if f.is_error]
     return not errors
@@ -153,7 +150,7 @@ def main() -> None:
             paths.append(str(target))
         print(f"{len(sources)} valid UBL corpus invoices repeated to {args.count}; {args.workers} workers")
         xsd_rate, _ = _run("(a) lxml parse + UBL XSD", xsd_only, paths, args.workers)
-        full_rate, invalid = _run("(b) transport_check + content_check", whole_pipeline, paths, args.workers)
+        full_rate, invalid = _run("(b) flow_check (transport + content)", whole_pipeline, paths, args.workers)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     worker_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB

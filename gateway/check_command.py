@@ -1,6 +1,6 @@
 """``fluxdepot check``: run the processing pipeline offline on local files (DESIGN §3).
 
-The same functions the workers run (``transport_check``, ``content_check``, ``judge_content``) and the
+The same functions the workers run (``flow_check``, ``judge_content``) and the
 same report builder; with ``--config`` the business checks use that config's directory, without it
 they are listed as not run. Exit 0 when every file is integrated, 1 when any is rejected, partly
 integrated or in WARNING, 2 on usage or I/O errors.
@@ -21,11 +21,11 @@ from engine import ENGINE_VERSION
 from engine.directory import DirectorySnapshot
 from engine.directory_file import DirectoryFileError, load_directory
 from engine.formats.sniff import HEAD_BYTES, sniff_syntax
-from engine.model import Channel, FlowRecord, FlowVerdict, Limits, RejectionRule, Syntax
+from engine.model import Channel, FlowRecord, FlowVerdict, InvoiceStatus, Limits, RejectionRule, Syntax
 from engine.processing import judge_content, system_failure
 from engine.report import build_report, render_json, render_text
 from engine.status import FlowEvent, FlowStatus, advance
-from engine.technical import content_check, transport_check
+from engine.technical import flow_check
 from gateway.settings import SettingsError, load_settings
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -110,8 +110,8 @@ def check_file(
         status=status,
         syntax=verdict.detected_syntax or syntax,
         invoice_count=len(verdict.invoices),
-        integrated_count=sum(1 for i in verdict.invoices if i.status.value == "integrated"),
-        rejected_count=sum(1 for i in verdict.invoices if i.status.value == "rejected"),
+        integrated_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.INTEGRATED),
+        rejected_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.REJECTED),
     )
     report = build_report(
         flow,
@@ -132,14 +132,13 @@ def _evaluate(
     directory: DirectorySnapshot | None,
     issuer: str | None,
 ) -> tuple[FlowVerdict, FlowStatus]:
-    transport = transport_check(path, flow.file_name, declared, limits)
+    transport, content = flow_check(path, flow.file_name, declared, limits)
     if system_failure(transport.findings):
         return FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings), FlowStatus.WARNING
-    if transport.rejected:
+    if transport.rejected or content is None:  # flow_check gives no content only for a rejected flow
         verdict = FlowVerdict(FlowEvent.TECHNICAL_REJECTION, transport.findings, detected_syntax=transport.syntax)
         return verdict, advance(FlowStatus.RECEIVED, verdict.event)
     syntax = transport.syntax or flow.syntax
-    content = content_check(path, flow.file_name, syntax, limits)
     # Offline, the file is judged as if its own supplier deposited it, unless --issuer says otherwise.
     supplier = next((d.facts.supplier_id for d in content.documents if d.facts.supplier_id), None)
     verdict = judge_content(
