@@ -295,9 +295,15 @@ DEMO_BUYER_SERVICE = Party("21690123100011", "Commune de Demo-sur-Rhone")  # req
 DEMO_BUYER_ENGAGEMENT = Party("13000550800010", "Agence Demo de l'Etat")  # requires an engagement number
 
 
+def integrating(number: str, supplier: Party = DEMO_SUPPLIER) -> InvoiceSpec:
+    """An invoice that integrates under the demo directory: ``supplier`` bills the buyer requiring a
+    service code, with one of its active service codes."""
+    return InvoiceSpec(number, supplier, DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
+
+
 def demo_specs() -> dict[str, InvoiceSpec]:
     """The demo invoices: file name → spec (``ok/`` integrate under the demo directory)."""
-    ok = InvoiceSpec("FA-2026-0001", DEMO_SUPPLIER, DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
+    ok = integrating("FA-2026-0001")
     return {
         "ok/ubl_service_code.xml": ok,
         "ok/ubl_engagement.xml": replace(

@@ -21,7 +21,7 @@ from engine.status import FlowStatus
 from engine.worker import WorkerPool, WorkerSettings
 from fluxdepot.v1 import admin_pb2_grpc, flows_pb2_grpc
 from gateway.grpc_server import start_grpc_server
-from tests.factory import DEMO_BUYER_SERVICE, DEMO_SUPPLIER, InvoiceSpec, ubl_invoice
+from tests.factory import integrating, ubl_invoice
 from tests.harness import Harness, now
 
 TECH = "demo-technical-token"
@@ -34,8 +34,7 @@ OTHER_SUPPLIER = "73282932000074"
 
 def invoice(number: str = "FA-2026-0001", **changes: object) -> bytes:
     """A UBL invoice that integrates under the demo directory (unless ``changes`` say otherwise)."""
-    spec = InvoiceSpec(number, DEMO_SUPPLIER, DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
-    return ubl_invoice(replace(spec, **changes))  # type: ignore[arg-type]
+    return ubl_invoice(replace(integrating(number), **changes))  # type: ignore[arg-type]
 
 
 def metadata(token: str | None) -> tuple[tuple[str, str], ...]:

@@ -21,10 +21,7 @@ def admin(data: Path, *args: str) -> tuple[int, str]:
 async def filled(harness: Harness, count: int = 3) -> list[str]:
     numbers = []
     for i in range(count):
-        spec = factory.InvoiceSpec(
-            f"ADM-{i}", factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA"
-        )
-        flow = await harness.deposit_and_process(f"{i}.xml", factory.ubl_invoice(spec))
+        flow = await harness.deposit_and_process(f"{i}.xml", factory.ubl_invoice(factory.integrating(f"ADM-{i}")))
         assert flow.status is FlowStatus.INTEGRATED
         numbers.append(flow.flow_number)
     return numbers

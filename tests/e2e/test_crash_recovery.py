@@ -63,17 +63,7 @@ async def test_kill_9_mid_flow_loses_nothing(harness: Harness) -> None:
     rng = random.Random(20261127)
     numbers = []
     for i in range(FLOWS):
-        invoices = {
-            f"inv{j}.xml": factory.ubl_invoice(
-                factory.InvoiceSpec(
-                    f"CRASH-{i}-{j}",
-                    factory.DEMO_SUPPLIER,
-                    factory.DEMO_BUYER_SERVICE,
-                    service_code="SERV-COMPTA",
-                )
-            )
-            for j in range(4)
-        }
+        invoices = {f"inv{j}.xml": factory.ubl_invoice(factory.integrating(f"CRASH-{i}-{j}")) for j in range(4)}
         numbers.append((await harness.deposit(f"flow{i}.zip", zip_of(invoices))).flow.flow_number)
 
     kills = 0

@@ -26,15 +26,11 @@ DEMO_KEY = Path(__file__).resolve().parents[2] / "config" / "demo" / "AAA001_ed2
 PROVIDER = "55210055400013"  # AAA001's structure
 
 
-def spec(number: str) -> factory.InvoiceSpec:
-    return factory.InvoiceSpec(number, factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
-
-
 async def deposit_until_failure(target: str, prefix: str, acknowledged: list[str]) -> None:
     """Deposit distinct invoices until the daemon goes away; record each acknowledged flow number."""
     async with AsyncClient(target, token="demo-technical-token") as client:
         for i in range(100_000):
-            content = factory.ubl_invoice(spec(f"{prefix}-{i}"))
+            content = factory.ubl_invoice(factory.integrating(f"{prefix}-{i}"))
             try:
                 result = await client.deposit(content, f"{prefix}-{i}.xml", tracking_id=f"{prefix}-{i}")
             except Exception:
@@ -52,7 +48,9 @@ async def upload_until_failure(port: int, key: Path, prefix: str, acknowledged: 
         ):
             for i in range(100_000):
                 name = f"{prefix}-{i}.xml"
-                content = factory.ubl_invoice(replace(spec(f"{prefix}-{i}"), supplier=factory.DEMO_SUPPLIER_2))
+                content = factory.ubl_invoice(
+                    replace(factory.integrating(f"{prefix}-{i}"), supplier=factory.DEMO_SUPPLIER_2)
+                )
                 async with sftp.open(f"in/{name}", "wb") as fh:
                     await fh.write(content)
                 acknowledged.append(name)
@@ -135,7 +133,7 @@ async def test_disk_full_refuses_deposits_then_recovers(tmp_path: Path) -> None:
         daemon = start_daemon(data)
         try:
             async with AsyncClient(daemon.ready["grpc"], token="demo-technical-token") as client:
-                first = await client.deposit(factory.ubl_invoice(spec("FULL-0")), "first.xml")
+                first = await client.deposit(factory.ubl_invoice(factory.integrating("FULL-0")), "first.xml")
                 assert (await asyncio.wait_for(client.wait_final(first.flow_number), 60)).status == "INTEGRATED"
                 filler = data / "filler"
                 with filler.open("wb") as fh:  # fill the disk up to the last bytes
@@ -147,9 +145,9 @@ async def test_disk_full_refuses_deposits_then_recovers(tmp_path: Path) -> None:
                         pass
                 with pytest.raises(ResourceExhausted, match="full"):
                     for i in range(50):
-                        await client.deposit(factory.ubl_invoice(spec(f"FULL-{i + 1}")) * 20, f"{i}.xml")
+                        await client.deposit(factory.ubl_invoice(factory.integrating(f"FULL-{i + 1}")) * 20, f"{i}.xml")
                 filler.unlink()
-                again = await client.deposit(factory.ubl_invoice(spec("FULL-AFTER")), "after.xml")
+                again = await client.deposit(factory.ubl_invoice(factory.integrating("FULL-AFTER")), "after.xml")
                 assert (await asyncio.wait_for(client.wait_final(again.flow_number), 60)).status == "INTEGRATED"
                 assert (await client.get_flow(first.flow_number)).status == "INTEGRATED"
         finally:

@@ -18,10 +18,6 @@ from tests.e2e.daemon import REPO, start_daemon
 OK = REPO / "config" / "demo" / "invoices" / "ok"
 
 
-def spec(number: str) -> factory.InvoiceSpec:
-    return factory.InvoiceSpec(number, factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
-
-
 async def test_deposit_to_report_through_the_daemon(tmp_path: Path) -> None:
     """A deposit over gRPC is processed by the daemon's workers and its report says INTEGRATED."""
     daemon = start_daemon(tmp_path / "data")
@@ -61,7 +57,9 @@ async def test_sigterm_under_load_exits_0_and_loses_nothing(tmp_path: Path) -> N
     async def depositor(client: AsyncClient, worker: int) -> None:
         for i in range(1000):
             try:
-                result = await client.deposit(factory.ubl_invoice(spec(f"LOAD-{worker}-{i}")), f"{worker}-{i}.xml")
+                result = await client.deposit(
+                    factory.ubl_invoice(factory.integrating(f"LOAD-{worker}-{i}")), f"{worker}-{i}.xml"
+                )
             except Exception:
                 return  # the daemon is going away: unacknowledged deposits may fail
             acknowledged.append(result.flow_number)

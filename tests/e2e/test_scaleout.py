@@ -74,8 +74,7 @@ def stop_all(daemons: list[RunningDaemon]) -> None:
 
 
 def invoice(number: str, *, supplier: factory.Party = factory.DEMO_SUPPLIER) -> bytes:
-    spec = factory.InvoiceSpec(number, supplier, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
-    return factory.ubl_invoice(spec)
+    return factory.ubl_invoice(factory.integrating(number, supplier))
 
 
 def singleton_holders(daemons: list[RunningDaemon], name: str) -> int:

@@ -51,10 +51,6 @@ def zip_of(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def ok_spec(number: str) -> factory.InvoiceSpec:
-    return factory.InvoiceSpec(number, factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
-
-
 @pytest.mark.parametrize("path", sorted((DEMO_INVOICES / "ok").iterdir()), ids=lambda p: p.name)
 async def test_demo_ok_invoices_integrate(harness: Harness, path: Path) -> None:
     """Every demo invoice in ok/ (UBL, CII, Factur-X) integrates under the demo directory."""
@@ -84,7 +80,7 @@ async def test_demo_rejected_invoices_fail_their_check(harness: Harness, name: s
 
 async def test_duplicate_of_an_integrated_invoice_names_the_earlier_flow(harness: Harness) -> None:
     """The same bytes deposited twice are two flows; the second is rejected as a duplicate of the first."""
-    content = factory.ubl_invoice(ok_spec("DUP-0001"))
+    content = factory.ubl_invoice(factory.integrating("DUP-0001"))
     first = await harness.deposit_and_process("a.xml", content)
     second = await harness.deposit_and_process("a.xml", content)
     assert first.flow_number != second.flow_number
@@ -97,8 +93,10 @@ async def test_duplicate_of_an_integrated_invoice_names_the_earlier_flow(harness
 
 async def test_partial_rejection_integrates_the_good_invoices(harness: Harness) -> None:
     """An API flow with one good and one bad invoice ends PARTIALLY_INTEGRATED, listing what to re-deposit."""
-    bad = replace(ok_spec("PART-0002"), service_code="SERV-INCONNU")
-    content = zip_of({"good.xml": factory.ubl_invoice(ok_spec("PART-0001")), "bad.xml": factory.ubl_invoice(bad)})
+    bad = replace(factory.integrating("PART-0002"), service_code="SERV-INCONNU")
+    content = zip_of(
+        {"good.xml": factory.ubl_invoice(factory.integrating("PART-0001")), "bad.xml": factory.ubl_invoice(bad)}
+    )
     flow = await harness.deposit_and_process("flow.zip", content)
     assert flow.status is FlowStatus.PARTIALLY_INTEGRATED
     assert (flow.integrated_count, flow.rejected_count) == (1, 1)
@@ -113,8 +111,10 @@ async def test_complete_rejection_rule_of_an_edi_partner(harness: Harness) -> No
             partners=(Partner("BBB002", DEMO_PROVIDER_SIRET, rules=((Syntax.UBL_INVOICE, RejectionRule.COMPLETE),)),)
         )
     )
-    bad = replace(ok_spec("COMP-0002"), service_code=None)
-    content = zip_of({"good.xml": factory.ubl_invoice(ok_spec("COMP-0001")), "bad.xml": factory.ubl_invoice(bad)})
+    bad = replace(factory.integrating("COMP-0002"), service_code=None)
+    content = zip_of(
+        {"good.xml": factory.ubl_invoice(factory.integrating("COMP-0001")), "bad.xml": factory.ubl_invoice(bad)}
+    )
     flow = await harness.deposit_and_process(
         "flow.zip",
         content,
@@ -133,7 +133,7 @@ async def test_complete_rejection_rule_of_an_edi_partner(harness: Harness) -> No
 
 async def test_provider_deposits_for_another_supplier(harness: Harness) -> None:
     """An invoicing provider's flow may carry invoices of other suppliers (no SUPPLIER_NOT_ISSUER)."""
-    spec = replace(ok_spec("PROV-0001"), supplier=factory.DEMO_SUPPLIER_2)
+    spec = replace(factory.integrating("PROV-0001"), supplier=factory.DEMO_SUPPLIER_2)
     flow = await harness.deposit_and_process("p.xml", factory.ubl_invoice(spec), issuer=DEMO_PROVIDER_SIRET)
     assert flow.status is FlowStatus.INTEGRATED
 
@@ -149,7 +149,9 @@ async def test_technical_rejection_of_an_empty_file(harness: Harness) -> None:
 
 async def test_declared_syntax_mismatch_is_a_technical_rejection(harness: Harness) -> None:
     """A UBL file declared as CII is rejected with SYNTAX_MISMATCH."""
-    flow = await harness.deposit_and_process("x.xml", factory.ubl_invoice(ok_spec("MIS-1")), syntax="IN_DP_E1_CII_16B")
+    flow = await harness.deposit_and_process(
+        "x.xml", factory.ubl_invoice(factory.integrating("MIS-1")), syntax="IN_DP_E1_CII_16B"
+    )
     assert flow.status is FlowStatus.REJECTED
     assert "SYNTAX_MISMATCH" in error_codes(await harness.report(flow.flow_number))
 
@@ -157,7 +159,7 @@ async def test_declared_syntax_mismatch_is_a_technical_rejection(harness: Harnes
 async def test_a_check_that_times_out_ends_in_warning_not_integrated(harness: Harness) -> None:
     """When a check cannot finish, the flow goes to WARNING with CHECK_TIMEOUT, never INTEGRATED."""
     slow = harness.with_limits(Limits(validation_timeout_s=0.0001))
-    flow = await slow.deposit_and_process("t.xml", factory.ubl_invoice(ok_spec("TIME-1")))
+    flow = await slow.deposit_and_process("t.xml", factory.ubl_invoice(factory.integrating("TIME-1")))
     assert flow.status is FlowStatus.WARNING
     report = await harness.report(flow.flow_number)
     assert "CHECK_TIMEOUT" in error_codes(report)
@@ -166,7 +168,7 @@ async def test_a_check_that_times_out_ends_in_warning_not_integrated(harness: Ha
 
 async def test_tracking_id_makes_deposit_idempotent(harness: Harness) -> None:
     """A retry with the same tracking id returns the original flow instead of creating another."""
-    content = factory.ubl_invoice(ok_spec("TRK-1"))
+    content = factory.ubl_invoice(factory.integrating("TRK-1"))
     first = await harness.deposit("a.xml", content, tracking_id="client-42")
     again = await harness.deposit("a.xml", content, tracking_id="client-42")
     assert not first.already_deposited and again.already_deposited
@@ -193,8 +195,10 @@ async def test_door_checks_refuse_bad_requests_and_create_nothing(harness: Harne
 
 async def test_flow_numbers_follow_the_design(harness: Harness) -> None:
     """API deposits are numbered CPP001 + interface number + 15-digit sequence; syntax detected if absent."""
-    cii = await harness.deposit("c.xml", factory.cii_invoice(ok_spec("NUM-1")))
-    ubl = await harness.deposit("u.xml", factory.ubl_invoice(ok_spec("NUM-2")), syntax="IN_DP_E1_UBL_INVOICE")
+    cii = await harness.deposit("c.xml", factory.cii_invoice(factory.integrating("NUM-1")))
+    ubl = await harness.deposit(
+        "u.xml", factory.ubl_invoice(factory.integrating("NUM-2")), syntax="IN_DP_E1_UBL_INVOICE"
+    )
     assert cii.flow.flow_number.startswith("CPP0011106") and len(cii.flow.flow_number) == 25
     assert cii.flow.syntax is Syntax.CII_16B and not cii.flow.declared_syntax
     assert ubl.flow.flow_number.startswith("CPP0011100")
@@ -203,7 +207,7 @@ async def test_flow_numbers_follow_the_design(harness: Harness) -> None:
 
 async def test_amounts_are_reported_per_invoice(harness: Harness) -> None:
     """The report lists each invoice with its number, parties and amount."""
-    spec = replace(ok_spec("AMT-1"), net_amount=Decimal("250.00"))
+    spec = replace(factory.integrating("AMT-1"), net_amount=Decimal("250.00"))
     flow = await harness.deposit_and_process("a.xml", factory.ubl_invoice(spec))
     (invoice,) = (await harness.report(flow.flow_number))["invoices"]
     assert invoice["number"] == "AMT-1"

@@ -10,10 +10,6 @@ from tests import factory
 from tests.harness import Harness, now
 
 
-def spec(number: str) -> factory.InvoiceSpec:
-    return factory.InvoiceSpec(number, factory.DEMO_SUPPLIER, factory.DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
-
-
 def pool_for(harness: Harness, **settings: float | int | bool) -> WorkerPool:
     return WorkerPool(harness.store, harness.processor, WorkerSettings(**settings), clock=now)  # type: ignore[arg-type]
 
@@ -35,7 +31,7 @@ async def test_pool_processes_deposits_as_they_arrive(harness: Harness) -> None:
     await pool.start()
     numbers = []
     for i in range(12):
-        receipt = await harness.deposit(f"{i}.xml", factory.ubl_invoice(spec(f"POOL-{i}")))
+        receipt = await harness.deposit(f"{i}.xml", factory.ubl_invoice(factory.integrating(f"POOL-{i}")))
         pool.wake()
         numbers.append(receipt.flow.flow_number)
     statuses = await wait_until_final(harness, numbers)
@@ -46,7 +42,7 @@ async def test_pool_processes_deposits_as_they_arrive(harness: Harness) -> None:
 
 async def test_start_recovers_flows_left_in_progress_by_a_dead_worker(harness: Harness) -> None:
     """A flow a dead worker left IN_PROGRESS is requeued at start and processed to a final status."""
-    receipt = await harness.deposit("a.xml", factory.ubl_invoice(spec("DEAD-1")))
+    receipt = await harness.deposit("a.xml", factory.ubl_invoice(factory.integrating("DEAD-1")))
     number = receipt.flow.flow_number
     claim = await harness.store.claim("dead-worker", now=now(), lease_s=3600)
     assert claim is not None
@@ -68,7 +64,7 @@ async def test_start_recovers_flows_left_in_progress_by_a_dead_worker(harness: H
 
 async def test_second_lost_lease_holds_the_flow_for_an_operator(harness: Harness) -> None:
     """A flow whose lease is lost twice ends WAITING_FOR_REPROCESSING, not reprocessed forever."""
-    receipt = await harness.deposit("a.xml", factory.ubl_invoice(spec("DEAD-2")))
+    receipt = await harness.deposit("a.xml", factory.ubl_invoice(factory.integrating("DEAD-2")))
     number = receipt.flow.flow_number
     for attempt in range(2):
         claim = await harness.store.claim(f"dead-{attempt}", now=now(), lease_s=3600)
@@ -84,7 +80,8 @@ async def test_second_lost_lease_holds_the_flow_for_an_operator(harness: Harness
 async def test_stop_hands_back_unfinished_flows(harness: Harness) -> None:
     """Stopping with no grace loses nothing: unfinished flows are claimable again and finish later."""
     numbers = [
-        (await harness.deposit(f"{i}.xml", factory.ubl_invoice(spec(f"STOP-{i}")))).flow.flow_number for i in range(6)
+        (await harness.deposit(f"{i}.xml", factory.ubl_invoice(factory.integrating(f"STOP-{i}")))).flow.flow_number
+        for i in range(6)
     ]
     pool = pool_for(harness, workers=2)
     await pool.start()
