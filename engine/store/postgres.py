@@ -2,7 +2,7 @@
 daemons on several machines share one database and behave as one system.
 
 * A connection pool (``pool_min``..``pool_max``) per store; every write is one transaction
-  (``postgres_db.Tx``) that ends with the counter deltas and the status events (``postgres_status.flush``);
+  (``postgres_db.Tx``) that ends with the counter deltas and the status events (``postgres_status.commit``);
   ``durable`` means committed, with PostgreSQL's default ``synchronous_commit = on``.
 * Flow numbers come from the sequence ``flow_seq``: unique across processes, never reused.
 * Claims are one autocommit ``UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)``: concurrent workers of
@@ -24,6 +24,7 @@ daemons on several machines share one database and behave as one system.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ from engine.store import postgres_directory as directory_sql
 from engine.store import postgres_sql as sql
 from engine.store.port import Claim, NewFlow, Recovered
 from engine.store.postgres_admin import PostgresAdmin
-from engine.store.postgres_db import Tx, is_unique_violation, migrate, wrap
+from engine.store.postgres_db import DriverError, Tx, end_open_transaction, is_unique_violation, migrate, wrap
 from engine.store.postgres_listen import Listener
 from engine.store.postgres_rows import (
     change_from_row,
@@ -56,9 +57,8 @@ from engine.store.postgres_singletons import Singletons
 from engine.store.postgres_status import (
     add_flow_finding,
     append_event,
-    flush,
+    commit,
     insert_findings,
-    read_flow,
     set_status,
 )
 
@@ -90,7 +90,7 @@ class PostgresStore(PostgresAdmin):
                 max_size=self.pool_max,
                 timeout=CONNECT_TIMEOUT_S,
                 command_timeout=COMMAND_TIMEOUT_S,
-                server_settings={"plan_cache_mode": "force_custom_plan"},
+                reset=end_open_transaction,
             )
             try:
                 async with pool.acquire() as conn:
@@ -117,13 +117,22 @@ class PostgresStore(PostgresAdmin):
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[Tx]:
-        """One write transaction, flushed (counters, events) just before ``COMMIT``; errors wrapped."""
+        """One write transaction, ending with counters and events sent together with ``COMMIT``
+        (``postgres_status.commit``); rolled back on any error; errors wrapped. Plain ``BEGIN``/``COMMIT``
+        rather than the driver's transaction object, because the commit rides in the flush's message."""
         pool = self._require_pool()
         with wrap():
-            async with pool.acquire() as conn, conn.transaction():
-                tx = Tx(conn)
-                yield tx
-                await flush(tx)
+            async with pool.acquire() as conn:
+                await conn.execute("BEGIN")
+                try:
+                    tx = Tx(conn)
+                    yield tx
+                    await commit(tx)
+                except BaseException:
+                    if not conn.is_closed() and conn.is_in_transaction():
+                        with contextlib.suppress(*DriverError):
+                            await conn.execute("ROLLBACK")
+                    raise
 
     # --- flows ---------------------------------------------------------------------------------
     async def create_flow(self, new: NewFlow) -> FlowRecord:
@@ -137,7 +146,7 @@ class PostgresStore(PostgresAdmin):
             seq = int(await tx.conn.fetchval(sql.NEXT_FLOW_SEQ))
             number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
             try:
-                await tx.conn.execute(
+                row = await tx.conn.fetchrow(
                     sql.INSERT_FLOW,
                     seq,
                     number,
@@ -164,7 +173,7 @@ class PostgresStore(PostgresAdmin):
             tx.counts.flow(new.issuer_siret, deposited_at, new.syntax.value, S.RECEIVED.code, +1)
             await append_event(tx, number, S.RECEIVED, None, at=deposited_at, actor=new.depositor, detail=None)
             await tx.conn.execute(sql.ENSURE_JOB, number, deposited_at)
-            return await read_flow(tx.conn, number)
+            return flow_from_row(row)
 
     async def find_by_tracking_id(self, depositor: str, tracking_id: str) -> FlowRecord | None:
         row = await self._fetchrow(sql.FIND_BY_TRACKING_ID, depositor, tracking_id)
@@ -197,10 +206,7 @@ class PostgresStore(PostgresAdmin):
         events = events_of(event)
         walk(expected, events)  # InvalidTransition before touching the database
         async with self._write() as tx:
-            status = expected
-            for step in events:
-                status = await set_status(tx, flow_number, status, step, at=at, actor=actor, detail=detail)
-            return await read_flow(tx.conn, flow_number)
+            return await set_status(tx, flow_number, expected, events, at=at, actor=actor, detail=detail)
 
     async def record_verdict(
         self,
@@ -222,21 +228,21 @@ class PostgresStore(PostgresAdmin):
         """
         advance(expected, event)  # InvalidTransition before touching the database
         async with self._write() as tx:
-            await set_status(tx, flow_number, expected, event, at=at, actor=actor, detail=detail)
-            await self._replace_verdict(tx, flow_number, flow_findings, invoices, ruleset_version)
-            return await read_flow(tx.conn, flow_number)
+            moved = await set_status(tx, flow_number, expected, event, at=at, actor=actor, detail=detail)
+            return await self._replace_verdict(tx, moved, flow_findings, invoices, ruleset_version)
 
     async def _replace_verdict(
         self,
         tx: Tx,
-        flow_number: str,
+        flow: FlowRecord,
         flow_findings: Sequence[Finding],
         invoices: Sequence[InvoiceOutcome],
         ruleset_version: str,
-    ) -> None:
-        # A reprocessed flow (ADMIN_REPROCESS) is judged again: the new verdict replaces the old one.
-        key = await tx.conn.fetchrow(sql.FLOW_COUNTER_KEY, flow_number)
-        issuer, deposited_at, syntax = str(key["issuer_siret"]), key["deposited_at"], str(key["syntax"])
+    ) -> FlowRecord:
+        """Write the verdict of ``flow`` (as its status update returned it); returns the flow updated.
+        A reprocessed flow (ADMIN_REPROCESS) is judged again: the new verdict replaces the old one."""
+        flow_number = flow.flow_number
+        issuer, deposited_at, syntax = flow.issuer_siret, flow.deposited_at, flow.syntax.value
         for old in await tx.conn.fetch(sql.DELETE_FINDINGS_RETURNING, flow_number):
             if old["severity"] == Severity.ERROR.value:
                 tx.counts.error(issuer, deposited_at, syntax, str(old["code"]), old["rule"], -1)
@@ -262,7 +268,7 @@ class PostgresStore(PostgresAdmin):
             if f.severity is Severity.ERROR:
                 tx.counts.error(issuer, deposited_at, syntax, f.code, f.rule, +1)
         integrated = sum(1 for o in invoices if o.status is InvoiceStatus.INTEGRATED)
-        await tx.conn.execute(
+        row = await tx.conn.fetchrow(
             sql.SET_VERDICT_COUNTS,
             flow_number,
             len(invoices),
@@ -270,6 +276,7 @@ class PostgresStore(PostgresAdmin):
             len(invoices) - integrated,
             ruleset_version,
         )
+        return flow_from_row(row)
 
     async def flow_findings(self, flow_number: str) -> list[Finding]:
         return [finding_from_row(r) for r in await self._fetch(sql.FLOW_FINDINGS, flow_number)]
@@ -349,13 +356,14 @@ class PostgresStore(PostgresAdmin):
                 attempts = int(row["attempts"]) + 1
                 if attempts >= max_attempts:
                     detail = f"lease expired {attempts} times"
-                    to = await set_status(tx, number, status, FlowEvent.HOLD, at=now, actor=actor, detail=detail)
+                    held = await set_status(tx, number, status, FlowEvent.HOLD, at=now, actor=actor, detail=detail)
+                    to = held.status
                     await add_flow_finding(tx, number, catalogue.finding("PROCESSING_INTERRUPTED"))
                 else:
                     await tx.conn.execute(sql.CLEAR_EXPIRED_LEASE, number, attempts)
                     to = status
                     if status is S.IN_PROGRESS:
-                        to = await set_status(
+                        back = await set_status(
                             tx,
                             number,
                             status,
@@ -364,6 +372,7 @@ class PostgresStore(PostgresAdmin):
                             actor=actor,
                             detail="lease expired",
                         )
+                        to = back.status
                 recovered.append(Recovered(number, status, to))
         return recovered
 

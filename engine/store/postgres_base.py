@@ -45,6 +45,15 @@ class PostgresBase:
             async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 yield conn
 
+    @asynccontextmanager
+    async def _planned(self) -> AsyncIterator[Any]:
+        """``_snapshot`` that plans every statement for its actual parameters: the monitoring statements
+        are constant texts whose unused filters are NULL parameters, which only a custom plan folds away
+        (a cached generic plan would keep them and miss the indexes)."""
+        async with self._snapshot() as conn:
+            await conn.execute(sql.CUSTOM_PLANS)
+            yield conn
+
     async def _fetch(self, query: str, *args: Any) -> list[Any]:
         async with self._read() as conn:
             return list(await conn.fetch(query, *args))

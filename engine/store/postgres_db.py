@@ -90,6 +90,16 @@ def wrap() -> Iterator[None]:
         raise translate(exc) from exc
 
 
+async def end_open_transaction(conn: Any) -> None:
+    """The pool's reset on release: roll back a transaction left open, nothing more. The driver's default
+    (``RESET ALL; UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()``) is one more round trip per release
+    for session state the pool's connections never take: LISTEN and session advisory locks live on
+    dedicated connections (``postgres_listen``, ``postgres_singletons``, ``migrate`` unlocks its own),
+    and settings and cursors are transaction-local (``SET LOCAL``)."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 def is_unique_violation(exc: BaseException, constraint: str) -> bool:
     return isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name == constraint
 

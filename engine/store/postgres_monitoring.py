@@ -13,8 +13,8 @@ Invariants (as on SQLite):
 * Event cursors are ``status_events.cursor``, assigned in commit order (``postgres_status``).
 
 Each statement is one constant text whose unused filters are NULL parameters (``$n IS NULL OR …``);
-connections plan every execution for its actual parameters (``plan_cache_mode = force_custom_plan``,
-set by ``PostgresStore``), so the unused filters fold away and the indexes apply.
+they run in ``_planned`` transactions, which plan every execution for its actual parameters
+(``plan_cache_mode = force_custom_plan``), so the unused filters fold away and the indexes apply.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class PostgresMonitoring(PostgresBase):
         scope = scope_of(visibility, query.issuer_sirets)
         if scope is None:
             return SearchPage((), None, 0)
-        async with self._snapshot() as conn:
+        async with self._planned() as conn:
             flows = await search_rows(conn, scope, query, page_size + 1, after)
             total = await count_matches(conn, query, scope)
         return page_of(flows, page_size, total)
@@ -151,7 +151,7 @@ class PostgresMonitoring(PostgresBase):
             return
 
         async def read(size: int, after: PageKey | None) -> list[FlowRecord]:
-            async with self._read() as conn:
+            async with self._planned() as conn:
                 return await search_rows(conn, scope, query, size, after)
 
         async with aclosing(keyset_scan(read, batch)) as flows:
@@ -167,7 +167,7 @@ class PostgresMonitoring(PostgresBase):
         start, end = round_out(query.deposited_from, query.deposited_to)
         syntaxes = _values(query.syntaxes)
         flow_filter = FlowQuery(syntaxes=query.syntaxes, deposited_from=start, deposited_to=end)
-        async with self._snapshot() as conn:
+        async with self._planned() as conn:
             if scope.counters_apply:
                 if start is None and end is None:
                     count_rows = await conn.fetch(q.ROWS_TOTALS, scope.issuers, syntaxes)
@@ -195,7 +195,8 @@ class PostgresMonitoring(PostgresBase):
         scope = scope_of(visibility, ())
         if scope is None:
             return []
-        rows = await self._fetch(q.EVENTS_AFTER, *scope.args(), cursor, flow_number, limit)
+        async with self._planned() as conn:
+            rows = await conn.fetch(q.EVENTS_AFTER, *scope.args(), cursor, flow_number, limit)
         return [event_from_row(r, cursor=int(r["cursor"]), read_time=from_db_time) for r in rows]
 
     async def latest_cursor(self) -> int:
@@ -215,4 +216,6 @@ class PostgresMonitoring(PostgresBase):
         if scope is None:
             return []
         args = (*scope.args(), utc(day_from) if day_from else None, utc(day_to) if day_to else None)
-        return [reject_from_row(r, read_time=from_db_time) for r in await self._fetch(q.REJECTS, *args)]
+        async with self._planned() as conn:
+            rows = await conn.fetch(q.REJECTS, *args)
+        return [reject_from_row(r, read_time=from_db_time) for r in rows]

@@ -15,16 +15,19 @@ NEXT_FLOW_SEQ = "SELECT nextval('flow_seq')"
 # $1 seq, $2 flow_number, $3 file_name, $4 syntax, $5 declared_syntax, $6 channel, $7 issuer_siret,
 # $8 depositor, $9 status, $10 deposited_at, $11 sha256, $12 size_bytes, $13 blob_key, $14 tracking_id,
 # $15 partner_code
-INSERT_FLOW = """
+FLOW_COLUMNS = """flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor, status,
+       deposited_at, status_changed_at, sha256, size_bytes, tracking_id, partner_code,
+       invoice_count, integrated_count, rejected_count, return_flows"""
+INSERT_FLOW = (
+    """
 INSERT INTO flows (
     seq, flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor, status,
     deposited_at, status_changed_at, sha256, size_bytes, blob_key, tracking_id, partner_code
 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12, $13, $14, $15)
-"""
+RETURNING """
+    + FLOW_COLUMNS
+)
 
-FLOW_COLUMNS = """flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor, status,
-       deposited_at, status_changed_at, sha256, size_bytes, tracking_id, partner_code,
-       invoice_count, integrated_count, rejected_count, return_flows"""
 _SELECT_FLOW = "SELECT " + FLOW_COLUMNS + " FROM flows "
 GET_FLOW = _SELECT_FLOW + "WHERE flow_number = $1"  # $1 flow_number
 FIND_BY_TRACKING_ID = _SELECT_FLOW + "WHERE depositor = $1 AND tracking_id = $2"
@@ -35,18 +38,23 @@ GET_RULESET_VERSION = "SELECT ruleset_version FROM flows WHERE flow_number = $1"
 ALL_FLOW_NUMBERS = "SELECT flow_number FROM flows ORDER BY seq"
 
 # Compare-and-set: $1 flow_number, $2 expected, $3 new status, $4 at. No row: not (or no longer) expected.
-SET_STATUS = """
+SET_STATUS = (
+    """
 UPDATE flows SET status = $3, status_changed_at = $4
 WHERE flow_number = $1 AND status = $2
-RETURNING issuer_siret, depositor, syntax, deposited_at
-"""
+RETURNING """
+    + FLOW_COLUMNS
+)
 
 # $1 flow_number, $2 invoice_count, $3 integrated_count, $4 rejected_count, $5 ruleset_version
-SET_VERDICT_COUNTS = """
+SET_VERDICT_COUNTS = (
+    """
 UPDATE flows
 SET invoice_count = $2, integrated_count = $3, rejected_count = $4, ruleset_version = $5
 WHERE flow_number = $1
-"""
+RETURNING """
+    + FLOW_COLUMNS
+)
 
 # $1 flow_number, $2 name: appended once; returns whether the flow exists.
 ADD_RETURN_FLOW = """
@@ -68,23 +76,11 @@ FROM status_events WHERE flow_number = $1 ORDER BY seq
 # held until COMMIT, so cursors follow commit order), insert the events with consecutive cursors, and
 # NOTIFY the last cursor (delivered at COMMIT). Arrays: $1 flow_number, $2 seq, $3 status, $4 event,
 # $5 at, $6 actor, $7 detail, $8 prev_hash, $9 hash.
-APPEND_EVENTS = """
-WITH counter AS (
-    UPDATE feed_counter SET last_cursor = last_cursor + cardinality($1::text[])
-    WHERE id = 1
-    RETURNING last_cursor - cardinality($1::text[]) AS base
-), inserted AS (
-    INSERT INTO status_events (flow_number, seq, status, event, at, actor, detail, prev_hash, hash, cursor)
-    SELECT e.flow_number, e.seq, e.status, e.event, e.at, e.actor, e.detail, e.prev_hash, e.hash,
-           counter.base + e.ord
-    FROM counter,
-         unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[], $6::text[],
-                $7::text[], $8::text[], $9::text[])
-         WITH ORDINALITY AS e(flow_number, seq, status, event, at, actor, detail, prev_hash, hash, ord)
-    RETURNING cursor
-)
-SELECT pg_notify('fluxdepot_events', max(cursor)::text) FROM inserted
-"""
+CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"  # monitoring (postgres_base._planned)
+
+# The end of a write transaction (postgres_status.commit, migration 0003): stage, then flush + commit.
+STAGE_FLUSH = "SELECT set_config('fluxdepot.flush', $1, true)"
+FLUSH_AND_COMMIT = "SELECT fluxdepot_flush(); COMMIT"
 
 # --- invoices and findings -------------------------------------------------------------------------
 DELETE_INVOICES = "DELETE FROM invoices WHERE flow_number = $1"

@@ -1,15 +1,15 @@
 """Status changes for ``PostgresStore``, inside the caller's write transaction (``postgres_db.Tx``): the
 compare-and-set update, its hash-chained event, the job row that follows the status, counter deltas, and
-the end-of-transaction ``flush`` that writes events in commit order.
+the end-of-transaction ``commit`` that writes counters and events, events in commit order.
 
 Commit-ordered feed: a plain sequence is not commit order (a transaction may take cursor 7, another 8,
 and 8 commit first: a reader resuming after 8 would miss 7 forever). So cursors come from the single row
-``feed_counter``, updated by ``flush`` as the last statement before ``COMMIT``: its row lock serialises
-the appending transactions from that statement to their commit, and a transaction's commit is visible
-before the next one gets its cursor. Cursors therefore grow in commit order across every daemon, with
-no gaps. The cost is that event-appending commits are serialised (one at a time, each holding the lock
-for one statement plus its commit); ``pg_notify`` on ``fluxdepot_events`` rides in the same statement and
-is delivered at commit.
+``feed_counter``, updated by ``fluxdepot_flush()`` (migration 0003) sent together with ``COMMIT`` in
+one message: its row lock serialises the appending transactions from that call to their commit, and a
+transaction's commit is visible before the next one gets its cursor. Cursors therefore grow in commit
+order across every daemon, with no gaps. The cost is that event-appending commits are serialised, but
+only for the server-side call and the commit itself, never a client round trip; ``pg_notify`` on
+``fluxdepot_events`` rides in the same call and is delivered at commit.
 
 Invariants (as on SQLite): a status changes only from the expected one (no row → ``StatusConflict``),
 along ``engine.status.advance``; every change appends event ``seq + 1`` whose ``prev_hash`` is the
@@ -19,13 +19,16 @@ has a job row exactly while its status is in ``JOB_STATUSES``.
 
 from __future__ import annotations
 
+import itertools
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from engine.audit import GENESIS, event_hash
 from engine.errors import FlowNotFound, StatusConflict
 from engine.model import Finding, FlowRecord, Severity
-from engine.status import FlowEvent, FlowStatus, advance
+from engine.status import FlowEvent, FlowStatus, advance, events_of
 from engine.store import postgres_counters as counters
 from engine.store import postgres_sql as sql
 from engine.store.postgres_db import PendingEvent, Tx
@@ -47,33 +50,38 @@ async def set_status(
     tx: Tx,
     flow_number: str,
     expected: FlowStatus,
-    event: FlowEvent,
+    event: FlowEvent | Sequence[FlowEvent],
     *,
     at: datetime,
     actor: str,
     detail: str | None,
-) -> FlowStatus:
-    """Compare-and-set the status along ``advance(expected, event)``; append the event; the job follows.
+) -> FlowRecord:
+    """Compare-and-set the status along ``walk(expected, events)`` in ONE update; append one event per
+    step; the job follows the final status. Returns the flow as updated.
 
     The update locks the flow row until commit: a concurrent change of the same flow waits, then finds
     the new status and conflicts.
     """
-    new_status = advance(expected, event)
+    events = events_of(event)
+    statuses = list(itertools.accumulate(events, advance, initial=expected))[1:]  # after each step
+    final = statuses[-1]
     at_utc = utc(at)
-    row = await tx.conn.fetchrow(sql.SET_STATUS, flow_number, expected.code, new_status.code, at_utc)
+    row = await tx.conn.fetchrow(sql.SET_STATUS, flow_number, expected.code, final.code, at_utc)
     if row is None:
         actual = await tx.conn.fetchval(sql.GET_STATUS, flow_number)
         raise StatusConflict(flow_number, expected.name, FlowStatus(actual).name if actual else None)
     issuer, syntax, deposited_at = str(row["issuer_siret"]), str(row["syntax"]), row["deposited_at"]
     tx.counts.flow(issuer, deposited_at, syntax, expected.code, -1)
-    tx.counts.flow(issuer, deposited_at, syntax, new_status.code, +1)
-    await append_event(tx, flow_number, new_status, event, at=at_utc, actor=actor, detail=detail)
-    if new_status in JOB_STATUSES:
-        # Recreated on ADMIN_RELEASE / ADMIN_REPROCESS (and NOTIFY the workers); a no-op otherwise.
-        await tx.conn.execute(sql.ENSURE_JOB, flow_number, at_utc)
-    else:
+    tx.counts.flow(issuer, deposited_at, syntax, final.code, +1)
+    for step, status in zip(events, statuses, strict=True):
+        await append_event(tx, flow_number, status, step, at=at_utc, actor=actor, detail=detail)
+    if final in JOB_STATUSES:
+        if expected not in JOB_STATUSES:  # else the job is there already (invariant above)
+            # Recreated on ADMIN_RELEASE / ADMIN_REPROCESS (and NOTIFY the workers).
+            await tx.conn.execute(sql.ENSURE_JOB, flow_number, at_utc)
+    elif expected in JOB_STATUSES:
         await tx.conn.execute(sql.DELETE_JOB, flow_number)
-    return new_status
+    return flow_from_row(row)
 
 
 async def append_event(
@@ -86,7 +94,7 @@ async def append_event(
     actor: str,
     detail: str | None,
 ) -> None:
-    """Compute the flow's next hash-chained event; ``flush`` writes it with its cursor."""
+    """Compute the flow's next hash-chained event; ``commit`` writes it with its cursor."""
     pending = tx.last_pending(flow_number)
     if pending is not None:
         seq, prev_hash = pending.seq + 1, pending.hash
@@ -129,20 +137,17 @@ async def insert_findings(tx: Tx, records: list[tuple[Any, ...]]) -> None:
         await tx.conn.copy_records_to_table("findings", records=records, columns=sql.FINDING_COLUMNS)
 
 
-async def flush(tx: Tx) -> None:
-    """The end of a write transaction: counter deltas, then the events under the feed counter's lock."""
-    await counters.apply(tx.conn, tx.counts)
-    if tx.events:
-        evs = tx.events
-        await tx.conn.execute(
-            sql.APPEND_EVENTS,
-            [e.flow_number for e in evs],
-            [e.seq for e in evs],
-            [e.status for e in evs],
-            [e.event for e in evs],
-            [e.at for e in evs],
-            [e.actor for e in evs],
-            [e.detail for e in evs],
-            [e.prev_hash for e in evs],
-            [e.hash for e in evs],
-        )
+async def commit(tx: Tx) -> None:
+    """End the write transaction: stage the counter deltas and events (no lock taken), then ONE message
+    runs ``fluxdepot_flush()`` (counters, then the events under the feed counter's lock, migration 0003)
+    and ``COMMIT``, so no hot row stays locked across a round trip to this process."""
+    body = counters.payload(tx.counts)
+    body["ev"] = [
+        [e.flow_number, e.seq, e.status, e.event, e.at.isoformat(), e.actor, e.detail, e.prev_hash, e.hash]
+        for e in tx.events
+    ]
+    if any(body.values()):
+        await tx.conn.execute(sql.STAGE_FLUSH, json.dumps(body, separators=(",", ":")))
+        await tx.conn.execute(sql.FLUSH_AND_COMMIT)
+    else:
+        await tx.conn.execute("COMMIT")
