@@ -117,7 +117,7 @@ class AsyncClient:
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ]
-        if tls or root_certificates or client_certificate:
+        if tls or root_certificates or client_certificate or client_key:
             creds = grpc.ssl_channel_credentials(root_certificates, client_key, client_certificate)
             self._channel = grpc.aio.secure_channel(target, creds, options=options)
         else:

@@ -63,7 +63,7 @@ class FailedPrecondition(FluxdepotError):
 
 class Unavailable(FluxdepotError):
     exit_code = 9
-    hint = "check the --target address and that the server is running"
+    hint = "check the --target address, that the server is running and, with TLS, its certificate (--ca, --cert, --key)"
 
 
 class DeadlineExceeded(FluxdepotError):

@@ -116,7 +116,8 @@ class LimitsSection(_Section):
 
 
 class WorkersSection(_Section):
-    count: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
+    # Workers wait on the store between validations: twice the validation processes keeps those busy.
+    count: int = Field(default_factory=lambda: 2 * (os.cpu_count() or 1), ge=0)
     processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)  # validation processes
     lease_s: float = Field(30, gt=0)
     poll_s: float = Field(1.0, gt=0)
