@@ -19,6 +19,8 @@ Invariants:
   directory entry is covered by the batch's second barrier (a concurrent writer may have renamed it
   without syncing its directory yet).
 * ``put_stream`` stops reading once ``max_bytes`` is exceeded (``FlowTooLarge``) and leaves nothing.
+* ``adopt`` takes a complete file already on the blob file system (a spilled SFTP upload) the same way,
+  but renames that file into place instead of copying it: the bytes are written to disk once.
 * A full disk (``ENOSPC``, ``EDQUOT``) raises ``StorageFull`` and leaves nothing behind.
 
 Functions are synchronous, plain file I/O; async callers run them in a thread.
@@ -189,6 +191,33 @@ class BlobStore:
         finally:
             self._discard(written)
         return outcomes
+
+    def adopt(self, path: Path) -> BlobRef:
+        """Store the complete file ``path`` (e.g. a spilled upload) without copying it: hashed by reading
+        it once, made durable, renamed into place (dropped instead when an intact copy is there already).
+        ``path`` is gone afterwards. A file on another file system is copied (``put_stream``) instead.
+        Returns ``(key, sha256, size_bytes)``; ``StorageFull`` on a full disk."""
+        self._make_dirs(self._tmp, sync=True)  # the store's root exists from here on
+        if path.stat().st_dev != self.root.stat().st_dev:
+            with open(path, "rb") as source:
+                ref = self.put_stream(source, max_bytes=None)
+            path.unlink(missing_ok=True)
+            return ref
+        digest = hashlib.sha256()
+        fd = os.open(path, os.O_RDONLY)
+        written = _Written(path, fd, "", 0)
+        try:
+            while chunk := os.read(fd, CHUNK_BYTES):
+                digest.update(chunk)
+                written.size += len(chunk)
+            written.key = digest.hexdigest()
+            os.fchmod(fd, 0o640)  # as the blobs written here
+            self._commit([written])  # renamed into place, or an intact copy reused
+        finally:
+            self._discard([written])
+        if written.tmp_path == path:  # an intact copy was there already
+            path.unlink(missing_ok=True)
+        return written.key, written.key, written.size
 
     def _write_temp(self, chunks: Iterable[bytes] | Readable, max_bytes: int | None) -> _Written:
         """Write the bytes to a new temporary file (not yet synced), hashing them on the way."""

@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 from engine.blobs import BlobStore
@@ -94,7 +95,7 @@ class DepositService:
         return await asyncio.to_thread(self._blobs.put_many, batch)
 
     async def deposit(self, request: DepositRequest) -> DepositReceipt:
-        declared = self._check_request(request)
+        declared = self._check_request(request, len(request.content))
         if request.tracking_id:
             earlier = await self._store.find_by_tracking_id(request.depositor, request.tracking_id)
             if earlier is not None:
@@ -105,6 +106,31 @@ class DepositService:
                 raise ChecksumMismatch(request.sha256, actual)
         key, digest, size = await self._blob_batches.submit(request.content)
         syntax = declared or await _off_loop_if_big(_sniff, request.content) or DEFAULT_SYNTAX
+        return await self._create(request, declared, syntax, key, digest, size)
+
+    async def deposit_file(self, request: DepositRequest, path: Path) -> DepositReceipt:
+        """``deposit`` of the complete file ``path`` (``request.content`` is ignored), for big uploads
+        already on disk: the blob store adopts the file instead of copying it (``BlobStore.adopt``), so
+        the bytes are written once. ``path`` is consumed once the door checks passed; until then it is
+        left to the caller. Tracking ids and declared checksums work as in ``deposit``."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        declared = self._check_request(request, size)
+        if request.tracking_id:
+            earlier = await self._store.find_by_tracking_id(request.depositor, request.tracking_id)
+            if earlier is not None:
+                return DepositReceipt(earlier, already_deposited=True)
+        if request.sha256:
+            actual = await asyncio.to_thread(_sha256_file, path)
+            if actual != request.sha256:
+                raise ChecksumMismatch(request.sha256, actual)
+        key, digest, size = await asyncio.to_thread(self._blobs.adopt, path)
+        syntax = declared or await asyncio.to_thread(_sniff_file, self._blobs.path(key)) or DEFAULT_SYNTAX
+        return await self._create(request, declared, syntax, key, digest, size)
+
+    async def _create(
+        self, request: DepositRequest, declared: Syntax | None, syntax: Syntax, key: str, digest: str, size: int
+    ) -> DepositReceipt:
+        """The flow row, first event and job for a blob now durable; wakes the workers."""
         new = NewFlow(
             number_prefix=request.partner_code or self._gateway_code,
             file_name=request.file_name,
@@ -133,8 +159,8 @@ class DepositService:
             self._on_deposit(flow)  # wake the workers, count the deposit
         return DepositReceipt(flow)
 
-    def _check_request(self, request: DepositRequest) -> Syntax | None:
-        """Door checks on the request's fields; returns the declared syntax (None: detect it)."""
+    def _check_request(self, request: DepositRequest, size: int) -> Syntax | None:
+        """Door checks on the request's fields and content size; returns the declared syntax (None: detect it)."""
         name = request.file_name
         if not name or not name.strip():
             raise InvalidDepositRequest("file_name", "is required")
@@ -142,8 +168,8 @@ class DepositService:
             raise InvalidDepositRequest("file_name", f"is longer than {MAX_FILE_NAME_CHARS} characters")
         if "/" in name or "\\" in name or any(ord(c) < 32 for c in name) or name in (".", ".."):
             raise InvalidDepositRequest("file_name", "must be a plain file name without path or control characters")
-        if len(request.content) > self._limits.max_flow_bytes:
-            raise FlowTooLarge(len(request.content), self._limits.max_flow_bytes)
+        if size > self._limits.max_flow_bytes:
+            raise FlowTooLarge(size, self._limits.max_flow_bytes)
         if not _SIRET.match(request.issuer_siret or ""):
             raise InvalidDepositRequest("issuer_siret", "must be a 14-digit SIRET")
         if (
@@ -176,6 +202,23 @@ async def _off_loop_if_big(fn: Callable[[bytes], T], content: bytes) -> T:
 
 def _sniff(content: bytes) -> Syntax | None:
     return sniff_syntax(content[:HEAD_BYTES], content)
+
+
+def _sniff_file(path: Path) -> Syntax | None:
+    """``_sniff`` of a stored file: its head, and the whole file only when it is an archive."""
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        if head.startswith((b"PK\x03\x04", b"\x1f\x8b")):
+            return sniff_syntax(head, head + fh.read())
+    return sniff_syntax(head)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sha256_hex(data: bytes) -> str:

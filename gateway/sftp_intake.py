@@ -8,7 +8,8 @@ Invariants (DESIGN §8, §9.1):
   dead. The quota (pending bytes and files: held files plus uploads in progress) is enforced at open and
   at each write.
 * ``finish`` is the only way an upload leaves: a complete upload with a flow name is handed to
-  ``DepositService.deposit`` and ``finish`` returns only once the deposit is durable; a temporary name is
+  ``DepositService.deposit`` (a spilled one as its file, which the blob store adopts rather than copies:
+  ``deposit_file``) and ``finish`` returns only once the deposit is durable; a temporary name is
   held in ``in/`` (fsynced) until renamed into place. ``discard`` (dropped connection, failed write)
   removes every trace. The intake never reads the content: the engine decides what the bytes are.
 * A file refused at the door (over-size, over quota, bad name, refused deposit) gets a reject report in
@@ -103,6 +104,16 @@ class Upload:
             return bytes(self._buf)
         assert self._path is not None
         return self._path.read_bytes()
+
+    def take_file(self) -> Path | None:
+        """The spilled file holding the upload, handed over to the caller (closed, no longer removed by
+        ``discard``); None while the upload is still in memory."""
+        if self._path is None:
+            return None
+        assert self._fd is not None
+        os.close(self._fd)
+        path, self._fd, self._path = self._path, None, None
+        return path
 
     def save_to(self, target: Path) -> None:
         """Write the upload to ``target`` durably (a held, temporarily named file), then drop the buffer."""
@@ -277,12 +288,13 @@ class Intake:
                 self._held_sizes(upload.partner)[target] = upload.size
                 log.info("sftp_upload_held", partner=upload.partner, file_name=where.name, size_bytes=upload.size)
                 return None
-            content = (
-                upload.content()
-                if upload.size <= self.settings.memory_upload_bytes
-                else (await asyncio.to_thread(upload.content))
-            )
-            return await self.deposit(upload.partner, where, content)
+            spilled = upload.take_file()
+            if spilled is None:
+                return await self.deposit(upload.partner, where, upload.content())
+            try:  # a big upload: the blob store adopts its file, the bytes are not copied
+                return await self.deposit(upload.partner, where, spilled)
+            finally:
+                await asyncio.to_thread(spilled.unlink, missing_ok=True)  # refused before the blob store took it
         finally:
             self.drop(upload)
 
@@ -305,7 +317,8 @@ class Intake:
         self.forget_held(partner, source)
         return flow_number
 
-    async def deposit(self, partner_code: str, where: VirtualPath, content: bytes) -> str:
+    async def deposit(self, partner_code: str, where: VirtualPath, content: bytes | Path) -> str:
+        """Deposit ``content``: bytes, or a complete file the blob store takes over (``deposit_file``)."""
         assert where.name is not None
         started = time.perf_counter()
         try:
@@ -314,14 +327,17 @@ class Intake:
                 raise IntakeRefused("UNKNOWN_PARTNER", f"partner {partner_code} is no longer in the directory")
             request = DepositRequest(
                 file_name=where.name,
-                content=content,
+                content=content if isinstance(content, bytes) else b"",
                 channel=Channel.EDI,
                 depositor=f"partner:{partner_code}",
                 issuer_siret=partner.siret,
                 syntax=where.syntax.value if where.syntax is not None else None,
                 partner_code=partner_code,
             )
-            receipt = await self._deposits.deposit(request)
+            if isinstance(content, bytes):
+                receipt = await self._deposits.deposit(request)
+            else:
+                receipt = await self._deposits.deposit_file(request, content)
         except DepositRefused as exc:
             raise await self.rejected(
                 partner_code, where.name, IntakeRefused(type(exc).__name__, exc.message)

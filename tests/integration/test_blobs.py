@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,3 +137,25 @@ def test_full_disk_raises_storage_full_and_leaves_nothing(tiny_fs: Path) -> None
     assert temp_files(tiny_fs / "blobs") == []
     assert final_files(tiny_fs / "blobs") == [blobs.path(small_key)]
     assert blobs.read_bytes(small_key) == b"small"
+
+
+def test_adopt_renames_the_file_into_place_without_copying(tmp_path: Path) -> None:
+    """adopt() hashes a complete file on the blob file system and renames it to its final name (the same
+    inode: no copy); a second file with the same content is dropped and the intact copy kept."""
+    blobs = BlobStore(tmp_path / "blobs")
+    spill = tmp_path / "uploads"
+    spill.mkdir()
+    data = os.urandom(3 * 1024 * 1024)
+    first = spill / ".upload-1"
+    first.write_bytes(data)
+    inode = first.stat().st_ino
+    key, sha, size = blobs.adopt(first)
+    assert key == sha == hashlib.sha256(data).hexdigest() and size == len(data)
+    final = blobs.path(key)
+    assert final.stat().st_ino == inode and final.read_bytes() == data
+    assert not first.exists() and temp_files(tmp_path / "blobs") == []
+    second = spill / ".upload-2"
+    second.write_bytes(data)
+    assert blobs.adopt(second) == (key, key, len(data))
+    assert not second.exists() and final.stat().st_ino == inode
+    assert final_files(tmp_path / "blobs") == [final]

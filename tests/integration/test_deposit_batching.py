@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from engine.blobs import TEMP_DIR, BlobStore, syncfs_function
 from engine.deposit import DepositRequest, DepositService
-from engine.errors import StoreUnavailable
+from engine.errors import ChecksumMismatch, FlowTooLarge, StoreUnavailable
 from engine.model import Channel, Limits
 from engine.store.sqlite import SqliteStore
 
@@ -133,5 +134,37 @@ async def test_door_checks_refuse_before_any_write(tmp_path: Path) -> None:
         assert blobs.barriers == 2
         assert len(await store.all_flow_numbers()) == 1
         assert not blobs.exists(hashlib.sha256(b"<Invoice/>").hexdigest())
+    finally:
+        await store.close()
+
+
+async def test_deposit_file_adopts_a_big_file_and_refuses_at_the_door_leaving_it(tmp_path: Path) -> None:
+    """deposit_file() makes the file the flow's blob (same bytes, no copy left behind); a file over the
+    size limit or with a wrong declared checksum is refused before the blob store takes it, and stays
+    where it was for the caller to remove."""
+    store = SqliteStore(tmp_path / "db.sqlite")
+    await store.open()
+    try:
+        blobs = BlobStore(tmp_path / "blobs")
+        data = b"<Invoice>" + b"x" * (2 * 1024 * 1024) + b"</Invoice>"
+        deposits = DepositService(store, blobs, Limits(max_flow_bytes=4 * 1024 * 1024))
+        spilled = tmp_path / "upload"
+        spilled.write_bytes(data)
+        receipt = await deposits.deposit_file(request(1, b""), spilled)
+        flow = receipt.flow
+        assert (flow.size_bytes, flow.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert blobs.read_bytes(flow.sha256) == data and not spilled.exists()
+        assert await store.get_flow(flow.flow_number) == flow
+
+        wrong = replace(request(2, b""), sha256="0" * 64)
+        spilled.write_bytes(data)
+        with pytest.raises(ChecksumMismatch):
+            await deposits.deposit_file(wrong, spilled)
+        assert spilled.read_bytes() == data
+        small = DepositService(store, blobs, Limits(max_flow_bytes=1024 * 1024))
+        with pytest.raises(FlowTooLarge):
+            await small.deposit_file(request(3, b""), spilled)
+        assert spilled.exists()
+        assert len(await store.all_flow_numbers()) == 1
     finally:
         await store.close()

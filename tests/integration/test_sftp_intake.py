@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -272,3 +273,21 @@ async def test_close_is_acknowledged_only_after_the_deposit_is_durable(sftp_env:
         [number] = await flows(sftp_env)
         flow = await sftp_env.harness.store.get_flow(number)
         assert flow is not None and flow.file_name == "durable.xml"
+
+
+async def test_a_big_upload_becomes_its_flows_blob_and_leaves_nothing_behind(sftp_env: SftpEnv) -> None:
+    """An upload past the in-memory size (spilled to a hidden file) is deposited from that file: the flow
+    has the upload's size and sha256, its blob holds the same bytes, and no upload file is left."""
+    content = OK_INVOICE.read_bytes() + b"<!--" + os.urandom(1536 * 1024).hex().encode() + b"-->"
+    async with (
+        await asyncssh_connect(sftp_env) as conn,
+        conn.start_sftp_client() as sftp,
+        sftp.open("/in/big.xml", "wb") as f,
+    ):
+        await f.write(content)
+    [number] = await flows(sftp_env)
+    flow = await sftp_env.harness.store.get_flow(number)
+    assert flow is not None
+    assert (flow.size_bytes, flow.sha256) == (len(content), hashlib.sha256(content).hexdigest())
+    assert sftp_env.harness.blobs.read_bytes(flow.sha256) == content
+    assert list(sftp_env.folders.uploads.iterdir()) == []
