@@ -12,28 +12,31 @@ Invariants:
   address and for each partner code it tried. ``max_auth_failures`` failures of a partner (or
   ``max_address_failures`` of an address) within ``lockout_s`` lock it for ``lockout_s``: every attempt is
   rejected, valid credentials included. A connection is closed after ``max_attempts_per_connection``
-  rejections. Failure state is in memory (a restart clears it).
+  rejections. Failure state is in the store (``Store.record_auth_failures``, ``engine.lockout``): every
+  daemon sharing it counts and enforces the same failures and locks, and a restart keeps them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncssh
 import structlog
 
+from engine.errors import StoreError
 from engine.flownumber import PARTNER_CODE
 from engine.secrets import hash_secret, verify_secret
 from engine.store.port import Store
 
 log = structlog.get_logger("fluxdepot.sftp")
 
-_MAX_TRACKED = 100_000  # failure entries kept before the oldest expired ones are pruned
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -47,47 +50,52 @@ class AuthSettings:
 
 
 class AuthGuard:
-    """Failure counts and lockouts per partner and per source address (see the module docstring)."""
+    """Failure counts and lockouts per partner and per source address, kept in the store so that every
+    daemon sharing it sees the same ones (see the module docstring and ``engine.lockout``)."""
 
-    def __init__(self, settings: AuthSettings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: Store, settings: AuthSettings, clock: Callable[[], datetime] = utcnow) -> None:
+        self._store = store
         self._settings = settings
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._locked_until: dict[str, float] = {}
+        self._writes: set[asyncio.Task[None]] = set()
 
-    def locked(self, partner: str | None, address: str) -> bool:
-        now = self._clock()
+    async def locked(self, partner: str | None, address: str) -> bool:
         keys = [f"addr:{address}"] + ([f"partner:{partner}"] if partner else [])
-        return any(self._locked_until.get(k, 0.0) > now for k in keys)
+        await self.drain()  # failures of connections that ended before this attempt count for it
+        try:
+            return await self._store.auth_locked(keys, self._clock())
+        except StoreError as exc:  # the credential check reads the store too, and fails the same way
+            log.warning("sftp_auth_state_unavailable", error=str(exc))
+            return False
 
-    def record_failure(self, partners: set[str], address: str) -> None:
-        self._count(f"addr:{address}", self._settings.max_address_failures, address=address)
-        for partner in partners:
-            self._count(f"partner:{partner}", self._settings.max_auth_failures, partner=partner)
+    async def record_failure(self, partners: set[str], address: str) -> None:
+        limits = [(f"addr:{address}", self._settings.max_address_failures)]
+        limits += [(f"partner:{p}", self._settings.max_auth_failures) for p in sorted(partners)]
+        try:
+            locked = await self._store.record_auth_failures(limits, self._clock(), self._settings.lockout_s)
+        except StoreError as exc:
+            log.warning("sftp_auth_failure_not_counted", address=address, partners=sorted(partners), error=str(exc))
+            return
+        for key in locked:
+            kind, _, value = key.partition(":")
+            where = {"partner": value} if kind == "partner" else {"address": value}
+            log.warning("sftp_auth_locked", lockout_s=self._settings.lockout_s, **where)
 
-    def record_success(self, partner: str) -> None:
-        self._failures.pop(f"partner:{partner}", None)
+    async def record_success(self, partner: str) -> None:
+        try:
+            await self._store.clear_auth_failures(f"partner:{partner}")
+        except StoreError as exc:
+            log.warning("sftp_auth_success_not_recorded", partner=partner, error=str(exc))
 
-    def _count(self, key: str, limit: int, **where: str) -> None:
-        now = self._clock()
-        window = self._settings.lockout_s
-        times = self._failures.setdefault(key, deque())
-        times.append(now)
-        while times and times[0] <= now - window:
-            times.popleft()
-        if len(times) >= limit:
-            self._locked_until[key] = now + window
-            times.clear()
-            log.warning("sftp_auth_locked", lockout_s=window, failures=limit, **where)
-        if len(self._failures) > _MAX_TRACKED:
-            self._prune(now)
+    def in_background(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run ``write`` without waiting (from asyncssh's synchronous hooks); ``drain`` waits for it."""
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
-    def _prune(self, now: float) -> None:
-        window = self._settings.lockout_s
-        for key in [k for k, t in self._failures.items() if not t or t[-1] <= now - window]:
-            del self._failures[key]
-        for key in [k for k, until in self._locked_until.items() if until <= now]:
-            del self._locked_until[key]
+    async def drain(self) -> None:
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
 
 class Credentials:
@@ -145,7 +153,9 @@ class PartnerSshServer(asyncssh.SSHServer):
         if self._conn is not None:
             self._credentials.connections.discard(self._conn)
         if not self._authenticated and self._rejections:
-            self._credentials.guard.record_failure(self._tried, self._address)
+            self._credentials.guard.in_background(
+                self._credentials.guard.record_failure(set(self._tried), self._address)
+            )
             log.info(
                 "sftp_auth_failed",
                 address=self._address,
@@ -172,7 +182,7 @@ class PartnerSshServer(asyncssh.SSHServer):
         self._authenticated = True
         username = self._conn.get_extra_info("username") if self._conn else None
         if username:
-            self._credentials.guard.record_success(username)
+            self._credentials.guard.in_background(self._credentials.guard.record_success(username))
             log.info("sftp_login", partner=username, address=self._address)
 
     async def _decide(self, username: str, check: Coroutine[Any, Any, bool]) -> bool:
@@ -180,7 +190,7 @@ class PartnerSshServer(asyncssh.SSHServer):
         loop = asyncio.get_running_loop()
         started = loop.time()
         partner = username if PARTNER_CODE.match(username) else None
-        if self._credentials.guard.locked(partner, self._address):
+        if await self._credentials.guard.locked(partner, self._address):
             check.close()
             ok = False
         else:

@@ -67,6 +67,7 @@ class SftpServer:
         await self._acceptor.wait_closed()
         for conn in list(self._credentials.connections):
             await conn.wait_closed()
+        await self._credentials.guard.drain()  # failures of the last connections reach the store
         log.info("sftp_stopped", port=self.port)
 
 
@@ -96,7 +97,7 @@ async def start_sftp_server(
         lockout_s=settings.lockout_s,
         auth_delay_s=settings.auth_delay_s,
     )
-    credentials = Credentials(store, AuthGuard(auth), auth)
+    credentials = Credentials(store, AuthGuard(store, auth), auth)
     intake = Intake(
         store,
         deposits,

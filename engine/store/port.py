@@ -208,6 +208,20 @@ class Store(Protocol):
     async def release_singleton(self, name: str) -> None:
         """Give ``name`` up (no-op when not held)."""
 
+    # --- authentication failures (SFTP lockouts, shared by every process) -------------------------
+    async def auth_locked(self, keys: Sequence[str], now: datetime) -> bool:
+        """Whether any of ``keys`` is locked at ``now`` (``engine.lockout``)."""
+
+    async def record_auth_failures(
+        self, limits: Sequence[tuple[str, int]], now: datetime, window_s: float
+    ) -> list[str]:
+        """Count one failure at ``now`` for each ``(key, limit)`` (``engine.lockout.after_failure``) in one
+        transaction; returns the keys this failure locked. Windows older than ``window_s`` with no lock
+        left are forgotten."""
+
+    async def clear_auth_failures(self, key: str) -> None:
+        """Forget the failures of ``key`` (a successful login); a lock in force stays."""
+
     # --- directory -----------------------------------------------------------------------------
     async def import_directory(self, data: DirectoryData) -> None:
         """Insert or replace every entry of ``data`` (structures with their services, users, ...)."""

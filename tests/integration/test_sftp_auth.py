@@ -11,7 +11,7 @@ import asyncssh
 import paramiko
 import pytest
 
-from gateway.sftp_server import SftpSettings
+from gateway.sftp_server import SftpSettings, start_sftp_server
 from tests.integration.sftp_support import (
     BBB002_PASSWORD,
     SftpEnv,
@@ -124,3 +124,25 @@ async def test_no_shell_exec_or_forwarding(sftp_env: SftpEnv) -> None:
             await conn.create_connection(asyncssh.SSHTCPSession, "127.0.0.1", sftp_env.port)
         with pytest.raises(asyncssh.ChannelListenError):
             await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", 22)
+
+
+async def test_a_lockout_holds_on_every_server_sharing_the_store(sftp_env: SftpEnv) -> None:
+    """Two SFTP servers on one store (two daemons behind a load balancer): failures through the first lock
+    the partner on the second too, and the lock survives a restart of the first."""
+    other, other_port = await start_sftp_server(
+        sftp_env.harness.store, sftp_env.harness.deposits, sftp_env.outbox, sftp_env.settings, ("127.0.0.1", 0)
+    )
+    try:
+        for _ in range(3):
+            with pytest.raises(asyncssh.PermissionDenied):
+                await asyncssh_connect(sftp_env, "AAA001", sftp_env.keys["BBB002"])
+        await sftp_env.restart_server()
+        for port in (other_port, sftp_env.port):
+            with pytest.raises(asyncssh.PermissionDenied):
+                await asyncssh.connect(
+                    "127.0.0.1", port, username="AAA001", client_keys=[str(sftp_env.keys["AAA001"])],
+                    known_hosts=None, agent_path=None,
+                )  # fmt: skip
+    finally:
+        other.close()
+        await other.wait_closed()

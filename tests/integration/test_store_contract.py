@@ -777,3 +777,31 @@ async def test_directory_reimport_replaces_entries(store: Store) -> None:
     assert await store.get_partner("AAA001") == changed.partners[0]
     assert await store.get_structure(BUYER) == DIRECTORY.structures[1]
     await store.import_directory(DIRECTORY)  # idempotent: users, memberships and profiles upsert cleanly
+
+
+async def test_auth_failures_lock_a_key_for_every_store_on_the_database(factory: StoreFactory) -> None:
+    """Failures counted through one store lock the key for every store on the same database (two daemons);
+    other keys stay open; a success forgets the count but not a lock in force; the lock lifts after the
+    window."""
+    first = await factory.open()
+    second = await factory.open() if not isinstance(first, SqliteStore) else first
+    try:
+        limits = [("partner:AAA001", 3), ("addr:10.0.0.1", 10)]
+        assert await first.record_auth_failures(limits, T0, 3600) == []
+        assert await second.record_auth_failures(limits, T0 + timedelta(minutes=1), 3600) == []
+        assert not await first.auth_locked(["partner:AAA001"], T0 + timedelta(minutes=1))
+        await first.clear_auth_failures("partner:AAA001")  # a success: counting starts again
+        for minute in (2, 3):
+            assert await second.record_auth_failures(limits, T0 + timedelta(minutes=minute), 3600) == []
+        locked_at = T0 + timedelta(minutes=4)
+        assert await first.record_auth_failures(limits, locked_at, 3600) == ["partner:AAA001"]
+        for store in (first, second):
+            assert await store.auth_locked(["addr:10.0.0.2", "partner:AAA001"], locked_at)
+            assert not await store.auth_locked(["addr:10.0.0.1", "partner:BBB002"], locked_at)
+        await second.clear_auth_failures("partner:AAA001")
+        assert await first.auth_locked(["partner:AAA001"], locked_at + timedelta(minutes=59))
+        assert not await first.auth_locked(["partner:AAA001"], locked_at + timedelta(hours=1))
+    finally:
+        if second is not first:
+            await second.close()
+        await first.close()
