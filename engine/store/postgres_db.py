@@ -91,11 +91,12 @@ def wrap() -> Iterator[None]:
 
 
 async def end_open_transaction(conn: Any) -> None:
-    """The pool's reset on release: roll back a transaction left open, nothing more. The driver's default
-    (``RESET ALL; UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()``) is one more round trip per release
-    for session state the pool's connections never take: LISTEN and session advisory locks live on
-    dedicated connections (``postgres_listen``, ``postgres_singletons``, ``migrate`` unlocks its own),
-    and settings and cursors are transaction-local (``SET LOCAL``)."""
+    """The pool's reset on release, replacing the driver's default reset query (``RESET ALL; UNLISTEN *;
+    CLOSE ALL; pg_advisory_unlock_all()``, one more round trip per release) for session state the pool's
+    connections never take: LISTEN and session advisory locks live on dedicated connections
+    (``postgres_listen``, ``postgres_singletons``; ``migrate`` unlocks its own), settings and cursors are
+    transaction-local (``SET LOCAL``). The driver rolls back a transaction left open before calling this;
+    the check below only keeps that true should it stop doing so."""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
 
