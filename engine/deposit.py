@@ -21,11 +21,12 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from engine.blobs import BlobStore
+from engine.clock import utcnow
 from engine.errors import AlreadyExists, ChecksumMismatch, FlowTooLarge, InvalidDepositRequest
 from engine.flownumber import PARTNER_CODE
 from engine.formats.sniff import HEAD_BYTES, sniff_syntax
@@ -41,10 +42,6 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TRACKING_ID = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
 INLINE_BYTES = 256 * 1024  # hashing or sniffing less than this on the loop costs less than a thread hop
 DEFAULT_SYNTAX = Syntax.UBL_INVOICE  # when nothing can be told at the door; the transport check decides
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

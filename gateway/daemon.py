@@ -27,12 +27,12 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
 
 from engine.blobs import BlobStore
+from engine.clock import utcnow
 from engine.cpu_pool import CpuPool
 from engine.deposit import DepositService
 from engine.directory_file import DirectoryFileError, load_directory
@@ -56,10 +56,6 @@ log = structlog.get_logger("fluxdepot.daemon")
 EX_OK, EX_FORCED = 0, 1
 WATCHDOG_SINGLETON = "watchdog"  # one daemon of those sharing a store runs the stuck-flow watchdog
 SHARED_TEMP_AGE_S = 3600.0  # on a shared data folder, only temporary files this old are from a dead daemon
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Listener(Protocol):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import grpc
 
+from engine.clock import utcnow
 from engine.directory import FLOW_FOLLOW_UP, Partner, Role, Service, Structure, User
 from engine.errors import DirectoryEntryNotFound, PermissionDenied
 from engine.model import RejectionRule
@@ -30,7 +31,7 @@ from fluxdepot.v1 import flows_pb2 as flows_pb
 from gateway import grpc_convert as conv
 from gateway.grpc_auth import Authenticator, unary
 from gateway.grpc_errors import InvalidArgument
-from gateway.grpc_flows import utcnow, visible_flow
+from gateway.grpc_flows import visible_flow
 
 TOKEN_BYTES = 32
 _LOGIN = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
 
 from engine import ENGINE_VERSION
+from engine.clock import utcnow
 from engine.deposit import DepositRequest, DepositService
 from engine.errors import FlowNotFound, PermissionDenied
 from engine.model import Channel, FlowRecord
@@ -34,10 +35,6 @@ from gateway.grpc_errors import InvalidArgument
 
 MAX_REPORTS_PER_ZIP = 500
 _SIRET = re.compile(r"^[0-9]{14}$")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def visible_flow(store: Store, principal: Principal, flow_number: str) -> FlowRecord:

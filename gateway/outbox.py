@@ -43,6 +43,7 @@ from pathlib import Path
 import structlog
 
 from engine.blobs import syncfs_function
+from engine.clock import utcnow
 from engine.directory import Partner
 from engine.errors import StoreError, StoreUnavailable
 from engine.model import FlowRecord
@@ -62,10 +63,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def report_name(flow: FlowRecord) -> str:
     """``<interface code>_<partner code>_<flow number>.xml`` (domain.md §4.4)."""
     return f"{flow.interface_code}_{flow.partner_code}_{flow.flow_number}.xml"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

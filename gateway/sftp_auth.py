@@ -21,22 +21,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncssh
 import structlog
 
+from engine.clock import utcnow
 from engine.errors import StoreError
 from engine.flownumber import PARTNER_CODE
 from engine.secrets import hash_secret, verify_secret
 from engine.store.port import Store
 
 log = structlog.get_logger("fluxdepot.sftp")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
