@@ -76,10 +76,10 @@ async def set_status(
     for step, status in zip(events, statuses, strict=True):
         await append_event(tx, flow_number, status, step, at=at_utc, actor=actor, detail=detail)
     if final in JOB_STATUSES:
-        if expected not in JOB_STATUSES:  # else the job is there already (invariant above)
+        if expected not in JOB_STATUSES:  # else the job is there already (and kept, as SQLite does)
             # Recreated on ADMIN_RELEASE / ADMIN_REPROCESS (and NOTIFY the workers).
             await tx.conn.execute(sql.ENSURE_JOB, flow_number, at_utc)
-    elif expected in JOB_STATUSES:
+    elif expected in JOB_STATUSES:  # else there is no job to delete
         await tx.conn.execute(sql.DELETE_JOB, flow_number)
     return flow_from_row(row)
 
