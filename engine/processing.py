@@ -4,7 +4,10 @@
 through its statuses (RECEIVED → PROCESSED_SE_CPP → WAITING_FOR_PROCESSING → IN_PROGRESS → verdict),
 recording each step in the store, with the CPU work in the validation pool. A RECEIVED flow takes one
 pool call (``flow_check``: transport and content checks, each document parsed once); the three steps
-that follow a passed transport check are recorded in one transaction, before the verdict's.
+that follow a passed transport check are then recorded in the verdict's own transaction (each step its
+own chained event), so a flow costs one write transaction from its claim to its verdict. A flow
+claimed later in its life (transport checked before a restart) records IN_PROGRESS before its content
+check runs.
 
 A check that could not run (crash, timeout, missing artefact) yields SYSTEM_FAILURE → WARNING, never
 INTEGRATED. The duplicate-invoice lookup and the verdict are recorded under one lock so two flows
@@ -41,7 +44,8 @@ SYSTEM_CODES = frozenset({"CHECK_FAILED", "CHECK_TIMEOUT"})
 JUDGE_ATTEMPTS = 3
 log = structlog.get_logger("fluxdepot.processing")
 E = FlowEvent
-# The steps from a status before IN_PROGRESS to IN_PROGRESS, recorded in one transaction.
+# The steps from a status before IN_PROGRESS to IN_PROGRESS, recorded in one transaction (the verdict's,
+# when the checks already ran).
 _STEPS_TO_IN_PROGRESS: dict[FlowStatus, tuple[FlowEvent, ...]] = {
     FlowStatus.RECEIVED: (E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED),
     FlowStatus.PROCESSED_SE_CPP: (E.QUEUED, E.CLAIMED),
@@ -120,18 +124,26 @@ class FlowProcessor:
                 return await self._verdict(flow, status, verdict, started)
             syntax = transport.syntax or syntax
         steps = _STEPS_TO_IN_PROGRESS.get(status, ())
-        if steps:
+        if content is not None:
+            # Checked already: the steps up to IN_PROGRESS go in the verdict's transaction (one write less).
+            return await self._judge_and_record(flow, status, content, syntax, started, steps)
+        if steps:  # the content check is still to run: IN_PROGRESS is recorded before it
             updated = await self._store.transition(flow.flow_number, status, steps, actor=self._actor, at=self._clock())
             status = updated.status
-        if content is None:
-            try:
-                content = await self._cpu(content_check, path, flow.file_name, syntax, self._limits)
-            except (CheckTimeout, CheckCrashed) as exc:
-                return await self._fail(flow, status, exc, started)
+        try:
+            content = await self._cpu(content_check, path, flow.file_name, syntax, self._limits)
+        except (CheckTimeout, CheckCrashed) as exc:
+            return await self._fail(flow, status, exc, started)
         return await self._judge_and_record(flow, status, content, syntax, started)
 
     async def _judge_and_record(
-        self, flow: FlowRecord, status: FlowStatus, content: ContentResult, syntax: Syntax, started: float
+        self,
+        flow: FlowRecord,
+        status: FlowStatus,
+        content: ContentResult,
+        syntax: Syntax,
+        started: float,
+        steps: Sequence[FlowEvent] = (),
     ) -> FlowRecord:
         directory = await self._store.snapshot(needed_sirets(content.documents, flow.issuer_siret))
         rule = await self._rule(flow, syntax)
@@ -142,7 +154,7 @@ class FlowProcessor:
                     content, issuer_siret=flow.issuer_siret, directory=directory, earlier=earlier, rule=rule
                 )
                 try:
-                    return await self._verdict(flow, status, verdict, started)
+                    return await self._verdict(flow, status, verdict, started, steps)
                 except InvoiceAlreadyIntegrated:
                     # Another process integrated one of these invoices meanwhile: judge again, and the
                     # duplicate check now sees it. The lock makes this impossible within one process.
@@ -175,12 +187,20 @@ class FlowProcessor:
         verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding(code, str(exc)),))
         return await self._verdict(flow, status, verdict, started)
 
-    async def _verdict(self, flow: FlowRecord, status: FlowStatus, verdict: FlowVerdict, started: float) -> FlowRecord:
+    async def _verdict(
+        self,
+        flow: FlowRecord,
+        status: FlowStatus,
+        verdict: FlowVerdict,
+        started: float,
+        steps: Sequence[FlowEvent] = (),
+    ) -> FlowRecord:
+        """Record ``verdict`` from ``status``, after ``steps`` (the way to IN_PROGRESS) in the same transaction."""
         seconds = time.monotonic() - started
         done = await self._store.record_verdict(
             flow.flow_number,
             status,
-            verdict.event,
+            (*steps, verdict.event),
             actor=self._actor,
             at=self._clock(),
             flow_findings=verdict.flow_findings,

@@ -137,7 +137,7 @@ class Store(Protocol):
         self,
         flow_number: str,
         expected: FlowStatus,
-        event: FlowEvent,
+        event: FlowEvent | Sequence[FlowEvent],
         *,
         actor: str,
         at: datetime,
@@ -148,6 +148,8 @@ class Store(Protocol):
     ) -> FlowRecord:
         """Store invoices and findings and move to the verdict's status, in one transaction.
 
+        ``event`` may be several events, the verdict's last (e.g. TRANSPORT_CHECKED, QUEUED, CLAIMED,
+        INTEGRATED): the steps before it are recorded as ``transition`` would, in the same transaction.
         Integrated invoices become visible to ``integrated_invoice_flows`` in that same transaction.
         """
 

@@ -37,7 +37,7 @@ from engine.directory import DirectoryData, DirectorySnapshot, Partner, Structur
 from engine.errors import AlreadyExists, FlowNotFound, InvoiceAlreadyIntegrated, StoreError, StoreUnavailable
 from engine.flownumber import format_flow_number
 from engine.model import Finding, FlowRecord, InvoiceOutcome, InvoiceStatus, Severity, StatusChange
-from engine.status import FlowEvent, FlowStatus, advance, events_of, walk
+from engine.status import FlowEvent, FlowStatus, events_of, walk
 from engine.store import postgres_directory as directory_sql
 from engine.store import postgres_sql as sql
 from engine.store.port import Claim, NewFlow, Recovered
@@ -212,7 +212,7 @@ class PostgresStore(PostgresAdmin):
         self,
         flow_number: str,
         expected: FlowStatus,
-        event: FlowEvent,
+        event: FlowEvent | Sequence[FlowEvent],
         *,
         actor: str,
         at: datetime,
@@ -221,12 +221,13 @@ class PostgresStore(PostgresAdmin):
         ruleset_version: str,
         detail: str | None = None,
     ) -> FlowRecord:
-        """Replace the flow's invoices and findings with the verdict's and move its status, atomically.
+        """Replace the flow's invoices and findings with the verdict's and move its status (after the
+        steps before the verdict's event, when ``event`` holds several), atomically.
 
         Raises ``InvoiceAlreadyIntegrated`` (nothing written) when another flow integrated one of the
         invoices since this verdict was judged: the caller judges the flow again.
         """
-        advance(expected, event)  # InvalidTransition before touching the database
+        walk(expected, events_of(event))  # InvalidTransition before touching the database
         async with self._write() as tx:
             moved = await set_status(tx, flow_number, expected, event, at=at, actor=actor, detail=detail)
             return await self._replace_verdict(tx, moved, flow_findings, invoices, ruleset_version)

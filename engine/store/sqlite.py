@@ -45,7 +45,7 @@ from engine.directory import DirectoryData, DirectorySnapshot, Partner, Structur
 from engine.errors import AlreadyExists, FlowNotFound, StoreUnavailable
 from engine.flownumber import format_flow_number
 from engine.model import Finding, FlowRecord, InvoiceOutcome, InvoiceStatus, StatusChange
-from engine.status import ADMIN_EVENTS, FlowEvent, FlowStatus, advance, events_of, walk
+from engine.status import ADMIN_EVENTS, FlowEvent, FlowStatus, events_of, walk
 from engine.store import sqlite_directory as directory_sql
 from engine.store import sqlite_outbox
 from engine.store import sqlite_sql as sql
@@ -307,7 +307,7 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         self,
         flow_number: str,
         expected: FlowStatus,
-        event: FlowEvent,
+        event: FlowEvent | Sequence[FlowEvent],
         *,
         actor: str,
         at: datetime,
@@ -316,11 +316,13 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         ruleset_version: str,
         detail: str | None = None,
     ) -> FlowRecord:
-        """Replace the flow's invoices and findings with the verdict's and move its status, atomically."""
-        advance(expected, event)  # InvalidTransition before touching the database
+        """Replace the flow's invoices and findings with the verdict's and move its status, atomically
+        (after the steps before the verdict's event, when ``event`` holds several)."""
+        events = events_of(event)
+        walk(expected, events)  # InvalidTransition before touching the database
 
         def work(conn: sqlite3.Connection) -> FlowRecord:
-            set_status(conn, flow_number, expected, event, at=at, actor=actor, detail=detail)
+            set_statuses(conn, flow_number, expected, events, at=at, actor=actor, detail=detail)
             # A reprocessed flow (ADMIN_REPROCESS) is judged again: the new verdict replaces the old one.
             conn.execute(sql.DELETE_FINDINGS, {"flow_number": flow_number})
             conn.execute(sql.DELETE_INVOICES, {"flow_number": flow_number})

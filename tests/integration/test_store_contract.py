@@ -415,6 +415,35 @@ async def test_final_status_removes_job_and_admin_reprocess_recreates_it(store: 
     assert claim is not None and claim.attempts == 0 and claim.status is S.WAITING_FOR_PROCESSING
 
 
+async def test_record_verdict_records_the_steps_before_it_in_the_same_transaction(store: Store) -> None:
+    """A verdict given with the steps that lead to IN_PROGRESS records each step as its own chained event,
+    then the verdict, in one transaction: the job is gone, and a step not allowed from the expected status
+    is refused before anything is written (the flow is still RECEIVED for the real verdict)."""
+    flow = await store.create_flow(new_flow())
+    n = flow.flow_number
+    claim = await store.claim("w1", now=T0, lease_s=30)
+    assert claim is not None and claim.flow_number == n
+    with pytest.raises(InvalidTransition):
+        await store.record_verdict(
+            n, S.RECEIVED, (E.QUEUED, E.ALL_INTEGRATED), actor="worker:1", at=T0,
+            flow_findings=[], invoices=[], ruleset_version="x",
+        )  # fmt: skip
+    outcome = InvoiceOutcome(facts("F-9"), InvoiceStatus.INTEGRATED)
+    done = await store.record_verdict(
+        n, S.RECEIVED, (E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED, E.ALL_INTEGRATED), actor="worker:1",
+        at=T0 + timedelta(seconds=1), flow_findings=[], invoices=[outcome], ruleset_version="r",
+    )  # fmt: skip
+    assert done.status is S.INTEGRATED and done.integrated_count == 1
+    history = await store.history(n)
+    assert [h.status for h in history] == [
+        S.RECEIVED, S.PROCESSED_SE_CPP, S.WAITING_FOR_PROCESSING, S.IN_PROGRESS, S.INTEGRATED,
+    ]  # fmt: skip
+    assert [h.event for h in history[1:]] == [E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED, E.ALL_INTEGRATED]
+    assert verify_chain(history) == []
+    assert await store.queue_depth() == 0
+    assert await store.invoices(n) == [outcome]
+
+
 # --- audit chain ---------------------------------------------------------------------------------
 async def test_history_hash_chain_verifies_and_detects_tampering(store: Store, factory: StoreFactory) -> None:
     """The events of a flow form a valid hash chain; rewriting one row in the database breaks it."""
