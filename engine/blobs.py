@@ -91,6 +91,15 @@ def syncfs_function() -> Callable[[int], None] | None:
     return syncfs
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a file's bytes, read ``CHUNK_BYTES`` at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 @dataclass
 class _Written:
     """A temporary file holding a blob's bytes, not yet durable nor under its final name."""
@@ -295,15 +304,9 @@ class BlobStore:
     def _holds_intact(self, final: Path, key: str, size: int) -> bool:
         """Whether ``final`` already holds exactly the blob (size and sha256 re-checked)."""
         try:
-            if final.stat().st_size != size:
-                return False
-            digest = hashlib.sha256()
-            with open(final, "rb") as handle:
-                while chunk := handle.read(CHUNK_BYTES):
-                    digest.update(chunk)
+            return final.stat().st_size == size and file_sha256(final) == key
         except FileNotFoundError:
             return False
-        return digest.hexdigest() == key
 
     def _discard(self, written: Sequence[_Written]) -> None:
         """Close the files; remove those not renamed into place."""

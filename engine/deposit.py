@@ -19,17 +19,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from engine.blobs import BlobStore
+from engine.blobs import BlobStore, file_sha256
 from engine.clock import utcnow
 from engine.errors import AlreadyExists, ChecksumMismatch, FlowTooLarge, InvalidDepositRequest
 from engine.flownumber import PARTNER_CODE
-from engine.formats.sniff import HEAD_BYTES, sniff_syntax
+from engine.formats.sniff import HEAD_BYTES, sniff_file, sniff_syntax
 from engine.model import Channel, FlowRecord, Limits, Syntax
 from engine.store.group_commit import GroupCommit
 from engine.store.port import NewFlow, Store
@@ -93,14 +93,9 @@ class DepositService:
 
     async def deposit(self, request: DepositRequest) -> DepositReceipt:
         declared = self._check_request(request, len(request.content))
-        if request.tracking_id:
-            earlier = await self._store.find_by_tracking_id(request.depositor, request.tracking_id)
-            if earlier is not None:
-                return DepositReceipt(earlier, already_deposited=True)
-        if request.sha256:
-            actual = await _off_loop_if_big(sha256_hex, request.content)
-            if actual != request.sha256:  # refused before anything is written
-                raise ChecksumMismatch(request.sha256, actual)
+        if (earlier := await self._retried(request)) is not None:
+            return earlier
+        await self._check_checksum(request, lambda: _off_loop_if_big(sha256_hex, request.content))
         key, digest, size = await self._blob_batches.submit(request.content)
         syntax = declared or await _off_loop_if_big(_sniff, request.content) or DEFAULT_SYNTAX
         return await self._create(request, declared, syntax, key, digest, size)
@@ -112,17 +107,28 @@ class DepositService:
         left to the caller. Tracking ids and declared checksums work as in ``deposit``."""
         size = (await asyncio.to_thread(path.stat)).st_size
         declared = self._check_request(request, size)
-        if request.tracking_id:
-            earlier = await self._store.find_by_tracking_id(request.depositor, request.tracking_id)
-            if earlier is not None:
-                return DepositReceipt(earlier, already_deposited=True)
-        if request.sha256:
-            actual = await asyncio.to_thread(_sha256_file, path)
-            if actual != request.sha256:
-                raise ChecksumMismatch(request.sha256, actual)
+        if (earlier := await self._retried(request)) is not None:
+            return earlier
+        await self._check_checksum(request, lambda: asyncio.to_thread(file_sha256, path))
         key, digest, size = await asyncio.to_thread(self._blobs.adopt, path)
-        syntax = declared or await asyncio.to_thread(_sniff_file, self._blobs.path(key)) or DEFAULT_SYNTAX
+        syntax = declared or await asyncio.to_thread(sniff_file, self._blobs.path(key)) or DEFAULT_SYNTAX
         return await self._create(request, declared, syntax, key, digest, size)
+
+    async def _retried(self, request: DepositRequest) -> DepositReceipt | None:
+        """The flow an earlier deposit with the same tracking id created (DESIGN §9.4), if any."""
+        if not request.tracking_id:
+            return None
+        earlier = await self._store.find_by_tracking_id(request.depositor, request.tracking_id)
+        return DepositReceipt(earlier, already_deposited=True) if earlier is not None else None
+
+    @staticmethod
+    async def _check_checksum(request: DepositRequest, actual: Callable[[], Awaitable[str]]) -> None:
+        """``ChecksumMismatch`` when the request declares a sha256 that ``actual()`` does not give; runs
+        before anything is written."""
+        if request.sha256:
+            digest = await actual()
+            if digest != request.sha256:
+                raise ChecksumMismatch(request.sha256, digest)
 
     async def _create(
         self, request: DepositRequest, declared: Syntax | None, syntax: Syntax, key: str, digest: str, size: int
@@ -199,23 +205,6 @@ async def _off_loop_if_big(fn: Callable[[bytes], T], content: bytes) -> T:
 
 def _sniff(content: bytes) -> Syntax | None:
     return sniff_syntax(content[:HEAD_BYTES], content)
-
-
-def _sniff_file(path: Path) -> Syntax | None:
-    """``_sniff`` of a stored file: its head, and the whole file only when it is an archive."""
-    with open(path, "rb") as fh:
-        head = fh.read(HEAD_BYTES)
-        if head.startswith((b"PK\x03\x04", b"\x1f\x8b")):
-            return sniff_syntax(head, head + fh.read())
-    return sniff_syntax(head)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sha256_hex(data: bytes) -> str:

@@ -11,10 +11,12 @@ import io
 import re
 import tarfile
 import zipfile
+from pathlib import Path
 
 from engine.model import Syntax
 
 HEAD_BYTES = 8192
+_ARCHIVE_HEADS = (b"PK\x03\x04", b"\x1f\x8b")  # zip, gzip (tar.gz): the syntax is in a member
 _UBL = re.compile(rb"urn:oasis:names:specification:ubl:schema:xsd:(Invoice|CreditNote)-2")
 _CII = re.compile(rb"urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100")
 
@@ -26,7 +28,7 @@ def sniff_syntax(head: bytes, whole: bytes | None = None) -> Syntax | None:
     """
     if head.startswith(b"%PDF"):
         return Syntax.CII_FACTURX
-    if whole is not None and head.startswith((b"PK\x03\x04", b"\x1f\x8b")):
+    if whole is not None and head.startswith(_ARCHIVE_HEADS):
         member = _first_member_head(whole)
         return sniff_syntax(member) if member else None
     if _UBL.search(head[:HEAD_BYTES]):
@@ -34,6 +36,15 @@ def sniff_syntax(head: bytes, whole: bytes | None = None) -> Syntax | None:
     if _CII.search(head[:HEAD_BYTES]):
         return Syntax.CII_16B
     return None
+
+
+def sniff_file(path: Path) -> Syntax | None:
+    """``sniff_syntax`` of a stored file: reads its head, and the whole file only when it is an archive."""
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        if head.startswith(_ARCHIVE_HEADS):
+            return sniff_syntax(head, head + fh.read())
+    return sniff_syntax(head)
 
 
 def _first_member_head(data: bytes) -> bytes | None:
