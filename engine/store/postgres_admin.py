@@ -188,7 +188,7 @@ AUTH_WINDOW = "SELECT failures, window_start, locked_until FROM auth_failures WH
 AUTH_SAVE = """INSERT INTO auth_failures (key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4)
 ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
     locked_until = excluded.locked_until"""
-AUTH_CLEAR = "UPDATE auth_failures SET failures = 0 WHERE key = $1"
+AUTH_CLEAR = "UPDATE auth_failures SET failures = 0 WHERE key = $1 AND failures > 0"  # no write when clean
 
 
 class PostgresAdmin(PostgresMonitoring):
@@ -214,7 +214,7 @@ class PostgresAdmin(PostgresMonitoring):
             for key, limit in sorted(limits):
                 await tx.conn.execute(AUTH_ENSURE, key, at)  # a row to lock, even for a first failure
                 row = await tx.conn.fetchrow(AUTH_WINDOW, key)
-                current = FailureWindow(row["failures"], row["window_start"], row["locked_until"]) if row else None
+                current = FailureWindow(row["failures"], row["window_start"], row["locked_until"])
                 updated, now_locked = after_failure(current, at, limit, window)
                 await tx.conn.execute(AUTH_SAVE, key, updated.failures, updated.window_start, updated.locked_until)
                 if now_locked:

@@ -243,7 +243,7 @@ AUTH_SAVE = """INSERT OR REPLACE INTO auth_failures (key, failures, window_start
 VALUES (:key, :failures, :window_start, :locked_until)"""
 AUTH_FORGET = """DELETE FROM auth_failures
 WHERE window_start <= :cutoff AND (locked_until IS NULL OR locked_until <= :now)"""
-AUTH_CLEAR = "UPDATE auth_failures SET failures = 0 WHERE key = :key"
+AUTH_CLEAR = "UPDATE auth_failures SET failures = 0 WHERE key = :key AND failures > 0"  # no write when clean
 
 
 async def record_auth_failures(
