@@ -106,14 +106,15 @@ class FlowProcessor:
         flow = await self._store.get_flow(claim.flow_number)
         if flow is None:  # pragma: no cover - the job exists only with its flow
             raise LookupError(claim.flow_number)
-        path = str(self._blobs.path(claim.blob_key))
+        # A small flow's bytes came with the claim; a big one's blob is read by the check from its path.
+        source = claim.content if claim.content is not None else str(self._blobs.path(claim.blob_key))
         syntax = flow.syntax
         status = flow.status
         content: ContentResult | None = None
         if status is FlowStatus.RECEIVED:
             declared = flow.syntax if flow.declared_syntax else None
             try:
-                transport, content = await self._cpu(flow_check, path, flow.file_name, declared, self._limits)
+                transport, content = await self._cpu(flow_check, source, flow.file_name, declared, self._limits)
             except (CheckTimeout, CheckCrashed) as exc:
                 return await self._fail(flow, status, exc, started)
             if system_failure(transport.findings):
@@ -131,7 +132,7 @@ class FlowProcessor:
             updated = await self._store.transition(flow.flow_number, status, steps, actor=self._actor, at=self._clock())
             status = updated.status
         try:
-            content = await self._cpu(content_check, path, flow.file_name, syntax, self._limits)
+            content = await self._cpu(content_check, source, flow.file_name, syntax, self._limits)
         except (CheckTimeout, CheckCrashed) as exc:
             return await self._fail(flow, status, exc, started)
         return await self._judge_and_record(flow, status, content, syntax, started)

@@ -8,8 +8,9 @@ Two stages, matching the statuses (DESIGN §4):
   per invoice the EN 16931 rules and the Factur-X profile rules (business findings) and the invoice facts
   the directory checks need.
 
-Both read the blob from ``path`` (never passed as bytes across processes), return plain data and never
-raise for bad input: every problem is a ``Finding``. When a check cannot run (missing artefact, processor
+Both take the flow as ``source``: the bytes the store kept with a small flow, or the path of its blob
+(a big flow's bytes are never sent across processes). They return plain data and never raise for bad
+input: every problem is a ``Finding``. When a check cannot run (missing artefact, processor
 failure) the result carries a ``CHECK_FAILED`` finding, which sends the flow to WARNING, never INTEGRATED.
 """
 
@@ -54,28 +55,28 @@ class ContentResult:
     ruleset_version: str  # e.g. "EN16931 1.3.16; Factur-X 1.09.2; UBL 2.1 XSD"
 
 
-def transport_check(path: str, file_name: str, declared: Syntax | None, limits: Limits) -> TransportResult:
+def transport_check(source: str | bytes, file_name: str, declared: Syntax | None, limits: Limits) -> TransportResult:
     """RECEIVED → PROCESSED_SE_CPP checks; never raises (an unexpected error is ``CHECK_FAILED``)."""
     try:
-        return _transport(path, file_name, declared, limits)
+        return _transport(source, file_name, declared, limits)
     except Exception as exc:  # the pool must get data back, whatever happened
         return TransportResult(declared, (), (_check_failed(exc, file_name),))
 
 
-def content_check(path: str, file_name: str, syntax: Syntax, limits: Limits) -> ContentResult:
+def content_check(source: str | bytes, file_name: str, syntax: Syntax, limits: Limits) -> ContentResult:
     """IN_PROGRESS checks: XSD, schematrons and facts of every document; never raises."""
     try:
         version = ruleset_version()
     except Exception:  # artefacts unreadable: still report CHECK_FAILED below
         version = ""
     try:
-        return _content(path, file_name, limits, version)
+        return _content(source, file_name, limits, version)
     except Exception as exc:
         return ContentResult((_check_failed(exc, file_name),), (), version)
 
 
 def flow_check(
-    path: str, file_name: str, declared: Syntax | None, limits: Limits
+    source: str | bytes, file_name: str, declared: Syntax | None, limits: Limits
 ) -> tuple[TransportResult, ContentResult | None]:
     """``transport_check``, then ``content_check`` when the flow passed it, in ONE call: the file is
     read and each document parsed once (the worker saves a pool round trip and a parse per flow).
@@ -85,7 +86,7 @@ def flow_check(
     except Exception:  # artefacts unreadable: content_check reports CHECK_FAILED
         version = ""
     try:
-        members = _read_documents(path, file_name, limits)
+        members = _read_documents(source, file_name, limits)
     except _FlowError as exc:
         return TransportResult(declared, (), (exc.finding,)), None
     except Exception as exc:
@@ -111,9 +112,9 @@ class _FlowError(Exception):
         self.finding = problem
 
 
-def _transport(path: str, file_name: str, declared: Syntax | None, limits: Limits) -> TransportResult:
+def _transport(source: str | bytes, file_name: str, declared: Syntax | None, limits: Limits) -> TransportResult:
     try:
-        members = _read_documents(path, file_name, limits)
+        members = _read_documents(source, file_name, limits)
     except _FlowError as exc:
         return TransportResult(declared, (), (exc.finding,))
     return _transport_of(members, declared, limits)[0]
@@ -175,21 +176,27 @@ def _document_checks(document: Detected, declared: Syntax | None) -> list[Findin
 _E2_WITH_ATTACHMENT = frozenset({Syntax.UBL_INVOICE_MIN, Syntax.CII_MIN_16B})
 
 
-def _read_documents(path: str, file_name: str, limits: Limits) -> tuple[archive.Member, ...]:
-    """The flow's documents: the archive members, or the file itself; raises ``_FlowError``."""
-    size_bytes = Path(path).stat().st_size
+def _read_documents(source: str | bytes, file_name: str, limits: Limits) -> tuple[archive.Member, ...]:
+    """The flow's documents (from its bytes or its file): the archive members, or the flow itself;
+    raises ``_FlowError``."""
+    size_bytes = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
     if size_bytes == 0:
         raise _FlowError(finding("FILE_EMPTY", document=file_name))
     if size_bytes > limits.max_flow_bytes:
         raise _FlowError(finding("FILE_TOO_LARGE", document=file_name))
-    with open(path, "rb") as handle:
-        head = handle.read(512)
+    if isinstance(source, bytes):
+        head = source[:512]
+    else:
+        with open(source, "rb") as handle:
+            head = handle.read(512)
     kind = archive.archive_kind(head)
     if kind is None:
-        with open(path, "rb") as handle:
+        if isinstance(source, bytes):
+            return (archive.Member(file_name, source),)
+        with open(source, "rb") as handle:
             return (archive.Member(file_name, handle.read(limits.max_flow_bytes + 1)),)
     try:
-        return archive.unpack(path, kind, limits, size_bytes)
+        return archive.unpack(source, kind, limits, size_bytes)
     except archive.ArchiveError as exc:
         raise _FlowError(exc.finding) from None
 
@@ -197,9 +204,9 @@ def _read_documents(path: str, file_name: str, limits: Limits) -> tuple[archive.
 # Content ---------------------------------------------------------------------------------------------
 
 
-def _content(path: str, file_name: str, limits: Limits, version: str) -> ContentResult:
+def _content(source: str | bytes, file_name: str, limits: Limits, version: str) -> ContentResult:
     try:
-        members = _read_documents(path, file_name, limits)
+        members = _read_documents(source, file_name, limits)
     except _FlowError as exc:
         return ContentResult((exc.finding,), (), version)
     outcomes: list[Detected | DocumentError] = []

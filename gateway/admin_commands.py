@@ -137,7 +137,7 @@ def backup(settings: Settings, target: Path, out: TextIO) -> int:
     try:
         with dest:
             source.backup(dest)
-        keys = [row[0] for row in dest.execute("SELECT DISTINCT blob_key FROM flows")]
+        keys = [row[0] for row in dest.execute("SELECT DISTINCT blob_key FROM flows WHERE blob_key <> ''")]
     finally:
         source.close()
         dest.close()

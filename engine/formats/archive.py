@@ -17,6 +17,7 @@ Problems are raised as ``ArchiveError`` carrying the catalogued finding.
 
 from __future__ import annotations
 
+import io
 import lzma
 import stat
 import tarfile
@@ -78,10 +79,11 @@ def archive_kind(head: bytes) -> str | None:
     return None
 
 
-def unpack(path: str, kind: str, limits: Limits, compressed_bytes: int) -> tuple[Member, ...]:
-    """Read every document of the archive at ``path``; raise ``ArchiveError`` on any violation."""
+def unpack(source: str | bytes, kind: str, limits: Limits, compressed_bytes: int) -> tuple[Member, ...]:
+    """Read every document of the archive (its path, or its bytes); raise ``ArchiveError`` on any violation."""
+    opened: str | IO[bytes] = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        members = _unpack_zip(path, limits) if kind == "zip" else _unpack_tar(path, limits, compressed_bytes)
+        members = _unpack_zip(opened, limits) if kind == "zip" else _unpack_tar(opened, limits, compressed_bytes)
     except ArchiveError:
         raise
     except _UNREADABLE as exc:
@@ -151,8 +153,8 @@ def _check_ratio(name: str, unpacked_bytes: int, packed_bytes: int, limits: Limi
         )
 
 
-def _unpack_zip(path: str, limits: Limits) -> list[Member]:
-    with zipfile.ZipFile(path) as archive:
+def _unpack_zip(source: str | IO[bytes], limits: Limits) -> list[Member]:
+    with zipfile.ZipFile(source) as archive:
         infos = archive.infolist()  # the central directory only: nothing is decompressed yet
         _counted((i.filename for i in infos if not i.is_dir()), limits)
         wanted = []
@@ -194,8 +196,10 @@ class _RatioGuard:
         return chunk
 
 
-def _unpack_tar(path: str, limits: Limits, compressed_bytes: int) -> list[Member]:
-    with tarfile.open(path, mode="r:*") as archive:
+def _unpack_tar(source: str | IO[bytes], limits: Limits, compressed_bytes: int) -> list[Member]:
+    with (
+        tarfile.open(source, mode="r:*") if isinstance(source, str) else tarfile.open(fileobj=source, mode="r:*")
+    ) as archive:
         # First pass: headers only. tarfile skips member data without keeping it; declared sizes are
         # checked here so a huge member is refused before it is decompressed.
         infos: list[tarfile.TarInfo] = []

@@ -7,8 +7,12 @@ children, keeping the driver error as ``__cause__``).
 Invariants every implementation keeps:
 
 * ``create_flow`` allocates the flow number (unique, never reused, safe under concurrency), inserts the
-  flow row in status RECEIVED, its first (hash-chained) status event and its work-queue job, in one
-  transaction, durably (committed and synced) before returning.
+  flow row in status RECEIVED, its first (hash-chained) status event, its work-queue job and, for a
+  small deposit, its bytes (``NewFlow.content``), in one transaction, durably (committed and synced)
+  before returning.
+* A flow's bytes are either in the blob store under ``blob_key``, or kept by the store with its row
+  (``blob_key`` is then ""): ``claim`` hands them to the worker (``Claim.content``), and they go with
+  the flow when it is purged.
 * Every status change is compare-and-set on the expected status (zero rows → ``StatusConflict``) and
   appends its hash-chained event (``engine.audit.event_hash``) in the same transaction.
 * A flow has a job row exactly while its status is RECEIVED, PROCESSED_SE_CPP, WAITING_FOR_PROCESSING or
@@ -45,10 +49,15 @@ class NewFlow:
     depositor: str
     sha256: str
     size_bytes: int
-    blob_key: str
+    blob_key: str  # the blob store's key; "" when ``content`` is given
     deposited_at: datetime
     tracking_id: str | None = None
     partner_code: str | None = None
+    content: bytes | None = None  # the bytes of a small deposit, kept with the row instead of a blob
+
+    def __post_init__(self) -> None:
+        if (self.content is None) == (self.blob_key == ""):
+            raise ValueError("a new flow has either a blob_key or its content, not both nor neither")
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,8 @@ class Claim:
     status: FlowStatus
     attempts: int  # how many leases on this job expired before this claim
     lease_expires_at: datetime
-    blob_key: str
+    blob_key: str  # "" when the store keeps the bytes (``content``)
+    content: bytes | None = None  # the flow's bytes, when the store keeps them with its row
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,8 @@ class PostgresStore(PostgresAdmin):
             tx.counts.flow(new.issuer_siret, deposited_at, new.syntax.value, S.RECEIVED.code, +1)
             await append_event(tx, number, S.RECEIVED, None, at=deposited_at, actor=new.depositor, detail=None)
             await tx.conn.execute(sql.ENSURE_JOB, number, deposited_at)
+            if new.content is not None:
+                await tx.conn.execute(sql.INSERT_CONTENT, number, new.content)
             return flow_from_row(row)
 
     async def find_by_tracking_id(self, depositor: str, tracking_id: str) -> FlowRecord | None:
@@ -334,6 +336,7 @@ class PostgresStore(PostgresAdmin):
             attempts=int(row["attempts"]),
             lease_expires_at=expires,
             blob_key=str(row["blob_key"]),
+            content=row["content"],
         )
 
     async def heartbeat(self, flow_number: str, worker_id: str, *, now: datetime, lease_s: float) -> bool:

@@ -91,6 +91,7 @@ PURGE = (
     "DELETE FROM invoices WHERE flow_number = ANY ($1::text[])",
     "DELETE FROM status_events WHERE flow_number = ANY ($1::text[])",
     "DELETE FROM jobs WHERE flow_number = ANY ($1::text[])",
+    "DELETE FROM flow_contents WHERE flow_number = ANY ($1::text[])",
     "DELETE FROM flows WHERE flow_number = ANY ($1::text[])",
 )
 UNREFERENCED_BLOBS = """
@@ -177,7 +178,7 @@ async def purge(tx: Tx, deposited_before: datetime) -> tuple[int, list[str]]:
         await tx.conn.execute(statement, numbers)
     for r in rows:
         tx.counts.flow(str(r["issuer_siret"]), r["deposited_at"], str(r["syntax"]), str(r["status"]), -1)
-    keys = [str(r["blob_key"]) for r in rows]
+    keys = [str(r["blob_key"]) for r in rows if r["blob_key"]]  # "": bytes kept in the row
     return len(rows), [str(r[0]) for r in await tx.conn.fetch(UNREFERENCED_BLOBS, keys)]
 
 

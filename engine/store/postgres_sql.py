@@ -34,6 +34,7 @@ FIND_BY_TRACKING_ID = _SELECT_FLOW + "WHERE depositor = $1 AND tracking_id = $2"
 
 GET_STATUS = "SELECT status FROM flows WHERE flow_number = $1"
 GET_BLOB_KEY = "SELECT blob_key FROM flows WHERE flow_number = $1"
+INSERT_CONTENT = "INSERT INTO flow_contents (flow_number, content) VALUES ($1, $2)"
 GET_RULESET_VERSION = "SELECT ruleset_version FROM flows WHERE flow_number = $1"
 ALL_FLOW_NUMBERS = "SELECT flow_number FROM flows ORDER BY seq"
 
@@ -170,7 +171,8 @@ WITH next AS (
 UPDATE jobs j SET lease_owner = $2, lease_expires_at = $3
 FROM next, flows f
 WHERE j.id = next.id AND f.flow_number = j.flow_number
-RETURNING j.flow_number, j.attempts, f.status, f.blob_key
+RETURNING j.flow_number, j.attempts, f.status, f.blob_key,
+          (SELECT c.content FROM flow_contents c WHERE c.flow_number = j.flow_number) AS content
 """
 # $1 flow_number, $2 worker_id, $3 lease_expires_at
 HEARTBEAT = "UPDATE jobs SET lease_expires_at = $3 WHERE flow_number = $1 AND lease_owner = $2"

@@ -28,6 +28,7 @@ from engine.model import (
     Syntax,
 )
 from engine.status import FlowEvent, FlowStatus
+from engine.store.port import NewFlow
 
 
 class Row(Protocol):
@@ -173,3 +174,28 @@ def invoice_values(flow_number: str, idx: int, facts: InvoiceFacts, status: Invo
         "has_attachment": facts.has_attachment,
         "status": status.value,
     }
+
+
+def new_flow_record(number: str, new: NewFlow, deposited_at: datetime) -> FlowRecord:
+    """The record of a flow just inserted from ``new`` (status RECEIVED, nothing counted yet), as a
+    re-read would give it; ``deposited_at`` is the time as stored (the store's precision)."""
+    return FlowRecord(
+        flow_number=number,
+        file_name=new.file_name,
+        syntax=new.syntax,
+        channel=new.channel,
+        issuer_siret=new.issuer_siret,
+        depositor=new.depositor,
+        status=FlowStatus.RECEIVED,
+        deposited_at=deposited_at,
+        status_changed_at=deposited_at,
+        sha256=new.sha256,
+        size_bytes=new.size_bytes,
+        tracking_id=new.tracking_id,
+        declared_syntax=new.declared_syntax,
+        partner_code=new.partner_code,
+        invoice_count=0,
+        integrated_count=0,
+        rejected_count=0,
+        return_flows=(),
+    )

@@ -51,6 +51,7 @@ from engine.store import sqlite_outbox
 from engine.store import sqlite_sql as sql
 from engine.store.group_commit import GroupCommit
 from engine.store.port import Claim, NewFlow, Recovered, ReportInputs
+from engine.store.rows import new_flow_record
 from engine.store.sqlite_admin import SqliteAdmin
 from engine.store.sqlite_db import SyncSetting, ThreadConnection, connect, migrate, transaction, wrap
 from engine.store.sqlite_queries import CommitSignal, SqliteQueries
@@ -60,6 +61,7 @@ from engine.store.sqlite_rows import (
     finding_from_row,
     finding_params,
     flow_from_row,
+    from_db_time,
     invoice_params,
     to_db_time,
     utc,
@@ -212,28 +214,38 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         return await self._write_flows(work)
 
     def _insert_many(self, conn: sqlite3.Connection, news: Sequence[NewFlow]) -> list[FlowRecord]:
-        """Insert flows that cannot conflict (no tracking id): numbers, rows, first events, jobs."""
+        """Insert flows that cannot conflict (no tracking id): numbers, rows, first events, jobs.
+
+        Each table gets ONE multi-row INSERT per chunk, not ``executemany``: the sqlite3 module drops
+        and retakes the GIL around every statement step, and each retake waits for the busy event loop,
+        so the batch's wall time grows with its steps far more than with its rows."""
         rows = conn.execute(sql.RESERVE_SEQUENCES, {"count": len(news)}).fetchall()
         first = int(rows[0][0]) - len(news) + 1
-        flows, events, jobs = [], [], []
+        flows: list[Any] = []
+        events: list[Any] = []
+        jobs: list[Any] = []
+        contents: list[Any] = []
+        created: list[FlowRecord] = []
         for seq, new in enumerate(news, start=first):
             number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
             at = utc(new.deposited_at)
-            flows.append(_flow_params(seq, number, new))
+            stored_at = to_db_time(at)
+            flows.extend(sql.flow_values(seq, number, new, S.RECEIVED.code, stored_at))
             digest = event_hash(GENESIS, number, 1, S.RECEIVED.code, "", at.isoformat(), new.depositor, None)
-            events.append(
-                {
-                    "flow_number": number, "seq": 1, "status": S.RECEIVED.code, "event": None,
-                    "at": to_db_time(at), "actor": new.depositor, "detail": None, "prev_hash": GENESIS,
-                    "hash": digest,
-                }
-            )  # fmt: skip
-            jobs.append({"flow_number": number, "available_at": to_db_time(at)})
-        conn.executemany(sql.INSERT_FLOW, flows)
-        conn.executemany(sql.INSERT_EVENT, events)
-        conn.executemany(sql.ENSURE_JOB, jobs)
-        inserted = conn.execute(sql.FLOWS_BY_SEQ, {"first": first, "last": first + len(news) - 1}).fetchall()
-        return [flow_from_row(row) for row in inserted]
+            events.extend((number, 1, S.RECEIVED.code, None, stored_at, new.depositor, None, GENESIS, digest))
+            jobs.extend((number, stored_at))
+            if new.content is not None:
+                contents.extend((number, new.content))
+            created.append(new_flow_record(number, new, from_db_time(stored_at)))
+        for start in range(0, len(news), sql.ROWS_PER_INSERT):
+            count = min(sql.ROWS_PER_INSERT, len(news) - start)
+            conn.execute(sql.insert_flows(count), flows[start * sql.FLOW_WIDTH : (start + count) * sql.FLOW_WIDTH])
+            conn.execute(sql.insert_events(count), events[start * sql.EVENT_WIDTH : (start + count) * sql.EVENT_WIDTH])
+            conn.execute(sql.ensure_jobs(count), jobs[start * sql.JOB_WIDTH : (start + count) * sql.JOB_WIDTH])
+        for start in range(0, len(contents), 2 * sql.ROWS_PER_INSERT):
+            chunk = contents[start : start + 2 * sql.ROWS_PER_INSERT]
+            conn.execute(sql.insert_contents(len(chunk) // 2), chunk)
+        return created
 
     def _insert_isolated(self, conn: sqlite3.Connection, new: NewFlow) -> FlowRecord | BaseException:
         if new.tracking_id is None:  # nothing expected can fail: no savepoint needed
@@ -263,6 +275,8 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
             raise
         append_event(conn, number, S.RECEIVED, None, at=new.deposited_at, actor=new.depositor, detail=None)
         conn.execute(sql.ENSURE_JOB, {"flow_number": number, "available_at": deposited_at})
+        if new.content is not None:
+            conn.execute(sql.insert_contents(1), (number, new.content))
         return read_flow(conn, number)
 
     async def find_by_tracking_id(self, depositor: str, tracking_id: str) -> FlowRecord | None:
@@ -412,7 +426,7 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         params = {"now": to_db_time(now)}
         # Idle workers poll: once a claim found nothing, look on the reader first so an empty queue
         # never takes the write lock; while claims find work, that look would only cost a round trip.
-        if self._queue_seen_empty and not await self._fetch(sql.NEXT_CLAIMABLE, params):
+        if self._queue_seen_empty and not await self._fetch(sql.ANY_CLAIMABLE, params):
             return None
         expires = utc(now) + timedelta(seconds=lease_s)
 
@@ -435,6 +449,7 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
                 attempts=int(row["attempts"]),
                 lease_expires_at=expires,
                 blob_key=str(row["blob_key"]),
+                content=row["content"],
             )
 
         claim = await self._write_flows(work, durable=False)

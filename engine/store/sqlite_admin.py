@@ -100,6 +100,7 @@ PURGE = (
     "DELETE FROM status_events WHERE flow_number IN (SELECT value FROM json_each(:numbers))",
     "DELETE FROM event_feed WHERE flow_number IN (SELECT value FROM json_each(:numbers))",
     "DELETE FROM jobs WHERE flow_number IN (SELECT value FROM json_each(:numbers))",
+    "DELETE FROM flow_contents WHERE flow_number IN (SELECT value FROM json_each(:numbers))",
     "DELETE FROM flows WHERE flow_number IN (SELECT value FROM json_each(:numbers))",
 )
 UNREFERENCED_BLOBS = """
@@ -226,7 +227,7 @@ async def purge_flows(conn: aiosqlite.Connection, deposited_before: datetime) ->
     numbers = json.dumps([str(r["flow_number"]) for r in rows])
     for statement in PURGE:
         await conn.execute(statement, {"numbers": numbers})
-    keys = json.dumps([str(r["blob_key"]) for r in rows])
+    keys = json.dumps([str(r["blob_key"]) for r in rows if r["blob_key"]])  # "": bytes kept in the row
     return len(rows), [str(r[0]) for r in await conn.execute_fetchall(UNREFERENCED_BLOBS, {"keys": keys})]
 
 

@@ -6,6 +6,11 @@ Nothing here is built from values (STYLE rule 4); SQLite-only syntax (``RETURNIN
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+from engine.store.port import NewFlow
+
 NEXT_SEQUENCE = "UPDATE flow_sequence SET last_value = last_value + 1 WHERE id = 1 RETURNING last_value"
 
 INSERT_FLOW = """
@@ -17,6 +22,58 @@ INSERT INTO flows (
     :deposited_at, :deposited_at, :sha256, :size_bytes, :blob_key, :tracking_id, :partner_code
 )
 """
+
+# --- bulk inserts of new flows (one statement per table and chunk; see SqliteStore._insert_many) ------
+# The only statements built at run time: from a row count (never from a value) into "(?, ...), (?, ...)".
+ROWS_PER_INSERT = 500  # x 16 columns stays far below SQLite's 32,766 bound parameters
+_NEW_FLOW_COLUMNS = (
+    "seq", "flow_number", "file_name", "syntax", "declared_syntax", "channel", "issuer_siret", "depositor",
+    "status", "deposited_at", "status_changed_at", "sha256", "size_bytes", "blob_key", "tracking_id",
+    "partner_code",
+)  # fmt: skip
+_NEW_EVENT_COLUMNS = ("flow_number", "seq", "status", "event", "at", "actor", "detail", "prev_hash", "hash")
+FLOW_WIDTH, EVENT_WIDTH, JOB_WIDTH = len(_NEW_FLOW_COLUMNS), len(_NEW_EVENT_COLUMNS), 2
+
+
+def flow_values(seq: int, number: str, new: NewFlow, status: str, at: str) -> tuple[Any, ...]:
+    """A new flow's values in ``insert_flows`` column order (``at``: its deposit time as stored)."""
+    return (
+        seq, number, new.file_name, new.syntax.value, int(new.declared_syntax), new.channel.value,
+        new.issuer_siret, new.depositor, status, at, at, new.sha256, new.size_bytes, new.blob_key,
+        new.tracking_id, new.partner_code,
+    )  # fmt: skip
+
+
+def _rows(width: int, count: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * count)
+
+
+@functools.cache
+def insert_flows(count: int) -> str:
+    """INSERT of ``count`` flows; parameters: ``flow_values`` of each, one after the other."""
+    return f"INSERT INTO flows ({', '.join(_NEW_FLOW_COLUMNS)}) VALUES {_rows(FLOW_WIDTH, count)}"  # noqa: S608
+
+
+@functools.cache
+def insert_events(count: int) -> str:
+    """INSERT of ``count`` status events, parameters in ``_NEW_EVENT_COLUMNS`` order."""
+    columns = ", ".join(_NEW_EVENT_COLUMNS)
+    return f"INSERT INTO status_events ({columns}) VALUES {_rows(EVENT_WIDTH, count)}"  # noqa: S608
+
+
+@functools.cache
+def ensure_jobs(count: int) -> str:
+    """Queue jobs for ``count`` flows: parameters (flow_number, available_at) of each."""
+    rows = ", ".join(["(?, ?, 0)"] * count)
+    return f"INSERT INTO jobs (flow_number, available_at, attempts) VALUES {rows} ON CONFLICT DO NOTHING"  # noqa: S608
+
+
+@functools.cache
+def insert_contents(count: int) -> str:
+    """Keep the bytes of ``count`` flows: parameters (flow_number, content) of each."""
+    return f"INSERT INTO flow_contents (flow_number, content) VALUES {_rows(2, count)}"  # noqa: S608
+
 
 _FLOW_COLUMNS = """
 SELECT flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor, status,
@@ -122,8 +179,10 @@ INSERT INTO jobs (flow_number, available_at, attempts) VALUES (:flow_number, :av
 ON CONFLICT (flow_number) DO NOTHING
 """
 DELETE_JOB = "DELETE FROM jobs WHERE flow_number = :flow_number"
+ANY_CLAIMABLE = "SELECT 1 FROM jobs WHERE lease_owner IS NULL AND available_at <= :now LIMIT 1"
 NEXT_CLAIMABLE = """
-SELECT j.flow_number, j.attempts, f.status, f.blob_key
+SELECT j.flow_number, j.attempts, f.status, f.blob_key,
+       (SELECT c.content FROM flow_contents c WHERE c.flow_number = j.flow_number) AS content
 FROM jobs j JOIN flows f ON f.flow_number = j.flow_number
 WHERE j.lease_owner IS NULL AND j.available_at <= :now
 ORDER BY j.available_at, j.id

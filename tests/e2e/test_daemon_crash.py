@@ -51,9 +51,14 @@ async def upload_until_failure(port: int, key: Path, prefix: str, acknowledged: 
                 content = factory.ubl_invoice(
                     replace(factory.integrating(f"{prefix}-{i}"), supplier=factory.DEMO_SUPPLIER_2)
                 )
-                async with sftp.open(f"in/{name}", "wb") as fh:
-                    await fh.write(content)
-                acknowledged.append(name)
+                fh = await sftp.open(f"in/{name}", "wb")
+                await fh.write(content)
+                # asyncssh's close() returns silently, sending nothing, once the session has ended: only a
+                # close actually sent (and then answered, or it raises) acknowledges the upload.
+                sent = fh._handler._writer is not None
+                await fh.close()
+                if sent:
+                    acknowledged.append(name)
     except (OSError, asyncssh.Error):
         return
 

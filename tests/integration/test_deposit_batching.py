@@ -1,5 +1,6 @@
-"""Batched durability of deposits: blobs of concurrent deposits share their syncs, and every invariant
-of a lone deposit still holds (DESIGN §9.1), on a real file system and a real SQLite store."""
+"""Batched durability of deposits: blobs of concurrent deposits share their syncs, small deposits are
+kept with their rows, and every invariant of a lone deposit still holds (DESIGN §9.1), on a real file
+system and a real SQLite store. ``inline_max_bytes=0`` sends even small deposits to the blob store."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import hashlib
 import sqlite3
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -71,7 +73,7 @@ async def test_concurrent_deposits_share_batches_and_each_is_durable(tmp_path: P
     store = SqliteStore(str(tmp_path / "fluxdepot.db"))
     await store.open()
     blobs = BlobStore(tmp_path / "blobs")
-    deposits = DepositService(store, blobs, Limits())
+    deposits = DepositService(store, blobs, Limits(), inline_max_bytes=0)
     seen_by_other_connection: list[bool] = []
 
     async def deposit_and_check(i: int) -> None:
@@ -100,7 +102,7 @@ async def test_failure_between_blob_and_row_leaves_no_row(tmp_path: Path) -> Non
     store = SqliteStore(path)
     await store.open()
     blobs = BlobStore(tmp_path / "blobs")
-    deposits = DepositService(store, blobs, Limits())
+    deposits = DepositService(store, blobs, Limits(), inline_max_bytes=0)
     await store.close()
     with pytest.raises(StoreUnavailable):
         await deposits.deposit(request(1))
@@ -113,12 +115,13 @@ async def test_failure_between_blob_and_row_leaves_no_row(tmp_path: Path) -> Non
     assert blobs.exists(hashlib.sha256(b"<Invoice>1</Invoice>").hexdigest())  # unreferenced, harmless
 
 
-async def test_door_checks_refuse_before_any_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inline_max_bytes", [0, 1024], ids=["blob", "kept-in-store"])
+async def test_door_checks_refuse_before_any_write(tmp_path: Path, inline_max_bytes: int) -> None:
     """A request refused at the door (bad checksum) writes no blob and no row, batching or not."""
     store = SqliteStore(str(tmp_path / "fluxdepot.db"))
     await store.open()
     blobs = BlobStore(tmp_path / "blobs")
-    deposits = DepositService(store, blobs, Limits())
+    deposits = DepositService(store, blobs, Limits(), inline_max_bytes=inline_max_bytes)
     bad = DepositRequest(
         "f.xml",
         b"<Invoice/>",
@@ -131,9 +134,50 @@ async def test_door_checks_refuse_before_any_write(tmp_path: Path) -> None:
     try:
         results = await asyncio.gather(deposits.deposit(bad), deposits.deposit(request(2)), return_exceptions=True)
         assert isinstance(results[0], Exception) and not isinstance(results[1], BaseException)
-        assert blobs.barriers == 2
+        assert blobs.barriers == (2 if inline_max_bytes == 0 else 0)
         assert len(await store.all_flow_numbers()) == 1
         assert not blobs.exists(hashlib.sha256(b"<Invoice/>").hexdigest())
+        with sqlite3.connect(tmp_path / "fluxdepot.db") as other:
+            kept = other.execute("SELECT count(*) FROM flow_contents").fetchone()[0]
+        other.close()
+        assert kept == (0 if inline_max_bytes == 0 else 1)
+    finally:
+        await store.close()
+
+
+async def test_small_deposits_are_kept_with_their_rows_and_given_to_the_worker(tmp_path: Path) -> None:
+    """Concurrent deposits up to ``inline_max_bytes`` write no blob file: each returns once its row and
+    its bytes are committed (read back by another connection), and the worker's claim carries the bytes.
+    One byte more goes to the blob store."""
+    store = SqliteStore(str(tmp_path / "fluxdepot.db"))
+    await store.open()
+    blobs = BlobStore(tmp_path / "blobs")
+    limit = 64
+    deposits = DepositService(store, blobs, Limits(), inline_max_bytes=limit)
+    bodies = {i: f"<Invoice>{i}</Invoice>".encode().ljust(limit, b" ") for i in range(32)}
+    committed: dict[str, bytes] = {}
+
+    async def deposit_and_check(i: int) -> None:
+        receipt = await deposits.deposit(request(i, bodies[i]))
+        assert receipt.flow.sha256 == hashlib.sha256(bodies[i]).hexdigest()
+        with sqlite3.connect(tmp_path / "fluxdepot.db") as other:
+            row = other.execute(
+                "SELECT f.blob_key, c.content FROM flows f JOIN flow_contents c USING (flow_number)"
+                " WHERE f.flow_number = ?",
+                (receipt.flow.flow_number,),
+            ).fetchone()
+        other.close()
+        assert row is not None and row[0] == ""
+        committed[receipt.flow.flow_number] = row[1]
+
+    try:
+        await asyncio.gather(*(deposit_and_check(i) for i in range(32)))
+        assert sorted(committed.values()) == sorted(bodies.values())
+        assert blobs.barriers == 0 and not (tmp_path / "blobs").exists()
+        claim = await store.claim("w1", now=datetime.now(UTC), lease_s=30)
+        assert claim is not None and claim.blob_key == "" and claim.content == committed[claim.flow_number]
+        big = await deposits.deposit(request(99, b"<Invoice>99</Invoice>".ljust(limit + 1, b" ")))
+        assert blobs.exists(big.flow.sha256) and blobs.barriers == 2
     finally:
         await store.close()
 

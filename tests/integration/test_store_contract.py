@@ -8,6 +8,7 @@ asks for (two stores stand for two processes) and runs raw SQL for the tamper te
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -633,6 +634,31 @@ async def test_claim_leases_oldest_available_job(store: Store) -> None:
     assert first is not None
     assert (first.status, first.attempts, first.blob_key) == (S.RECEIVED, 0, f"{0:064x}")
     assert first.lease_expires_at == now + timedelta(seconds=30)
+
+
+async def test_bytes_kept_with_the_row_come_with_the_claim_and_go_with_the_purge(store: Store) -> None:
+    """A flow created with its content (blob_key "") hands those exact bytes to the worker that claims
+    it, on every claim; a flow with a blob key gets no content; purging the flow removes its bytes and
+    reports no blob key for it. Several flows in one batch each keep their own bytes."""
+    contents = {i: bytes(range(256)) * 4 + str(i).encode() for i in range(3)}  # any bytes, not only text
+    made = await asyncio.gather(
+        *(store.create_flow(dataclasses.replace(new_flow(i), blob_key="", content=contents[i])) for i in range(3))
+    )
+    with_blob = await store.create_flow(new_flow(3, at=T0 + timedelta(seconds=1)))
+    assert await store.get_blob_key(made[0].flow_number) == ""
+    now = T0 + timedelta(minutes=1)
+    claims = [await store.claim(f"w{i}", now=now, lease_s=30) for i in range(4)]
+    by_number = {c.flow_number: c for c in claims if c is not None}
+    for i, flow in enumerate(made):
+        assert (by_number[flow.flow_number].blob_key, by_number[flow.flow_number].content) == ("", contents[i])
+    assert (by_number[with_blob.flow_number].blob_key, by_number[with_blob.flow_number].content) == (f"{3:064x}", None)
+    with pytest.raises(ValueError):
+        dataclasses.replace(new_flow(9), content=b"both a blob and bytes")
+    for flow in [*made, with_blob]:
+        await walk(store, flow.flow_number, E.TECHNICAL_REJECTION, at=now)
+    purged, keys = await store.purge_flows(now + timedelta(days=1))
+    assert (purged, keys) == (4, [f"{3:064x}"])
+    assert await store.claim("w9", now=now + timedelta(days=2), lease_s=30) is None
 
 
 async def test_two_workers_racing_claim_each_job_exactly_once(factory: StoreFactory) -> None:
