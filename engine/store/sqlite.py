@@ -72,26 +72,6 @@ S = FlowStatus
 T = TypeVar("T")
 
 
-def _flow_params(seq: int, number: str, new: NewFlow) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "flow_number": number,
-        "file_name": new.file_name,
-        "syntax": new.syntax.value,
-        "declared_syntax": int(new.declared_syntax),
-        "channel": new.channel.value,
-        "issuer_siret": new.issuer_siret,
-        "depositor": new.depositor,
-        "status": S.RECEIVED.code,
-        "deposited_at": to_db_time(new.deposited_at),
-        "sha256": new.sha256,
-        "size_bytes": new.size_bytes,
-        "blob_key": new.blob_key,
-        "tracking_id": new.tracking_id,
-        "partner_code": new.partner_code,
-    }
-
-
 WORK_POLL_S = 0.2  # wait_for_work: how long an idle worker sleeps before claiming again
 
 
@@ -266,7 +246,7 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         seq = int(rows[0][0])
         number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
         try:
-            conn.execute(sql.INSERT_FLOW, _flow_params(seq, number, new))
+            conn.execute(sql.insert_flows(1), sql.flow_values(seq, number, new, S.RECEIVED.code, deposited_at))
         except sqlite3.IntegrityError as exc:
             if "flows.tracking_id" in str(exc):
                 raise AlreadyExists(

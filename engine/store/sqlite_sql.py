@@ -13,16 +13,6 @@ from engine.store.port import NewFlow
 
 NEXT_SEQUENCE = "UPDATE flow_sequence SET last_value = last_value + 1 WHERE id = 1 RETURNING last_value"
 
-INSERT_FLOW = """
-INSERT INTO flows (
-    seq, flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor, status,
-    deposited_at, status_changed_at, sha256, size_bytes, blob_key, tracking_id, partner_code
-) VALUES (
-    :seq, :flow_number, :file_name, :syntax, :declared_syntax, :channel, :issuer_siret, :depositor, :status,
-    :deposited_at, :deposited_at, :sha256, :size_bytes, :blob_key, :tracking_id, :partner_code
-)
-"""
-
 # --- bulk inserts of new flows (one statement per table and chunk; see SqliteStore._insert_many) ------
 # The only statements built at run time: from a row count (never from a value) into "(?, ...), (?, ...)".
 ROWS_PER_INSERT = 500  # x 16 columns stays far below SQLite's 32,766 bound parameters
@@ -220,4 +210,3 @@ RELEASE_CREATE = "RELEASE create_flow"
 RESERVE_SEQUENCES = """
 UPDATE flow_sequence SET last_value = last_value + :count WHERE id = 1 RETURNING last_value
 """
-FLOWS_BY_SEQ = _FLOW_COLUMNS + "WHERE seq BETWEEN :first AND :last ORDER BY seq"
