@@ -52,6 +52,11 @@ class Harness:
         processor = FlowProcessor(self.store, self.blobs, limits, self.pool.run, clock=now, actor="worker:test")
         return replace(self, limits=limits, deposits=deposits, processor=processor)
 
+    def storing_blob_files(self) -> Harness:
+        """The same store, with every deposit's bytes in a blob file, as bigger flows' are (small ones are
+        otherwise kept in the store with their row)."""
+        return replace(self, deposits=DepositService(self.store, self.blobs, self.limits, inline_max_bytes=0))
+
     async def close(self) -> None:
         await self.store.close()
 

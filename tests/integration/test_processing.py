@@ -51,9 +51,16 @@ def zip_of(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+STORAGE = pytest.mark.parametrize("blob_file", [False, True], ids=["bytes-in-store", "blob-file"])
+
+
+@STORAGE
 @pytest.mark.parametrize("path", sorted((DEMO_INVOICES / "ok").iterdir()), ids=lambda p: p.name)
-async def test_demo_ok_invoices_integrate(harness: Harness, path: Path) -> None:
-    """Every demo invoice in ok/ (UBL, CII, Factur-X) integrates under the demo directory."""
+async def test_demo_ok_invoices_integrate(harness: Harness, path: Path, blob_file: bool) -> None:
+    """Every demo invoice in ok/ (UBL, CII, Factur-X) integrates under the demo directory, whether its
+    bytes are kept in the store or in a blob file."""
+    if blob_file:
+        harness = harness.storing_blob_files()
     flow = await harness.deposit_and_process(path.name, path.read_bytes())
     report = await harness.report(flow.flow_number)
     assert flow.status is FlowStatus.INTEGRATED, error_codes(report)
@@ -68,9 +75,13 @@ async def test_demo_ok_invoices_integrate(harness: Harness, path: Path) -> None:
     assert report["next_action"]["code"] == "NONE"
 
 
+@STORAGE
 @pytest.mark.parametrize("name", sorted(EXPECTED_REJECTIONS))
-async def test_demo_rejected_invoices_fail_their_check(harness: Harness, name: str) -> None:
-    """Every demo invoice in rejected/ is rejected with the Chorus Pro check it was built to fail."""
+async def test_demo_rejected_invoices_fail_their_check(harness: Harness, name: str, blob_file: bool) -> None:
+    """Every demo invoice in rejected/ is rejected with the Chorus Pro check it was built to fail, whether
+    its bytes are kept in the store or in a blob file."""
+    if blob_file:
+        harness = harness.storing_blob_files()
     flow = await harness.deposit_and_process(name, (DEMO_INVOICES / "rejected" / name).read_bytes())
     report = await harness.report(flow.flow_number)
     assert EXPECTED_REJECTIONS[name] in error_codes(report)

@@ -46,7 +46,12 @@ def _codes(result: TransportResult) -> set[str]:
 
 
 def _check(path: Path, declared: Syntax | None = None) -> TransportResult:
-    return _bounded(lambda: transport_check(str(path), path.name, declared, Limits()))
+    """The check from the file (a big flow's blob) and from its bytes (a small flow kept in the store):
+    both bounded, both with the same result."""
+    from_file = _bounded(lambda: transport_check(str(path), path.name, declared, Limits()))
+    from_bytes = _bounded(lambda: transport_check(path.read_bytes(), path.name, declared, Limits()))
+    assert from_bytes == from_file
+    return from_file
 
 
 def test_zip_bomb_is_refused_by_ratio(tmp_path: Path) -> None:
