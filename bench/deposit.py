@@ -3,8 +3,9 @@
 Each server runs in its own process (the load generator in this one): first a bare echo server that
 answers ``FlowService/Deposit`` with a canned ``DepositResponse`` (the framework's own limit), then the
 real server (``gateway.grpc_server.start_grpc_server``) on a fresh SQLite store with durable deposits
-(blob fsynced, row committed with ``synchronous=FULL``) and a real bearer token. Every deposit carries a
-distinct ~20 KB UBL invoice. For each concurrency: calls/s, p50 and p99 latency, and the ratio to echo.
+(a 20 KB deposit's bytes committed with its row, ``synchronous=FULL``) and a real bearer token. Every
+deposit carries a distinct ~20 KB UBL invoice. For each concurrency: calls/s, p50 and p99 latency, the
+ratio to echo, and each server process's CPU time per call (from /proc: where the time goes).
 
     .venv/bin/python -m bench.deposit [--seconds 3] [--concurrency 1 16 64]
 
@@ -16,10 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -31,6 +33,7 @@ TOKEN = "demo-technical-token"  # noqa: S105 - the public demo token
 INVOICE_BYTES = 20 * 1024
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
+WARM_UP_CALLS = 20
 
 
 def _invoice(i: int) -> bytes:
@@ -94,6 +97,7 @@ class Result:
     calls: int
     seconds: float
     latencies_ms: list[float]
+    server_cpu_ms: float = float("nan")  # the server process's CPU time per call (Linux /proc), warm-up included
 
     @property
     def rate(self) -> float:
@@ -122,7 +126,7 @@ async def _load(port: int, concurrency: int, seconds: float, payloads: list[byte
         await stub.Deposit(request, metadata=md, timeout=30)
         latencies.append((time.perf_counter() - start) * 1000)
 
-    for _ in range(max(20, concurrency)):  # warm up: connection, token cache, first pages
+    for _ in range(max(WARM_UP_CALLS, concurrency)):  # warm up: connection, token cache, first pages
         await call()
     latencies.clear()
     deadline = time.perf_counter() + seconds
@@ -138,6 +142,15 @@ async def _load(port: int, concurrency: int, seconds: float, payloads: list[byte
     return Result(concurrency, len(latencies), elapsed, latencies)
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of process ``pid`` so far (NaN where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _run(kind: str, concurrencies: list[int], seconds: float, payloads: list[bytes]) -> dict[int, Result]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.SimpleQueue()
@@ -146,7 +159,14 @@ def _run(kind: str, concurrencies: list[int], seconds: float, payloads: list[byt
         proc.start()
         try:
             port = queue.get()
-            return {c: asyncio.run(_load(port, c, seconds, payloads)) for c in concurrencies}
+            results = {}
+            for c in concurrencies:
+                before = _cpu_seconds(proc.pid)
+                result = asyncio.run(_load(port, c, seconds, payloads))
+                spent = _cpu_seconds(proc.pid) - before
+                calls = result.calls + max(WARM_UP_CALLS, c)
+                results[c] = replace(result, server_cpu_ms=spent * 1000 / calls)
+            return results
         finally:
             proc.terminate()
             proc.join(10)
@@ -166,7 +186,7 @@ def main() -> int:
     )
     print(
         f"{'conc':>5} {'echo/s':>9} {'echo p50':>9} {'echo p99':>9} {'deposit/s':>10}"
-        f" {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}  server CPU ms/call echo | deposit"
     )
     ok = True
     for c in args.concurrency:
@@ -174,14 +194,15 @@ def main() -> int:
         ratio = r.rate / e.rate
         print(
             f"{c:>5} {e.rate:>9.0f} {e.pct(0.5):>9.2f} {e.pct(0.99):>9.2f} {r.rate:>10.0f} "
-            f"{r.pct(0.5):>8.2f} {r.pct(0.99):>8.2f} {ratio:>6.2f}"
+            f"{r.pct(0.5):>8.2f} {r.pct(0.99):>8.2f} {ratio:>6.2f}  {e.server_cpu_ms:>13.2f} | {r.server_cpu_ms:.2f}"
         )
         if c == 16:
             ok = ratio >= TARGET_RATIO and r.pct(0.99) <= TARGET_P99_MS
             print(
                 f"      target at 16: ratio >= {TARGET_RATIO}, p99 <= {TARGET_P99_MS} ms: {'met' if ok else 'NOT met'}"
             )
-    print(f"median deposit latency at 1: {statistics.median(real[args.concurrency[0]].latencies_ms):.2f} ms")
+    first = args.concurrency[0]
+    print(f"median deposit latency at {first}: {statistics.median(real[first].latencies_ms):.2f} ms")
     return 0 if ok else 1
 
 
