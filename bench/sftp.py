@@ -72,10 +72,12 @@ async def serve(data: Path, port_file: Path) -> None:
     from engine.directory_file import load_directory
     from engine.model import Limits
     from engine.store import open_store
+    from gateway.logs import configure_logging
     from gateway.outbox import OutboxWriter
     from gateway.sftp_paths import PartnerFolders
     from gateway.sftp_server import SftpSettings, start_sftp_server
 
+    configure_logging("info", "json")  # as the daemon logs (to stdout, discarded here)
     store = await open_store(f"sqlite:///{data / 'fluxdepot.db'}")
     await store.import_directory(load_directory(DEMO_DIRECTORY))
     limits = Limits(max_flow_bytes=128 * MiB)
@@ -171,8 +173,9 @@ def free_port() -> int:
 
 
 class Target:
-    def __init__(self, name: str, port: int, user: str, key: Path, upload_dir: str) -> None:
+    def __init__(self, name: str, port: int, user: str, key: Path, upload_dir: str, pid: int | None = None) -> None:
         self.name, self.port, self.user, self.key, self.upload_dir = name, port, user, key, upload_dir
+        self.pid = pid  # the server process, for its CPU time (sshd: the master, which reaps its sessions)
 
     async def connect(self) -> asyncssh.SSHClientConnection:
         return await asyncssh.connect(
@@ -237,6 +240,23 @@ async def logins(target: Target, count: int) -> float:
     return await timed(run)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time of process ``pid`` and of the children it reaped (user + system; NaN without /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+async def server_cpu_ms(target: Target, files: int, run: Callable[[], Awaitable[float]]) -> tuple[float, float]:
+    """``run()``'s result, and the server's CPU milliseconds per file while it ran."""
+    before = cpu_seconds(target.pid)
+    result = await run()
+    await asyncio.sleep(0.3)  # sshd reaps its session processes once their connection closed
+    return result, (cpu_seconds(target.pid) - before) * 1000 / files
+
+
 async def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> dict[str, dict[str, float]]:
     large = work / "large.xml"
 
@@ -253,8 +273,12 @@ async def measure(targets: list[Target], args: argparse.Namespace, work: Path) -
         await large_asyncssh(target, fresh_large())  # warm-up (connection code paths, first deposit)
         r["large MiB/s (asyncssh client)"] = args.large_mb / await large_asyncssh(target, fresh_large())
         r["large MiB/s (OpenSSH sftp)"] = args.large_mb / await large_openssh(target, fresh_large())
-        r["small files/s, 1 client"] = args.small / await small_files(target, args.small, 1, payload)
-        r["small files/s, 8 clients"] = args.small / await small_files(target, args.small, 8, payload)
+        for clients in (1, 8):
+            seconds, cpu_ms = await server_cpu_ms(
+                target, args.small, lambda t=target, n=clients: small_files(t, args.small, n, payload)
+            )
+            r[f"small files/s, {clients} client{'s' if clients > 1 else ''}"] = args.small / seconds
+            r[f"  server CPU ms per file, {clients}"] = cpu_ms
         r["logins/s"] = args.logins / await logins(target, args.logins)
     return results
 
@@ -263,6 +287,9 @@ def print_table(results: dict[str, dict[str, float]]) -> None:
     ours, bare, base = results["fluxdepot"], results["asyncssh"], results["openssh"]
     print(f"{'measure':<32} {'fluxdepot':>10} {'asyncssh':>10} {'openssh':>10} {'vs openssh':>11} {'vs asyncssh':>12}")
     for name, value in ours.items():
+        if "CPU" in name:  # lower is better: no ratio
+            print(f"{name:<32} {value:>10.2f} {bare[name]:>10.2f} {base[name]:>10.2f}")
+            continue
         print(
             f"{name:<32} {value:>10.1f} {bare[name]:>10.1f} {base[name]:>10.1f} {value / base[name]:>10.0%}"
             f" {value / bare[name]:>11.0%}"
@@ -475,9 +502,9 @@ def main() -> None:
             sshd, sshd_port, upload = start_sshd(work, public)
             procs.append(sshd)
             targets = [
-                Target("fluxdepot", our_port, "AAA001", key, "/in"),
-                Target("asyncssh", bare_port, "AAA001", key, ""),
-                Target("openssh", sshd_port, "root", key, str(upload)),
+                Target("fluxdepot", our_port, "AAA001", key, "/in", ours.pid),
+                Target("asyncssh", bare_port, "AAA001", key, "", bare.pid),
+                Target("openssh", sshd_port, "root", key, str(upload), sshd.pid),
             ]
             results = asyncio.run(measure(targets, args, work))
             print_table(results)
