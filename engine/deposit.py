@@ -43,7 +43,7 @@ MAX_TRACKING_ID_CHARS = 128
 _SIRET = re.compile(r"^[0-9]{14}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _TRACKING_ID = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces
-INLINE_BYTES = 256 * 1024  # hashing or sniffing less than this on the loop costs less than a thread hop
+ON_LOOP_MAX_BYTES = 256 * 1024  # hashing or sniffing less than this on the loop costs less than a thread hop
 # Deposits up to this size are kept in the store with their row rather than as blob files: a file costs
 # a create, a rename and two file-system syncs, an extra row a few pages in a commit that happens anyway
 # (SQLite's own measurements find small blobs faster read from the database than from files).
@@ -223,7 +223,7 @@ class DepositService:
 
 async def _off_loop_if_big(fn: Callable[[bytes], T], content: bytes) -> T:
     """``fn(content)`` on the loop for small contents, in a thread for big ones."""
-    if len(content) <= INLINE_BYTES:
+    if len(content) <= ON_LOOP_MAX_BYTES:
         return fn(content)
     return await asyncio.to_thread(fn, content)
 
