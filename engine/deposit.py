@@ -108,7 +108,7 @@ class DepositService:
         content: bytes | None = None
         if len(request.content) <= self._inline_max_bytes:  # kept with the row: no blob file
             digest = await _off_loop_if_big(sha256_hex, request.content)
-            await self._check_checksum(request, lambda: _done(digest))
+            _require_checksum(request, digest)
             key, size, content = "", len(request.content), request.content
         else:
             await self._check_checksum(request, lambda: _off_loop_if_big(sha256_hex, request.content))
@@ -142,9 +142,7 @@ class DepositService:
         """``ChecksumMismatch`` when the request declares a sha256 that ``actual()`` does not give; runs
         before anything is written."""
         if request.sha256:
-            digest = await actual()
-            if digest != request.sha256:
-                raise ChecksumMismatch(request.sha256, digest)
+            _require_checksum(request, await actual())
 
     async def _create(
         self,
@@ -228,8 +226,10 @@ async def _off_loop_if_big(fn: Callable[[bytes], T], content: bytes) -> T:
     return await asyncio.to_thread(fn, content)
 
 
-async def _done(value: T) -> T:
-    return value
+def _require_checksum(request: DepositRequest, digest: str) -> None:
+    """``ChecksumMismatch`` when the request declares a sha256 other than ``digest``."""
+    if request.sha256 and digest != request.sha256:
+        raise ChecksumMismatch(request.sha256, digest)
 
 
 def _sniff(content: bytes) -> Syntax | None:
