@@ -40,6 +40,8 @@ mkdir -p "$ROOT"
 PSQL="$(find_bin psql)"
 psql_() { "$PSQL" -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
 psql_ -c "CREATE ROLE fluxdepot LOGIN CREATEDB" >&2
+# Tests drop their databases WITH (FORCE): that terminates an autovacuum worker busy there too.
+psql_ -c "GRANT pg_signal_backend TO fluxdepot" >&2
 psql_ -c "CREATE DATABASE fluxdepot OWNER fluxdepot" >&2
 
 echo "postgresql://fluxdepot@127.0.0.1:$PORT/fluxdepot"
