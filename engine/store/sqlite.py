@@ -61,7 +61,6 @@ from engine.store.sqlite_rows import (
     finding_from_row,
     finding_params,
     flow_from_row,
-    from_db_time,
     invoice_params,
     to_db_time,
     utc,
@@ -70,6 +69,15 @@ from engine.store.sqlite_status import add_flow_finding, append_event, read_flow
 
 S = FlowStatus
 T = TypeVar("T")
+
+
+def _insert_rows(conn: sqlite3.Connection, statement: Callable[[int], str], values: list[Any], width: int) -> None:
+    """Insert the rows laid out one after the other in ``values`` (``width`` values each), at most
+    ``sql.ROWS_PER_INSERT`` rows per ``statement(row count)``."""
+    step = width * sql.ROWS_PER_INSERT
+    for start in range(0, len(values), step):
+        chunk = values[start : start + step]
+        conn.execute(statement(len(chunk) // width), chunk)
 
 
 WORK_POLL_S = 0.2  # wait_for_work: how long an idle worker sleeps before claiming again
@@ -216,15 +224,11 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
             jobs.extend((number, stored_at))
             if new.content is not None:
                 contents.extend((number, new.content))
-            created.append(new_flow_record(number, new, from_db_time(stored_at)))
-        for start in range(0, len(news), sql.ROWS_PER_INSERT):
-            count = min(sql.ROWS_PER_INSERT, len(news) - start)
-            conn.execute(sql.insert_flows(count), flows[start * sql.FLOW_WIDTH : (start + count) * sql.FLOW_WIDTH])
-            conn.execute(sql.insert_events(count), events[start * sql.EVENT_WIDTH : (start + count) * sql.EVENT_WIDTH])
-            conn.execute(sql.ensure_jobs(count), jobs[start * sql.JOB_WIDTH : (start + count) * sql.JOB_WIDTH])
-        for start in range(0, len(contents), 2 * sql.ROWS_PER_INSERT):
-            chunk = contents[start : start + 2 * sql.ROWS_PER_INSERT]
-            conn.execute(sql.insert_contents(len(chunk) // 2), chunk)
+            created.append(new_flow_record(number, new, at))  # stored to the microsecond: as a re-read gives it
+        _insert_rows(conn, sql.insert_flows, flows, sql.FLOW_WIDTH)
+        _insert_rows(conn, sql.insert_events, events, sql.EVENT_WIDTH)
+        _insert_rows(conn, sql.ensure_jobs, jobs, sql.JOB_WIDTH)
+        _insert_rows(conn, sql.insert_contents, contents, sql.CONTENT_WIDTH)
         return created
 
     def _insert_isolated(self, conn: sqlite3.Connection, new: NewFlow) -> FlowRecord | BaseException:

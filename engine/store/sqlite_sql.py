@@ -22,7 +22,7 @@ _NEW_FLOW_COLUMNS = (
     "partner_code",
 )  # fmt: skip
 _NEW_EVENT_COLUMNS = ("flow_number", "seq", "status", "event", "at", "actor", "detail", "prev_hash", "hash")
-FLOW_WIDTH, EVENT_WIDTH, JOB_WIDTH = len(_NEW_FLOW_COLUMNS), len(_NEW_EVENT_COLUMNS), 2
+FLOW_WIDTH, EVENT_WIDTH, JOB_WIDTH, CONTENT_WIDTH = len(_NEW_FLOW_COLUMNS), len(_NEW_EVENT_COLUMNS), 2, 2
 
 
 def flow_values(seq: int, number: str, new: NewFlow, status: str, at: str) -> tuple[Any, ...]:
@@ -62,7 +62,7 @@ def ensure_jobs(count: int) -> str:
 @functools.cache
 def insert_contents(count: int) -> str:
     """Keep the bytes of ``count`` flows: parameters (flow_number, content) of each."""
-    return f"INSERT INTO flow_contents (flow_number, content) VALUES {_rows(2, count)}"  # noqa: S608
+    return f"INSERT INTO flow_contents (flow_number, content) VALUES {_rows(CONTENT_WIDTH, count)}"  # noqa: S608
 
 
 _FLOW_COLUMNS = """
