@@ -179,16 +179,16 @@ _E2_WITH_ATTACHMENT = frozenset({Syntax.UBL_INVOICE_MIN, Syntax.CII_MIN_16B})
 def _read_documents(source: str | bytes, file_name: str, limits: Limits) -> tuple[archive.Member, ...]:
     """The flow's documents (from its bytes or its file): the archive members, or the flow itself;
     raises ``_FlowError``."""
-    size_bytes = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+    if isinstance(source, bytes):
+        size_bytes, head = len(source), source[:512]
+    else:
+        size_bytes = Path(source).stat().st_size
+        with open(source, "rb") as handle:
+            head = handle.read(512)
     if size_bytes == 0:
         raise _FlowError(finding("FILE_EMPTY", document=file_name))
     if size_bytes > limits.max_flow_bytes:
         raise _FlowError(finding("FILE_TOO_LARGE", document=file_name))
-    if isinstance(source, bytes):
-        head = source[:512]
-    else:
-        with open(source, "rb") as handle:
-            head = handle.read(512)
     kind = archive.archive_kind(head)
     if kind is None:
         if isinstance(source, bytes):
