@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import statistics
 import tempfile
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import grpc
 
+from bench.cpu import cpu_seconds
 from fluxdepot.v1 import flows_pb2 as pb
 from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
 
@@ -142,15 +142,6 @@ async def _load(port: int, concurrency: int, seconds: float, payloads: list[byte
     return Result(concurrency, len(latencies), elapsed, latencies)
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of process ``pid`` so far (NaN where /proc is missing)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _run(kind: str, concurrencies: list[int], seconds: float, payloads: list[bytes]) -> dict[int, Result]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.SimpleQueue()
@@ -161,9 +152,9 @@ def _run(kind: str, concurrencies: list[int], seconds: float, payloads: list[byt
             port = queue.get()
             results = {}
             for c in concurrencies:
-                before = _cpu_seconds(proc.pid)
+                before = cpu_seconds(proc.pid)
                 result = asyncio.run(_load(port, c, seconds, payloads))
-                spent = _cpu_seconds(proc.pid) - before
+                spent = cpu_seconds(proc.pid) - before
                 calls = result.calls + max(WARM_UP_CALLS, c)
                 results[c] = replace(result, server_cpu_ms=spent * 1000 / calls)
             return results

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import asyncssh
 
+from bench.cpu import cpu_seconds
 from clients.client import AsyncClient
 from tests import factory
 from tests.e2e.daemon import RunningDaemon, start_daemon
@@ -238,15 +239,6 @@ async def logins(target: Target, count: int) -> float:
                 await sftp.realpath(".")
 
     return await timed(run)
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """CPU time of process ``pid`` and of the children it reaped (user + system; NaN without /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return float("nan")
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 async def server_cpu_ms(target: Target, files: int, run: Callable[[], Awaitable[float]]) -> tuple[float, float]:
