@@ -7,10 +7,26 @@ from pathlib import Path
 
 
 def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of process ``pid`` so far, with that of the children it has reaped (sshd's
-    finished sessions); NaN where ``/proc`` is missing."""
+    """User + system CPU time so far of process ``pid`` and all its descendants: the live ones (the
+    deposits' writer process) and those it has reaped (sshd's finished sessions); NaN where ``/proc``
+    is missing."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return float("nan")
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    for child in _children(pid):
+        spent = cpu_seconds(child)
+        if spent == spent:  # not NaN: a child that ended meanwhile is counted in cutime/cstime above
+            total += spent
+    return total
+
+
+def _children(pid: int | None) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found

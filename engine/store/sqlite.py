@@ -1,13 +1,14 @@
 """``SqliteStore``: the ``engine.store.port.Store`` on an embedded SQLite file, through aiosqlite.
 
-Three connections: two writers sharing one ``asyncio.Lock`` (SQLite has one writer; every write is one
+Connections: writers sharing one ``asyncio.Lock`` (SQLite has one writer; every write is one
 ``BEGIN IMMEDIATE`` transaction), and one reader (WAL lets it read while a writer commits), guarded by
-its own lock so a multi-statement read sees one snapshot. The flows' writes (deposits, status changes,
-verdicts, the work queue) run each transaction as one call into a writer thread
-(``sqlite_db.ThreadConnection``): they are most of the work, and a round trip per statement would cost
-the event loop more than SQLite does. Directory and administration writes use the aiosqlite writer.
-Several processes may open the same file: ``BEGIN IMMEDIATE`` plus the busy timeout serialise their
-writers.
+its own lock so a multi-statement read sees one snapshot. New flows are committed by a child process,
+the deposits' writer (``sqlite_flow_writer``), so that their rows cost the event loop no GIL time. The
+flows' other writes (status changes, verdicts, the work queue) run each transaction as one call into a
+writer thread (``sqlite_db.ThreadConnection``): a round trip per statement would cost the event loop
+more than SQLite does. Directory and administration writes use the aiosqlite writer. The three writers
+share one ``asyncio.Lock``; other processes opening the same file are serialised by ``BEGIN IMMEDIATE``
+plus the busy timeout.
 
 Invariants (beyond the port's):
 
@@ -40,10 +41,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from engine import catalogue
-from engine.audit import GENESIS, event_hash
 from engine.directory import DirectoryData, DirectorySnapshot, Partner, Structure
-from engine.errors import AlreadyExists, FlowNotFound, StoreUnavailable
-from engine.flownumber import format_flow_number
+from engine.errors import FlowNotFound, StoreUnavailable
 from engine.model import Finding, FlowRecord, InvoiceOutcome, InvoiceStatus, StatusChange
 from engine.status import ADMIN_EVENTS, FlowEvent, FlowStatus, events_of, walk
 from engine.store import sqlite_directory as directory_sql
@@ -51,9 +50,9 @@ from engine.store import sqlite_outbox
 from engine.store import sqlite_sql as sql
 from engine.store.group_commit import GroupCommit
 from engine.store.port import Claim, NewFlow, Recovered, ReportInputs
-from engine.store.rows import new_flow_record
 from engine.store.sqlite_admin import SqliteAdmin
 from engine.store.sqlite_db import SyncSetting, ThreadConnection, connect, migrate, transaction, wrap
+from engine.store.sqlite_flow_writer import FlowWriterProcess
 from engine.store.sqlite_queries import CommitSignal, SqliteQueries
 from engine.store.sqlite_rows import (
     change_from_row,
@@ -65,19 +64,10 @@ from engine.store.sqlite_rows import (
     to_db_time,
     utc,
 )
-from engine.store.sqlite_status import add_flow_finding, append_event, read_flow, set_status, set_statuses
+from engine.store.sqlite_status import add_flow_finding, read_flow, set_status, set_statuses
 
 S = FlowStatus
 T = TypeVar("T")
-
-
-def _insert_rows(conn: sqlite3.Connection, statement: Callable[[int], str], values: list[Any], width: int) -> None:
-    """Insert the rows laid out one after the other in ``values`` (``width`` values each), at most
-    ``sql.ROWS_PER_INSERT`` rows per ``statement(row count)``."""
-    step = width * sql.ROWS_PER_INSERT
-    for start in range(0, len(values), step):
-        chunk = values[start : start + step]
-        conn.execute(statement(len(chunk) // width), chunk)
 
 
 WORK_POLL_S = 0.2  # wait_for_work: how long an idle worker sleeps before claiming again
@@ -100,6 +90,7 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         self._read_lock = asyncio.Lock()
         self._commits = CommitSignal()  # wakes wait_for_events after each committed write
         self._creates: GroupCommit[NewFlow, FlowRecord] = GroupCommit(self._create_batch)
+        self._creator = FlowWriterProcess(path)  # the deposits' writer, a child process (module docstring)
         self._writer_sync = SyncSetting()  # connect() sets synchronous=FULL
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -130,6 +121,7 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         async with self._write_lock, self._read_lock:
             writer, reader, flow_writer = self._writer, self._reader, self._flow_writer
             self._writer = self._reader = self._flow_writer = None
+            await self._creator.close()
             with wrap():
                 if flow_writer is not None:
                     await flow_writer.close()
@@ -186,82 +178,19 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         and one fsync, and each returns only after that COMMIT. Raises ``AlreadyExists`` when the
         depositor already has a flow with ``new.tracking_id`` (the caller re-reads it with
         ``find_by_tracking_id``); the unique index decides under concurrency, and a savepoint keeps that
-        refusal from failing the rest of the batch.
+        refusal from failing the rest of the batch. ``StoreUnavailable`` when the deposits' writer
+        process died with the batch in flight (all of it committed or none; the depositor retries).
         """
         return await self._creates.submit(new)
 
     async def _create_batch(self, batch: Sequence[NewFlow]) -> list[FlowRecord | BaseException]:
-        """One durable transaction for a batch: flows without a tracking id in a few bulk statements,
-        the others one by one."""
-
-        def work(conn: sqlite3.Connection) -> list[FlowRecord | BaseException]:
-            plain = [new for new in batch if new.tracking_id is None]
-            bulk = iter(self._insert_many(conn, plain) if plain else [])
-            return [next(bulk) if new.tracking_id is None else self._insert_isolated(conn, new) for new in batch]
-
-        return await self._write_flows(work)
-
-    def _insert_many(self, conn: sqlite3.Connection, news: Sequence[NewFlow]) -> list[FlowRecord]:
-        """Insert flows that cannot conflict (no tracking id): numbers, rows, first events, jobs.
-
-        Each table gets ONE multi-row INSERT per chunk, not ``executemany``: the sqlite3 module drops
-        and retakes the GIL around every statement step, and each retake waits for the busy event loop,
-        so the batch's wall time grows with its steps far more than with its rows."""
-        rows = conn.execute(sql.RESERVE_SEQUENCES, {"count": len(news)}).fetchall()
-        first = int(rows[0][0]) - len(news) + 1
-        flows: list[Any] = []
-        events: list[Any] = []
-        jobs: list[Any] = []
-        contents: list[Any] = []
-        created: list[FlowRecord] = []
-        for seq, new in enumerate(news, start=first):
-            number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
-            at = utc(new.deposited_at)
-            stored_at = to_db_time(at)
-            flows.extend(sql.flow_values(seq, number, new, S.RECEIVED.code, stored_at))
-            digest = event_hash(GENESIS, number, 1, S.RECEIVED.code, "", at.isoformat(), new.depositor, None)
-            events.extend((number, 1, S.RECEIVED.code, None, stored_at, new.depositor, None, GENESIS, digest))
-            jobs.extend((number, stored_at))
-            if new.content is not None:
-                contents.extend((number, new.content))
-            created.append(new_flow_record(number, new, at))  # stored to the microsecond: as a re-read gives it
-        _insert_rows(conn, sql.insert_flows, flows, sql.FLOW_WIDTH)
-        _insert_rows(conn, sql.insert_events, events, sql.EVENT_WIDTH)
-        _insert_rows(conn, sql.ensure_jobs, jobs, sql.JOB_WIDTH)
-        _insert_rows(conn, sql.insert_contents, contents, sql.CONTENT_WIDTH)
-        return created
-
-    def _insert_isolated(self, conn: sqlite3.Connection, new: NewFlow) -> FlowRecord | BaseException:
-        if new.tracking_id is None:  # nothing expected can fail: no savepoint needed
-            return self._insert_flow(conn, new)
-        conn.execute(sql.SAVEPOINT_CREATE)
-        try:
-            flow = self._insert_flow(conn, new)
-        except AlreadyExists as exc:
-            conn.execute(sql.ROLLBACK_TO_CREATE)
-            conn.execute(sql.RELEASE_CREATE)
-            return exc
-        conn.execute(sql.RELEASE_CREATE)
-        return flow
-
-    def _insert_flow(self, conn: sqlite3.Connection, new: NewFlow) -> FlowRecord:
-        deposited_at = to_db_time(new.deposited_at)
-        rows = conn.execute(sql.NEXT_SEQUENCE).fetchall()
-        seq = int(rows[0][0])
-        number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
-        try:
-            conn.execute(sql.insert_flows(1), sql.flow_values(seq, number, new, S.RECEIVED.code, deposited_at))
-        except sqlite3.IntegrityError as exc:
-            if "flows.tracking_id" in str(exc):
-                raise AlreadyExists(
-                    f"{new.depositor} already deposited a flow with tracking id {new.tracking_id!r}"
-                ) from exc
-            raise
-        append_event(conn, number, S.RECEIVED, None, at=new.deposited_at, actor=new.depositor, detail=None)
-        conn.execute(sql.ENSURE_JOB, {"flow_number": number, "available_at": deposited_at})
-        if new.content is not None:
-            conn.execute(sql.insert_contents(1), (number, new.content))
-        return read_flow(conn, number)
+        """One durable transaction for a batch, in the deposits' writer process (``sqlite_flow_writer``)."""
+        if self._flow_writer is None:
+            raise StoreUnavailable("the store is not open")
+        async with self._write_lock:
+            outcomes = await self._creator.commit(batch)
+        self._commits.notify()
+        return list(outcomes)
 
     async def find_by_tracking_id(self, depositor: str, tracking_id: str) -> FlowRecord | None:
         rows = await self._fetch(sql.FIND_BY_TRACKING_ID, {"depositor": depositor, "tracking_id": tracking_id})

@@ -41,7 +41,7 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 10.0
 
-_PRAGMAS = (
+PRAGMAS = (
     "PRAGMA synchronous = FULL",
     "PRAGMA foreign_keys = ON",
 )
@@ -94,7 +94,7 @@ async def connect(path: str, *, read_only: bool = False) -> aiosqlite.Connection
     try:
         conn.row_factory = sqlite3.Row
         await _ensure_wal(conn)
-        for pragma in _PRAGMAS:
+        for pragma in PRAGMAS:
             await conn.execute(pragma)
         if read_only:
             await conn.execute("PRAGMA query_only = ON")
@@ -186,7 +186,7 @@ class ThreadConnection:
         conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
-            for pragma in _PRAGMAS:
+            for pragma in PRAGMAS:
                 conn.execute(pragma)
         except BaseException:
             conn.close()

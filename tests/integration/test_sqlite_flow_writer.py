@@ -1,0 +1,168 @@
+"""The deposits' writer process (``engine.store.sqlite_flow_writer``): new flows are committed by a child
+process; its death fails only the batch in flight, a new child takes the next one, and it never
+outlives the store or the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from engine.errors import StoreUnavailable
+from engine.model import Channel, Syntax
+from engine.store.port import NewFlow
+from engine.store.sqlite import SqliteStore
+from engine.store.sqlite_flow_writer import FlowWriterProcess, _from_wire, _to_wire
+
+T0 = datetime(2026, 3, 2, 8, 30, 0, 654321, tzinfo=UTC)
+EXIT_WAIT_S = 10.0
+
+
+def new_flow(i: int, *, tracking_id: str | None = None) -> NewFlow:
+    return NewFlow(
+        number_prefix="AAA001",
+        file_name=f"flow-{i}.xml",
+        syntax=Syntax.CII_16B,
+        declared_syntax=False,
+        channel=Channel.EDI,
+        issuer_siret="12345678200010",
+        depositor="partner:AAA001",
+        sha256=f"{i:064x}",
+        size_bytes=5,
+        blob_key="",
+        deposited_at=T0,
+        tracking_id=tracking_id,
+        partner_code="AAA001",
+        content=b"<a/>" + bytes([i % 256]),
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too (its parent has not reaped it yet).
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+
+
+def wait_gone(pid: int) -> bool:
+    deadline = time.monotonic() + EXIT_WAIT_S
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(str(tmp_path / "fluxdepot.db"))
+    await s.open()
+    yield s  # type: ignore[misc]
+    await s.close()
+
+
+def test_a_new_flow_crosses_to_the_child_unchanged() -> None:
+    new = new_flow(7, tracking_id="t-7")
+    assert _from_wire(_to_wire(new)) == new
+
+
+async def test_new_flows_are_committed_by_a_child_process(store: SqliteStore) -> None:
+    flow = await store.create_flow(new_flow(1))
+    pid = store._creator.pid
+    assert pid is not None and pid != os.getpid() and alive(pid)
+    assert await store.get_flow(flow.flow_number) == flow  # the record answered is the one stored
+    assert (await store.claim("w", now=T0, lease_s=30)).content == new_flow(1).content  # type: ignore[union-attr]
+
+
+async def test_a_killed_writer_is_replaced_for_the_next_batch(store: SqliteStore) -> None:
+    first = await store.create_flow(new_flow(1))
+    old = store._creator.pid
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    assert wait_gone(old)
+    for _ in range(100):  # the loop sees the child's socket close
+        if not store._creator.running:
+            break
+        await asyncio.sleep(0.05)
+    assert not store._creator.running
+    second = await store.create_flow(new_flow(2))
+    assert store._creator.pid not in (None, old)
+    assert set(await store.all_flow_numbers()) == {first.flow_number, second.flow_number}
+
+
+async def test_a_writer_dying_mid_batch_fails_that_batch_only(store: SqliteStore) -> None:
+    """The child is stopped before it reads the batch, then killed: the depositors waiting get
+    StoreUnavailable (never a hang or a traceback), nothing of the batch is stored, and the next
+    deposit works."""
+    await store.create_flow(new_flow(1))
+    pid = store._creator.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    pending = asyncio.gather(store.create_flow(new_flow(2)), store.create_flow(new_flow(3)), return_exceptions=True)
+    await asyncio.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    outcomes = await asyncio.wait_for(pending, EXIT_WAIT_S)
+    assert all(isinstance(o, StoreUnavailable) and "writer process ended" in str(o) for o in outcomes), outcomes
+    assert len(await store.all_flow_numbers()) == 1
+    assert (await store.create_flow(new_flow(4))).file_name == "flow-4.xml"
+    assert len(await store.all_flow_numbers()) == 2
+
+
+async def test_ctrl_c_on_the_terminal_does_not_stop_the_writer(store: SqliteStore) -> None:
+    """SIGINT reaches a terminal's whole process group: the daemon handles it, the child ignores it."""
+    await store.create_flow(new_flow(1))
+    pid = store._creator.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGINT)
+    os.kill(pid, signal.SIGTERM)
+    await store.create_flow(new_flow(2))
+    assert store._creator.pid == pid
+
+
+async def test_closing_the_store_ends_the_child(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "fluxdepot.db"))
+    await store.open()
+    await store.create_flow(new_flow(1))
+    pid = store._creator.pid
+    assert pid is not None
+    await store.close()
+    assert not alive(pid)
+
+
+async def test_the_child_does_not_outlive_a_killed_daemon(tmp_path: Path) -> None:
+    """kill -9 of the process holding the store: its writer sees the socket close and exits."""
+    script = f"""
+import asyncio, os, signal, sys
+sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+from engine.store.sqlite import SqliteStore
+from tests.integration.test_sqlite_flow_writer import new_flow
+
+async def main():
+    store = SqliteStore({str(tmp_path / "fluxdepot.db")!r})
+    await store.open()
+    await store.create_flow(new_flow(1))
+    print(store._creator.pid, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    child = int(done.stdout.split()[0])
+    assert wait_gone(child)
+
+
+async def test_a_writer_that_cannot_open_its_file_says_so(tmp_path: Path) -> None:
+    writer = FlowWriterProcess(str(tmp_path / "missing" / "fluxdepot.db"))
+    with pytest.raises(StoreUnavailable, match="cannot open"):
+        await writer.commit([new_flow(1)])
+    await writer.close()
