@@ -42,7 +42,7 @@ import aiosqlite
 
 from engine import catalogue
 from engine.directory import DirectoryData, DirectorySnapshot, Partner, Structure
-from engine.errors import FlowNotFound, StoreUnavailable
+from engine.errors import AlreadyExists, FlowNotFound, StoreUnavailable
 from engine.model import Finding, FlowRecord, InvoiceOutcome, InvoiceStatus, StatusChange
 from engine.status import ADMIN_EVENTS, FlowEvent, FlowStatus, events_of, walk
 from engine.store import sqlite_directory as directory_sql
@@ -52,7 +52,7 @@ from engine.store.group_commit import GroupCommit
 from engine.store.port import Claim, NewFlow, Recovered, ReportInputs
 from engine.store.sqlite_admin import SqliteAdmin
 from engine.store.sqlite_db import SyncSetting, ThreadConnection, connect, migrate, transaction, wrap
-from engine.store.sqlite_flow_writer import FlowWriterProcess
+from engine.store.sqlite_flow_writer import FlowWriterProcess, WriterDied
 from engine.store.sqlite_queries import CommitSignal, SqliteQueries
 from engine.store.sqlite_rows import (
     change_from_row,
@@ -188,9 +188,34 @@ class SqliteStore(SqliteQueries, SqliteAdmin):
         if self._flow_writer is None:
             raise StoreUnavailable("the store is not open")
         async with self._write_lock:
-            outcomes = await self._creator.commit(batch)
+            try:
+                outcomes: Sequence[FlowRecord | BaseException] = await self._creator.commit(batch)
+            except WriterDied as died:
+                outcomes = await self._committed_anyway(batch, died)
         self._commits.notify()
         return list(outcomes)
+
+    async def _committed_anyway(self, batch: Sequence[NewFlow], died: WriterDied) -> list[FlowRecord | BaseException]:
+        """The outcomes of a batch whose writer died before answering, if its transaction committed
+        (then every flow of it is in, but those refused for a repeated tracking id); else ``died`` is
+        raised again: nothing of the batch was recorded. The child has exited: nothing commits late."""
+        found: list[FlowRecord | None] = []
+        for new in batch:
+            rows = await self._fetch(
+                sql.FIND_DEPOSITED,
+                {
+                    "depositor": new.depositor,
+                    "issuer_siret": new.issuer_siret,
+                    "deposited_at": to_db_time(new.deposited_at),
+                    "sha256": new.sha256,
+                    "file_name": new.file_name,
+                },
+            )
+            found.append(flow_from_row(rows[0]) if rows else None)
+        if all(flow is None for flow in found):
+            raise died
+        refused = AlreadyExists("a flow with this tracking id was deposited first")
+        return [flow if flow is not None else refused for flow in found]
 
     async def find_by_tracking_id(self, depositor: str, tracking_id: str) -> FlowRecord | None:
         rows = await self._fetch(sql.FIND_BY_TRACKING_ID, {"depositor": depositor, "tracking_id": tracking_id})

@@ -20,8 +20,9 @@ Invariants:
 * The child exits when its socket closes: at the store's close, or when the daemon dies (even by
   ``kill -9``). It ignores SIGINT and SIGTERM, which are the daemon's to handle (a terminal's Ctrl-C
   reaches the whole process group; systemd's ``KillMode=mixed`` sends SIGTERM to the daemon only).
-* If the child dies, the batch in flight fails with ``StoreUnavailable`` (its flows are all committed
-  or none: one transaction) and the next batch starts a new child.
+* If the child dies, the batch in flight fails with ``WriterDied`` once the child has exited (its
+  flows are all committed or none: one transaction; ``SqliteStore`` looks which) and the next batch
+  starts a new child.
 
     python -m engine.store.sqlite_flow_writer DB_PATH SOCKET_FD   (started by ``FlowWriterProcess``)
 """
@@ -59,6 +60,13 @@ START_TIMEOUT_S = 30.0  # the child imports its modules and opens the file
 _HEADER = struct.Struct("!Q")  # the byte length of the pickle that follows
 
 Outcome = FlowRecord | EngineError
+
+
+class WriterDied(StoreUnavailable):
+    """The child died with a batch in flight, and is known to have exited: whether the batch was
+    committed (whole) or not (at all) is for the caller to find out."""
+
+
 _FIELDS = tuple(f.name for f in fields(NewFlow))
 
 
@@ -301,8 +309,8 @@ class FlowWriterProcess:
                 replies.transport.write(part)
             reply = await answer
         except ConnectionError as exc:
-            status = await self._discard()
-            raise StoreUnavailable(f"the deposits' writer process ended (exit status {status})") from exc
+            status = await self._discard()  # waits for its exit: it commits nothing more
+            raise WriterDied(f"the deposits' writer process ended (exit status {status})") from exc
         except asyncio.CancelledError:
             # The reply would answer the next batch: end this child (its transaction commits whole or
             # not at all; the caller is gone either way) and start afresh.

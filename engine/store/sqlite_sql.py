@@ -74,6 +74,11 @@ FROM flows
 FLOW_COLUMNS = _FLOW_COLUMNS  # "SELECT <every FlowRecord column> FROM flows" (sqlite_queries_sql)
 GET_FLOW = _FLOW_COLUMNS + "WHERE flow_number = :flow_number"
 FIND_BY_TRACKING_ID = _FLOW_COLUMNS + "WHERE depositor = :depositor AND tracking_id = :tracking_id"
+# A flow by what its deposit carried (the deposits' writer died before answering: was it committed?).
+FIND_DEPOSITED = _FLOW_COLUMNS + (
+    "WHERE depositor = :depositor AND issuer_siret = :issuer_siret AND deposited_at = :deposited_at"
+    " AND sha256 = :sha256 AND file_name = :file_name"
+)
 
 GET_STATUS = "SELECT status FROM flows WHERE flow_number = :flow_number"
 GET_BLOB_KEY = "SELECT blob_key FROM flows WHERE flow_number = :flow_number"

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import StoreUnavailable
+from engine.errors import AlreadyExists, StoreUnavailable
 from engine.model import Channel, Syntax
 from engine.store.port import NewFlow
 from engine.store.sqlite import SqliteStore
-from engine.store.sqlite_flow_writer import FlowWriterProcess, _from_wire, _to_wire
+from engine.store.sqlite_flow_writer import FlowWriterProcess, WriterDied, _from_wire, _to_wire
 
 T0 = datetime(2026, 3, 2, 8, 30, 0, 654321, tzinfo=UTC)
 EXIT_WAIT_S = 10.0
@@ -115,6 +115,23 @@ async def test_a_writer_dying_mid_batch_fails_that_batch_only(store: SqliteStore
     assert len(await store.all_flow_numbers()) == 1
     assert (await store.create_flow(new_flow(4))).file_name == "flow-4.xml"
     assert len(await store.all_flow_numbers()) == 2
+
+
+async def test_a_batch_committed_before_its_writer_died_is_answered_from_the_store(store: SqliteStore) -> None:
+    """When the child dies after COMMIT but before its answer, the store finds the batch's flows by what
+    their deposits carried: the depositors get their flows (not an error that would make them deposit
+    again), a flow refused for its tracking id stays refused, and a batch never committed stays an error."""
+    first = await store.create_flow(new_flow(1, tracking_id="t-1"))
+    again = new_flow(2, tracking_id="t-1")
+    plain = new_flow(3)
+    committed = await asyncio.gather(store.create_flow(plain), store.create_flow(again), return_exceptions=True)
+    died = WriterDied("the deposits' writer process ended (exit status -9)")
+    outcomes = await store._committed_anyway([plain, again], died)
+    assert outcomes[0] == committed[0] == await store.get_flow(committed[0].flow_number)  # type: ignore[union-attr]
+    assert isinstance(outcomes[1], AlreadyExists) and isinstance(committed[1], AlreadyExists)
+    assert first.tracking_id == "t-1"
+    with pytest.raises(WriterDied):
+        await store._committed_anyway([new_flow(4), new_flow(5)], died)
 
 
 async def test_ctrl_c_on_the_terminal_does_not_stop_the_writer(store: SqliteStore) -> None:
