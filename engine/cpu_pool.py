@@ -9,7 +9,9 @@ replaced, and calls that were merely caught in that replacement are retried once
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +28,14 @@ class CheckCrashed(Exception):
     """The process running the check died."""
 
 
+def _start_process(initializer: Callable[[], None] | None) -> None:
+    """A pool process ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and the
+    daemon that handles it stops the pool in order (an interrupted process would print a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer()
+
+
 class CpuPool:
     def __init__(self, processes: int, *, initializer: Callable[[], None] | None = None) -> None:
         self._processes = max(1, processes)
@@ -38,7 +48,7 @@ class CpuPool:
         return ProcessPoolExecutor(
             max_workers=self._processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=self._initializer,
+            initializer=functools.partial(_start_process, self._initializer),
         )
 
     async def run(self, timeout_s: float, fn: Callable[..., T], *args: Any) -> T:

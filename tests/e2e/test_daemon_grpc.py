@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,43 @@ async def test_deposit_to_report_through_the_daemon(tmp_path: Path) -> None:
     finally:
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
+
+
+async def test_ctrl_c_stops_the_daemon_and_its_children_without_a_traceback(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C sends SIGINT to the whole process group: the daemon, its validation processes
+    and its deposits' writer. The daemon stops in order and exits 0; its children stop with it, and
+    none prints a traceback."""
+    daemon = start_daemon(tmp_path / "data")
+    try:
+        async with AsyncClient(daemon.ready["grpc"], token="demo-technical-token") as client:
+            result = await client.deposit_file(OK / "ubl_service_code.xml")  # starts the deposits' writer
+            assert (await asyncio.wait_for(client.wait_final(result.flow_number), 60)).status == "INTEGRATED"
+        children = [
+            int(c) for c in Path(f"/proc/{daemon.proc.pid}/task/{daemon.proc.pid}/children").read_text().split()
+        ]
+        assert len(children) >= 2  # the validation pool's processes and the writer (+ multiprocessing's helpers)
+        os.killpg(daemon.proc.pid, signal.SIGINT)
+        assert daemon.wait(30) == 0
+    finally:
+        if daemon.proc.returncode is None:
+            daemon.kill9()
+    assert daemon.has_event("shutdown_complete")
+    output = "\n".join(daemon.lines)
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
+    for _ in range(100):  # a child sees its parent go and exits on its own (the resource tracker too)
+        running = [c for c in children if _running(c)]
+        if not running:
+            break
+        await asyncio.sleep(0.1)
+    assert not running, [Path(f"/proc/{c}/cmdline").read_bytes() for c in running]
+
+
+def _running(pid: str) -> bool:
+    """Process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 async def test_oversized_deposit_is_refused_with_the_limit(tmp_path: Path) -> None:
