@@ -5,7 +5,8 @@ answers ``FlowService/Deposit`` with a canned ``DepositResponse`` (the framework
 real server (``gateway.grpc_server.start_grpc_server``) on a fresh SQLite store with durable deposits
 (a 20 KB deposit's bytes committed with its row, ``synchronous=FULL``) and a real bearer token. Every
 deposit carries a distinct ~20 KB UBL invoice. For each concurrency: calls/s, p50 and p99 latency, the
-ratio to echo, and each server process's CPU time per call (from /proc: where the time goes).
+ratio to echo, and each server's CPU time per call with its child processes' (the deposits' writer),
+read from /proc: where the time goes.
 
     .venv/bin/python -m bench.deposit [--seconds 3] [--concurrency 1 16 64]
 
@@ -97,7 +98,7 @@ class Result:
     calls: int
     seconds: float
     latencies_ms: list[float]
-    server_cpu_ms: float = float("nan")  # the server process's CPU time per call (Linux /proc), warm-up included
+    server_cpu_ms: float = float("nan")  # the server's CPU per call, children included (/proc), warm-up included
 
     @property
     def rate(self) -> float:
