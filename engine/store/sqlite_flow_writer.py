@@ -53,7 +53,6 @@ from engine.store.port import NewFlow
 from engine.store.rows import new_flow_record
 from engine.store.sqlite_db import BUSY_TIMEOUT_S, PRAGMAS, translate
 from engine.store.sqlite_rows import to_db_time, utc
-from engine.store.sqlite_status import append_event
 
 READY = "ready"
 START_TIMEOUT_S = 30.0  # the child imports its modules and opens the file
@@ -122,35 +121,18 @@ def _insert_many(conn: sqlite3.Connection, news: Sequence[NewFlow]) -> list[str]
 
 
 def _insert_isolated(conn: sqlite3.Connection, new: NewFlow) -> str | AlreadyExists:
-    """One flow with a tracking id, under a savepoint: a repeated id refuses it, not the batch."""
+    """One flow with a tracking id, under a savepoint: a repeated id refuses it (the savepoint takes
+    its sequence number back), not the batch."""
     conn.execute(sql.SAVEPOINT_CREATE)
     try:
-        number = _insert_flow(conn, new)
-    except AlreadyExists as exc:
+        (number,) = _insert_many(conn, [new])
+    except sqlite3.IntegrityError as exc:
         conn.execute(sql.ROLLBACK_TO_CREATE)
         conn.execute(sql.RELEASE_CREATE)
-        return exc
+        if "flows.tracking_id" not in str(exc):
+            raise
+        return AlreadyExists(f"{new.depositor} already deposited a flow with tracking id {new.tracking_id!r}")
     conn.execute(sql.RELEASE_CREATE)
-    return number
-
-
-def _insert_flow(conn: sqlite3.Connection, new: NewFlow) -> str:
-    deposited_at = to_db_time(new.deposited_at)
-    rows = conn.execute(sql.NEXT_SEQUENCE).fetchall()
-    seq = int(rows[0][0])
-    number = format_flow_number(new.number_prefix, new.syntax.interface_number, seq)
-    try:
-        conn.execute(sql.insert_flows(1), sql.flow_values(seq, number, new, FlowStatus.RECEIVED.code, deposited_at))
-    except sqlite3.IntegrityError as exc:
-        if "flows.tracking_id" in str(exc):
-            raise AlreadyExists(
-                f"{new.depositor} already deposited a flow with tracking id {new.tracking_id!r}"
-            ) from exc
-        raise
-    append_event(conn, number, FlowStatus.RECEIVED, None, at=new.deposited_at, actor=new.depositor, detail=None)
-    conn.execute(sql.ENSURE_JOB, {"flow_number": number, "available_at": deposited_at})
-    if new.content is not None:
-        conn.execute(sql.insert_contents(1), (number, new.content))
     return number
 
 

@@ -11,9 +11,7 @@ from typing import Any
 
 from engine.store.port import NewFlow
 
-NEXT_SEQUENCE = "UPDATE flow_sequence SET last_value = last_value + 1 WHERE id = 1 RETURNING last_value"
-
-# --- bulk inserts of new flows (one statement per table and chunk; see SqliteStore._insert_many) ------
+# --- bulk inserts of new flows (one statement per table and chunk; see sqlite_flow_writer._insert_many)
 # The only statements built at run time: from a row count (never from a value) into "(?, ...), (?, ...)".
 ROWS_PER_INSERT = 500  # x 16 columns stays far below SQLite's 32,766 bound parameters
 _NEW_FLOW_COLUMNS = (
