@@ -15,6 +15,7 @@ from clients.client import AsyncClient
 from clients.errors import ResourceExhausted
 from tests import factory
 from tests.e2e.daemon import REPO, start_daemon
+from tests.procs import still_running
 
 OK = REPO / "config" / "demo" / "invoices" / "ok"
 
@@ -58,20 +59,9 @@ async def test_ctrl_c_stops_the_daemon_and_its_children_without_a_traceback(tmp_
     assert daemon.has_event("shutdown_complete")
     output = "\n".join(daemon.lines)
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
-    for _ in range(100):  # a child sees its parent go and exits on its own (the resource tracker too)
-        running = [c for c in children if _running(c)]
-        if not running:
-            break
-        await asyncio.sleep(0.1)
-    assert not running, [Path(f"/proc/{c}/cmdline").read_bytes() for c in running]
-
-
-def _running(pid: str) -> bool:
-    """Process ``pid`` exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
+    # A child sees its parent go and exits on its own (multiprocessing's resource tracker too).
+    left = await still_running(children, 10)
+    assert not left, [Path(f"/proc/{c}/cmdline").read_bytes() for c in left]
 
 
 async def test_oversized_deposit_is_refused_with_the_limit(tmp_path: Path) -> None:

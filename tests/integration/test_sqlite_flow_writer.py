@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from engine.model import Channel, Syntax
 from engine.store.port import NewFlow
 from engine.store.sqlite import SqliteStore
 from engine.store.sqlite_flow_writer import FlowWriterProcess, WriterDied, _from_wire, _to_wire
+from tests.procs import running, still_running
 
 T0 = datetime(2026, 3, 2, 8, 30, 0, 654321, tzinfo=UTC)
 EXIT_WAIT_S = 10.0
@@ -44,24 +44,6 @@ def new_flow(i: int, *, tracking_id: str | None = None) -> NewFlow:
     )
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead too (its parent has not reaped it yet).
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-
-
-def wait_gone(pid: int) -> bool:
-    deadline = time.monotonic() + EXIT_WAIT_S
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture
 async def store(tmp_path: Path) -> SqliteStore:
     s = SqliteStore(str(tmp_path / "fluxdepot.db"))
@@ -78,7 +60,7 @@ def test_a_new_flow_crosses_to_the_child_unchanged() -> None:
 async def test_new_flows_are_committed_by_a_child_process(store: SqliteStore) -> None:
     flow = await store.create_flow(new_flow(1))
     pid = store._creator.pid
-    assert pid is not None and pid != os.getpid() and alive(pid)
+    assert pid is not None and pid != os.getpid() and running(pid)
     assert await store.get_flow(flow.flow_number) == flow  # the record answered is the one stored
     assert (await store.claim("w", now=T0, lease_s=30)).content == new_flow(1).content  # type: ignore[union-attr]
 
@@ -88,7 +70,7 @@ async def test_a_killed_writer_is_replaced_for_the_next_batch(store: SqliteStore
     old = store._creator.pid
     assert old is not None
     os.kill(old, signal.SIGKILL)
-    assert wait_gone(old)
+    assert not await still_running([old], EXIT_WAIT_S)
     for _ in range(100):  # the loop sees the child's socket close
         if not store._creator.running:
             break
@@ -152,7 +134,7 @@ async def test_closing_the_store_ends_the_child(tmp_path: Path) -> None:
     pid = store._creator.pid
     assert pid is not None
     await store.close()
-    assert not alive(pid)
+    assert not running(pid)
 
 
 async def test_the_child_does_not_outlive_a_killed_daemon(tmp_path: Path) -> None:
@@ -175,7 +157,7 @@ asyncio.run(main())
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == -signal.SIGKILL, done.stderr
     child = int(done.stdout.split()[0])
-    assert wait_gone(child)
+    assert not await still_running([child], EXIT_WAIT_S)
 
 
 async def test_a_writer_that_cannot_open_its_file_says_so(tmp_path: Path) -> None:
