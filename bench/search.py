@@ -6,7 +6,9 @@ the triggers of migration 0002 keep the counters exactly as the store would. (St
 generated: search and dashboard never read them.) Then measures, for a user following 5 issuers and for
 an operator who sees everything: the first page, a later page (through its page token) and the
 dashboard, each through ``SqliteStore`` and as plain SQL on the same file (the baseline: the obvious
-statements, ``COUNT(*)``/``GROUP BY`` over ``flows``, run synchronously with ``sqlite3``).
+statements, ``COUNT(*)``/``GROUP BY`` over ``flows``, run synchronously with ``sqlite3``). Last, the SFTP
+outbox's drain (the oldest 100 final EDI flows whose integration report is not written, among a third of
+the flows that are EDI with their reports written) against the return-flow test on every flow.
 
     .venv/bin/python -m bench.search [--flows 1000000] [--runs 200] [--rebuild]
 """
@@ -48,12 +50,29 @@ BATCH = 100_000
 
 INSERT_FLOW = """
 INSERT INTO flows (seq, flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor,
-                   status, deposited_at, status_changed_at, sha256, size_bytes, blob_key)
-VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   status, deposited_at, status_changed_at, sha256, size_bytes, blob_key, partner_code,
+                   return_flows, report_written)
+VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+FINAL = {"IN_INTEGRE", "IN_INTEGRE_PARTIEL", "IN_REJETE", "IN_INCIDENTE"}
+PENDING_REPORTS = 100  # final EDI flows, the newest, whose integration report the outbox has still to write
 INSERT_FINDING = """
 INSERT INTO findings (flow_number, invoice_idx, position, code, message, severity, rule)
 VALUES (?, NULL, ?, ?, 'bench', 'error', ?)
+"""
+
+
+# The baseline of the outbox's drain: the obvious statement, a test on each flow's recorded return flows
+# (what the store itself ran before the report_written flag and its partial index, migration 0006).
+SCAN_PENDING_REPORTS = """
+SELECT flow_number FROM flows
+WHERE channel = 'EDI' AND partner_code IS NOT NULL
+  AND status IN ('IN_INCIDENTE', 'IN_INTEGRE', 'IN_INTEGRE_PARTIEL', 'IN_REJETE')
+  AND NOT EXISTS (
+      SELECT 1 FROM json_each(flows.return_flows)
+      WHERE json_each.value GLOB ('FSO*_' || flows.flow_number || '.xml')
+  )
+ORDER BY seq LIMIT :limit
 """
 
 
@@ -67,12 +86,15 @@ def _rows(count: int) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]
         status = rng.choices(codes, weights)[0]
         changed = at + timedelta(seconds=rng.randrange(1, 600))
         number = f"CPP0011100{seq:010d}"
+        channel = ("API", "EDI", "PORTAL")[seq % 3]
+        partner = f"P{issuer:05d}" if channel == "EDI" else None
+        written = partner is not None and status in FINAL and seq <= count - 3 * PENDING_REPORTS
         flow = (
             seq,
             number,
             f"invoices-{seq}.xml",
             SYNTAXES[seq % len(SYNTAXES)],
-            ("API", "EDI", "PORTAL")[seq % 3],
+            channel,
             ISSUERS[issuer],
             f"tech:T{issuer}",
             status,
@@ -81,6 +103,9 @@ def _rows(count: int) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]
             f"{seq:064x}",
             1000 + seq % 5000,
             f"{seq:064x}",
+            partner,
+            f'["FSO1100A_{partner}_{number}.xml"]' if written else "[]",
+            int(written),
         )
         findings = []
         if status in ("IN_REJETE", "IN_INTEGRE_PARTIEL"):
@@ -229,6 +254,19 @@ async def measure(path: Path, runs: int) -> list[tuple[str, str, list[float], li
                 ours = await timed_async(fn, runs)
                 base = timed(raw[name], 5 if sirets is None else runs)  # the raw operator scans take seconds
                 results.append((f"{who}, {total} flows", name, ours, base))
+
+        async def drain() -> None:
+            await store.pending_return_flows(PENDING_REPORTS)
+
+        def scan_drain() -> None:
+            conn.execute(SCAN_PENDING_REPORTS, {"limit": PENDING_REPORTS}).fetchall()
+
+        pending = len(await store.pending_return_flows(10 * PENDING_REPORTS))
+        await drain()
+        scan_drain()
+        results.append(
+            (f"outbox, {pending} of {total} pending", "drain", await timed_async(drain, runs), timed(scan_drain, 5))
+        )
     finally:
         conn.close()
         await store.close()
@@ -241,7 +279,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
-    path = OUT / f"search-{args.flows}.db"
+    path = OUT / f"search-v2-{args.flows}.db"  # v2: EDI flows have partners and written reports
     if args.rebuild or not path.exists():
         started = time.perf_counter()
         build(path, args.flows)
@@ -254,7 +292,10 @@ def main() -> None:
     for who, name, ours, base in rows:
         p50, p99, b50, b99 = pct(ours, 0.5), pct(ours, 0.99), pct(base, 0.5), pct(base, 0.99)
         print(f"{who:<34} {name:<11} {p50:>8.2f}ms {p99:>8.2f}ms {b50:>8.2f}ms {b99:>8.2f}ms {p50 / b50:>9.2f}x")
-    print(f"(store: SqliteStore, {args.runs} runs; raw: sqlite3, COUNT(*)/GROUP BY over flows)")
+    print(
+        f"(store: SqliteStore, {args.runs} runs; raw: sqlite3, COUNT(*)/GROUP BY over flows;"
+        " outbox drain raw: the return-flow test on every flow, before migration 0006)"
+    )
 
 
 if __name__ == "__main__":

@@ -99,23 +99,24 @@ SELECT DISTINCT k FROM unnest($1::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM f
 ORDER BY k
 """
 
+FINAL_CODES = sorted(s.code for s in FINAL_STATUSES)
+
 # --- outbox: EDI flows in a final status without their integration report (FSO…_<flow number>.xml) ------
-# $1 final status codes, $2 limit
+# $1 limit. The terms are those of the partial index flows_pending_return (migration 0006), constants
+# included: the planner uses a partial index only when the query's terms imply its own.
 PENDING_RETURN_FLOWS = (
     "SELECT "
     + FLOW_COLUMNS
     + """ FROM flows
-WHERE channel = 'EDI' AND partner_code IS NOT NULL AND status = ANY ($1::text[])
-  AND NOT EXISTS (
-      SELECT 1 FROM unnest(return_flows) AS r(name)
-      WHERE r.name LIKE 'FSO%' AND r.name LIKE '%\\_' || flow_number || '.xml'
-  )
+WHERE channel = 'EDI' AND partner_code IS NOT NULL AND NOT report_written
+  AND status IN ("""
+    + ", ".join(f"'{code}'" for code in FINAL_CODES)
+    + """)
 ORDER BY seq
-LIMIT $2
+LIMIT $1
 """
 )
 
-FINAL_CODES = sorted(s.code for s in FINAL_STATUSES)
 
 # What a batch of reports is built from: $1 the flow numbers; each query orders by flow number, then as its
 # one-flow form in ``postgres_sql`` does.
@@ -310,7 +311,7 @@ class PostgresAdmin(PostgresMonitoring):
 
     async def pending_return_flows(self, limit: int = 100) -> list[FlowRecord]:
         """EDI flows in a final status whose integration report has not been written to the outbox."""
-        return [flow_from_row(r) for r in await self._fetch(PENDING_RETURN_FLOWS, FINAL_CODES, limit)]
+        return [flow_from_row(r) for r in await self._fetch(PENDING_RETURN_FLOWS, limit)]
 
     async def report_inputs(self, flow_numbers: Sequence[str]) -> dict[str, ReportInputs]:
         """The report inputs of many flows, read in one snapshot with four queries."""

@@ -60,7 +60,9 @@ RETURNING """
 # $1 flow_number, $2 name: appended once; returns whether the flow exists.
 ADD_RETURN_FLOW = """
 WITH upd AS (
-    UPDATE flows SET return_flows = array_append(return_flows, $2)
+    UPDATE flows
+    SET return_flows = array_append(return_flows, $2),
+        report_written = report_written OR ($2 LIKE 'FSO%' AND $2 LIKE '%\\_' || flow_number || '.xml')
     WHERE flow_number = $1 AND NOT ($2 = ANY (return_flows))
     RETURNING 1
 )

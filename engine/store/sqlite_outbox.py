@@ -3,7 +3,9 @@ and what their reports are built from, for a whole batch in one snapshot (``repo
 
 A flow's integration report is the return flow named ``<interface code>_<partner>_<flow number>.xml``
 (every interface code starts with ``FSO``); other return flows (the optional CPPStatut file) are written
-before it, so a flow is pending exactly while that name is missing from ``return_flows``.
+before it, so a flow is pending exactly while that name is missing from ``return_flows``: recording it
+sets ``report_written`` (``sqlite_sql.ADD_RETURN_FLOW``), and the partial index ``flows_report_pending``
+(migration 0006) holds the pending flows alone, so a drain reads those and nothing else.
 """
 
 from __future__ import annotations
@@ -26,14 +28,9 @@ PENDING_RETURN_FLOWS = f"""
 SELECT flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor, status,
        deposited_at, status_changed_at, sha256, size_bytes, tracking_id, partner_code,
        invoice_count, integrated_count, rejected_count, return_flows
-FROM flows
-WHERE channel = '{Channel.EDI.value}'
-  AND partner_code IS NOT NULL
-  AND status IN ({_FINAL_CODES})
-  AND NOT EXISTS (
-      SELECT 1 FROM json_each(flows.return_flows)
-      WHERE json_each.value GLOB ('FSO*_' || flows.flow_number || '.xml')
-  )
+FROM flows INDEXED BY flows_report_pending  -- an error, not a scan, should the terms stop matching the index
+WHERE channel = '{Channel.EDI.value}' AND partner_code IS NOT NULL AND report_written = 0
+      AND status IN ({_FINAL_CODES})
 ORDER BY seq
 LIMIT :limit
 """  # noqa: S608 - built from enum constants only, never from input

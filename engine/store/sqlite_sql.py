@@ -97,7 +97,9 @@ WHERE flow_number = :flow_number
 """
 
 ADD_RETURN_FLOW = """
-UPDATE flows SET return_flows = json_insert(return_flows, '$[#]', :name)
+UPDATE flows
+SET return_flows = json_insert(return_flows, '$[#]', :name),
+    report_written = report_written OR :name GLOB ('FSO*_' || flow_number || '.xml')
 WHERE flow_number = :flow_number
   AND NOT EXISTS (SELECT 1 FROM json_each(flows.return_flows) WHERE json_each.value = :name)
 """

@@ -18,6 +18,7 @@ from engine.permissions import Visibility
 from engine.status import FlowEvent, FlowStatus
 from engine.store import open_store
 from engine.store.postgres import PostgresStore
+from engine.store.postgres_admin import PENDING_RETURN_FLOWS
 from engine.store.postgres_db import load_migrations
 from tests.integration.test_store_contract import T0, facts, new_flow, walk
 from tests.pg import SERVER, PgCluster, find_bin
@@ -270,3 +271,58 @@ async def test_singleton_passes_on_when_its_holder_connection_dies(two: tuple[Po
         raise AssertionError("the singleton did not pass on")
     await asyncio.sleep(1.1)  # a's reconnection is rate-limited
     assert not await a.try_singleton("watchdog")
+
+
+async def test_pending_return_flows_use_the_pending_index(url: str) -> None:
+    """The outbox's query matches the partial index of pending flows (the planner picks it once sequential
+    scans are priced out, which it cannot do when the query's terms do not imply the index's)."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {PENDING_RETURN_FLOWS}", 100))
+    finally:
+        await conn.close()
+    assert "flows_pending_return" in plan, plan
+
+
+async def test_migration_marks_the_reports_already_written() -> None:
+    """A database from before ``report_written`` (schema version 5) gets the flag from the names already
+    recorded: a flow whose report is in ``return_flows`` is no longer pending, one with only its CPPStatut
+    file still is."""
+    SERVER.ensure()
+    url = await SERVER.create_database(migrated=False)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in load_migrations():
+            if migration.version <= 5:
+                await conn.execute(migration.script)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", migration.version, migration.name
+                )
+        for seq, number, names in (
+            (1, "FLOW1", ["CPPStatut_AAA001_FLOW1.xml", "FSO1100A_AAA001_FLOW1.xml"]),
+            (2, "FLOW2", ["CPPStatut_AAA001_FLOW2.xml"]),
+            (3, "FLOW3", []),
+        ):
+            await conn.execute(
+                "INSERT INTO flows (seq, flow_number, file_name, syntax, declared_syntax, channel, issuer_siret,"
+                " depositor, status, deposited_at, status_changed_at, sha256, size_bytes, blob_key, partner_code,"
+                " return_flows) VALUES ($1, $2, 'f.xml', 'IN_DP_E1_UBL_INVOICE', true, 'EDI', '11111111111111',"
+                " 'partner:AAA001', 'IN_REJETE', now(), now(), 'x', 1, '', 'AAA001', $3)",
+                seq,
+                number,
+                names,
+            )
+    finally:
+        await conn.close()
+    store = PostgresStore(url, pool_min=1, pool_max=2)
+    await store.open()
+    try:
+        assert [f.flow_number for f in await store.pending_return_flows()] == ["FLOW2", "FLOW3"]
+    finally:
+        await store.close()

@@ -663,9 +663,17 @@ async def test_pending_return_flows(store: Store) -> None:
     assert expected
     assert [f.flow_number for f in await store.pending_return_flows()] == expected
     first = next(f for f in flows if f.flow_number == expected[0])
-    await store.add_return_flow(first.flow_number, f"{first.interface_code}_AAA001_{first.flow_number}.xml")
+    # A CPPStatut file is published before the report: the flow stays pending until the report is recorded.
+    await store.add_return_flow(first.flow_number, f"CPPStatut_AAA001_{first.flow_number}.xml")
+    # A report name of another flow does not count either.
+    await store.add_return_flow(first.flow_number, f"{first.interface_code}_AAA001_{expected[1]}.xml")
+    assert [f.flow_number for f in await store.pending_return_flows()] == expected
+    await store.add_return_flows([(first.flow_number, f"{first.interface_code}_AAA001_{first.flow_number}.xml")])
     assert [f.flow_number for f in await store.pending_return_flows(limit=100)] == expected[1:]
     assert len(await store.pending_return_flows(limit=1)) == 1
+    # Recording the report again changes nothing.
+    await store.add_return_flow(first.flow_number, f"{first.interface_code}_AAA001_{first.flow_number}.xml")
+    assert [f.flow_number for f in await store.pending_return_flows(limit=100)] == expected[1:]
 
 
 async def test_purge_keeps_counters_and_feed_consistent(store: Store) -> None:

@@ -16,6 +16,7 @@ from engine.store import open_store
 from engine.store.port import NewFlow
 from engine.store.sqlite import SqliteStore
 from engine.store.sqlite_db import load_migrations
+from engine.store.sqlite_outbox import PENDING_RETURN_FLOWS
 from tests.tmpfs import mounted_tmpfs
 
 NEW = NewFlow(
@@ -108,5 +109,84 @@ async def test_full_disk_raises_storage_full_and_keeps_earlier_flows(small_fs: P
         with pytest.raises(StorageFull):  # still full, still a clean error (no stuck transaction)
             await store.create_flow(replace(NEW, file_name="y" * 4000))
         assert len(await store.history(created[-1])) == 1
+    finally:
+        await store.close()
+
+
+async def test_pending_return_flows_read_only_the_pending_flows(tmp_path: Path) -> None:
+    """The outbox's query walks the partial index of pending flows, not the flows table: with thousands of
+    flows whose reports are written, a drain reads the one pending flow and nothing else."""
+    path = tmp_path / "db.sqlite"
+    store = await open_store(f"sqlite:///{path}")
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        plan = " | ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {PENDING_RETURN_FLOWS}", {"limit": 100}))
+        assert plan == "SCAN flows USING INDEX flows_report_pending", plan
+        # 5,000 final EDI flows whose reports are written, and one whose report is not.
+        conn.executemany(
+            "INSERT INTO flows (seq, flow_number, file_name, syntax, declared_syntax, channel, issuer_siret,"
+            " depositor, status, deposited_at, status_changed_at, sha256, size_bytes, blob_key, partner_code,"
+            " report_written) VALUES (?, ?, 'f.xml', 'IN_DP_E1_UBL_INVOICE', 1, 'EDI', '11111111111111',"
+            " 'partner:AAA001', 'IN_INTEGRE', '2026-01-01T00:00:00.000000+00:00',"
+            " '2026-01-01T00:00:00.000000+00:00', 'x', 1, '', 'AAA001', ?)",
+            [(i, f"FLOW{i:05d}", int(i != 4_000)) for i in range(1, 5_001)],
+        )
+        steps = sqlite3_vm_steps(conn, PENDING_RETURN_FLOWS, {"limit": 100})
+        assert [r[0] for r in conn.execute(PENDING_RETURN_FLOWS, {"limit": 100})] == ["FLOW04000"]
+    conn.close()
+    assert steps < 200, f"{steps} virtual machine steps for one pending flow among 5,000"
+
+
+def sqlite3_vm_steps(conn: sqlite3.Connection, query: str, params: dict[str, object]) -> int:
+    """How many virtual machine instructions SQLite runs for ``query`` (its progress handler, called
+    every instruction): the work done, counted rather than timed."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn.set_progress_handler(count, 1)
+    try:
+        conn.execute(query, params).fetchall()
+    finally:
+        conn.set_progress_handler(None, 1)
+    return steps
+
+
+async def test_migration_marks_the_reports_already_written(tmp_path: Path) -> None:
+    """A database from before ``report_written`` (schema version 5) gets the flag from the names already
+    recorded: a flow whose report is in ``return_flows`` is no longer pending, a flow with only its
+    CPPStatut file still is."""
+    path = tmp_path / "v5.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        for migration in load_migrations():
+            if migration.version <= 5:
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01')", (migration.version, migration.name)
+                )
+        for seq, number, names in (
+            (1, "FLOW1", '["CPPStatut_AAA001_FLOW1.xml", "FSO1100A_AAA001_FLOW1.xml"]'),
+            (2, "FLOW2", '["CPPStatut_AAA001_FLOW2.xml"]'),
+            (3, "FLOW3", "[]"),
+        ):
+            conn.execute(
+                "INSERT INTO flows (seq, flow_number, file_name, syntax, declared_syntax, channel, issuer_siret,"
+                " depositor, status, deposited_at, status_changed_at, sha256, size_bytes, blob_key, partner_code,"
+                " return_flows) VALUES (?, ?, 'f.xml', 'IN_DP_E1_UBL_INVOICE', 1, 'EDI', '11111111111111',"
+                " 'partner:AAA001', 'IN_REJETE', '2026-01-01T00:00:00.000000+00:00',"
+                " '2026-01-01T00:00:00.000000+00:00', 'x', 1, '', 'AAA001', ?)",
+                (seq, number, names),
+            )
+    conn.close()
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        assert [f.flow_number for f in await store.pending_return_flows()] == ["FLOW2", "FLOW3"]
     finally:
         await store.close()
