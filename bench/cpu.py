@@ -22,6 +22,15 @@ def cpu_seconds(pid: int | None) -> float:
     return total
 
 
+def own_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time so far of process ``pid`` alone (all its threads), NaN where ``/proc`` is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int | None) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):

@@ -13,10 +13,12 @@ clock runs from the first drop until every integration report ``FSO1100A_AAA001_
 ``out/`` (the folder is polled on disk every 10 ms). The baseline, in the same run on a fresh daemon, is the
 engine's own processing rate: the same number of invoices deposited over gRPC by as many clients, until
 every final status arrived on a ``WatchFlows`` stream. Latency per flow: drop (upload or deposit call
-started) → report seen (SFTP) or final status seen (gRPC).
+started) → report seen (SFTP) or final status seen (gRPC). The pair runs ``--e2e-rounds`` times, and the
+median of the rounds' ratios is the figure; each run also shows the CPU milliseconds per flow of the
+daemon's own process, of its child processes (validation pool, deposits' writer) and of the load generator.
 
     .venv/bin/python -m bench.sftp [--parts intake,e2e] [--large-mb 50] [--small 2000] [--logins 100]
-                                   [--e2e-flows 1000] [--e2e-clients 8]
+                                   [--e2e-flows 1000] [--e2e-clients 8] [--e2e-rounds 3]
 
 Run as root (``sshd`` needs it); ``apt-get install -y openssh-server`` when ``/usr/sbin/sshd`` is missing.
 Targets: ≥ 60% of OpenSSH's MB/s on the large file, ≥ 50% of its files/s on small files, and the end-to-end
@@ -45,7 +47,7 @@ from pathlib import Path
 
 import asyncssh
 
-from bench.cpu import cpu_seconds
+from bench.cpu import cpu_seconds, own_cpu_seconds
 from clients.client import AsyncClient
 from tests import factory
 from tests.e2e.daemon import RunningDaemon, start_daemon
@@ -311,6 +313,7 @@ class E2eRun:
     final: dict[str, float] = field(default_factory=dict)
     done: dict[str, float] = field(default_factory=dict)
     statuses: Counter[str] = field(default_factory=Counter)
+    cpu: dict[str, float] = field(default_factory=dict)  # seconds: daemon, its child processes, load generator
 
     @property
     def elapsed(self) -> float:
@@ -343,6 +346,23 @@ def finish(run: E2eRun, data: Path, done_by_flow: dict[str, float]) -> E2eRun:
     return run
 
 
+class CpuMeter:
+    """CPU seconds spent during a run by the daemon's own process, by its child processes (validation
+    pool, deposits' writer) and by this load generator (clients and watcher)."""
+
+    def __init__(self, daemon: RunningDaemon) -> None:
+        self._pid = daemon.proc.pid
+        self._start = self._now()
+
+    def _now(self) -> tuple[float, float, float]:
+        everything, own = cpu_seconds(self._pid), own_cpu_seconds(self._pid)
+        return own, everything - own, time.process_time()
+
+    def spent(self) -> dict[str, float]:
+        end = self._now()
+        return {part: e - s for part, s, e in zip(("daemon", "children", "clients"), self._start, end, strict=True)}
+
+
 def stop_daemon(daemon: RunningDaemon) -> None:
     """SIGTERM (the config's grace is 20 s); SIGKILL and report the daemon's last lines if it outstays 60 s."""
     daemon.signal(signal.SIGTERM)
@@ -356,13 +376,13 @@ def stop_daemon(daemon: RunningDaemon) -> None:
         ) from None
 
 
-async def e2e_grpc(work: Path, files: dict[str, bytes], clients: int, timeout_s: float) -> E2eRun:
+async def e2e_grpc(data: Path, files: dict[str, bytes], clients: int, timeout_s: float) -> E2eRun:
     """The engine's processing rate: gRPC deposit → final status seen on a ``WatchFlows`` stream."""
-    data = work / "e2e-grpc"
     daemon = start_daemon(data)
     run, finals, queue = E2eRun("gRPC deposit → final status"), dict[str, float](), list(files)
     try:
         target = str(daemon.ready["grpc"])
+        meter = CpuMeter(daemon)
 
         async def watch(client: AsyncClient) -> None:
             async for event in client.watch_flows(from_start=True):
@@ -382,20 +402,21 @@ async def e2e_grpc(work: Path, files: dict[str, bytes], clients: int, timeout_s:
             watching = asyncio.create_task(watch(watcher))
             await asyncio.gather(*(depositor() for _ in range(clients)))
             await asyncio.wait_for(watching, timeout_s)
+        run.cpu = meter.spent()
     finally:
         stop_daemon(daemon)
     return finish(run, data, finals)
 
 
-async def e2e_sftp(work: Path, key: Path, files: dict[str, bytes], clients: int, timeout_s: float) -> E2eRun:
+async def e2e_sftp(data: Path, key: Path, files: dict[str, bytes], clients: int, timeout_s: float) -> E2eRun:
     """SFTP end to end: upload to ``in/`` → integration report in ``out/`` (polled on disk)."""
-    data = work / "e2e-sftp"
     daemon = start_daemon(data)
     run, reports, queue = E2eRun("SFTP drop in in/ → report in out/"), dict[str, float](), list(files)
     out = data / "sftp" / "partners" / PARTNER / "out"
     try:
         port = int(str(daemon.ready["sftp"]).rpartition(":")[2])
         target = Target("fluxdepot serve", port, PARTNER, key, "/in")
+        meter = CpuMeter(daemon)
 
         async def watch() -> None:
             while len(reports) < len(files):
@@ -422,6 +443,7 @@ async def e2e_sftp(work: Path, key: Path, files: dict[str, bytes], clients: int,
             raise RuntimeError(
                 f"{len(reports)}/{len(files)} reports in out/ after {timeout_s} s; others: {others}"
             ) from None
+        run.cpu = meter.spent()
     finally:
         stop_daemon(daemon)
     return finish(run, data, reports)
@@ -441,22 +463,39 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {cuts[49] * 1000:6.0f} ms  p99 {cuts[98] * 1000:6.0f} ms"
 
 
-async def measure_e2e(key: Path, work: Path, flows: int, clients: int) -> None:
+async def measure_e2e(key: Path, work: Path, flows: int, clients: int, rounds: int) -> None:
+    """``rounds`` pairs of runs, gRPC then SFTP, each on a fresh daemon: the ratio of each pair, then their
+    median (one pair lasts seconds, and this shared machine's speed drifts more than that between runs)."""
     print(
         f"== end to end through `fluxdepot serve` (demo config, SQLite): {flows} single-invoice UBL flows, "
-        f"{clients} clients, {os.cpu_count()} cores",
+        f"{clients} clients, {os.cpu_count()} cores, {rounds} rounds",
         flush=True,
     )
     timeout_s = max(120.0, flows / 5)
-    base = await e2e_grpc(work, e2e_invoices(factory.DEMO_SUPPLIER, "GRPC", flows), clients, timeout_s)
-    ours = await e2e_sftp(work, key, e2e_invoices(factory.DEMO_SUPPLIER_2, "SFTP", flows), clients, timeout_s)
-    for run, seen in ((base, "final status seen"), (ours, "report in out/")):
-        statuses = ", ".join(f"{status} {n}" for status, n in sorted(run.statuses.items()))
-        print(f"  {run.name:<36} {len(run.done)} flows in {run.elapsed:5.1f} s = {run.rate:6.1f} flows/s  ({statuses})")
-        print(f"    {'drop → ' + seen:<34} {percentiles(run.latencies(run.dropped, run.done))}")
-        print(f"    {'drop → final status (store)':<34} {percentiles(run.latencies(run.dropped, run.final))}")
-    print(f"    {'final status → report':<34} {percentiles(ours.latencies(ours.final, ours.done))}")
-    print(f"  ratio SFTP end to end / gRPC end to end: {ours.rate / base.rate:.0%}")
+    grpc_files = e2e_invoices(factory.DEMO_SUPPLIER, "GRPC", flows)
+    sftp_files = e2e_invoices(factory.DEMO_SUPPLIER_2, "SFTP", flows)
+    ratios: list[float] = []
+    for round_ in range(1, rounds + 1):
+        base = await e2e_grpc(work / f"e2e-grpc-{round_}", grpc_files, clients, timeout_s)
+        ours = await e2e_sftp(work / f"e2e-sftp-{round_}", key, sftp_files, clients, timeout_s)
+        print(f" round {round_}")
+        for run, seen in ((base, "final status seen"), (ours, "report in out/")):
+            statuses = ", ".join(f"{status} {n}" for status, n in sorted(run.statuses.items()))
+            print(
+                f"  {run.name:<36} {len(run.done)} flows in {run.elapsed:5.1f} s = {run.rate:6.1f} flows/s"
+                f"  ({statuses})"
+            )
+            print(f"    {'drop → ' + seen:<34} {percentiles(run.latencies(run.dropped, run.done))}")
+            print(f"    {'drop → final status (store)':<34} {percentiles(run.latencies(run.dropped, run.final))}")
+            cpu = "  ".join(f"{part} {seconds / len(run.done) * 1000:5.1f}" for part, seconds in run.cpu.items())
+            print(f"    {'CPU ms per flow':<34} {cpu}")
+        print(f"    {'final status → report':<34} {percentiles(ours.latencies(ours.final, ours.done))}")
+        ratios.append(ours.rate / base.rate)
+        print(f"  ratio SFTP end to end / gRPC end to end: {ratios[-1]:.0%}", flush=True)
+    print(
+        f"ratio over {rounds} rounds: median {statistics.median(ratios):.0%}"
+        f" (from {min(ratios):.0%} to {max(ratios):.0%})"
+    )
 
 
 def main() -> None:
@@ -467,6 +506,7 @@ def main() -> None:
     parser.add_argument("--parts", default="intake,e2e", help="comma-separated: intake (vs OpenSSH sshd), e2e")
     parser.add_argument("--e2e-flows", type=int, default=1000)
     parser.add_argument("--e2e-clients", type=int, default=8)
+    parser.add_argument("--e2e-rounds", type=int, default=3)
     parser.add_argument("--serve", nargs=2, metavar=("DATA", "PORT_FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", nargs=2, metavar=("ROOT", "PORT_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -505,7 +545,7 @@ def main() -> None:
                 proc.wait(10)
             procs.clear()
         if "e2e" in parts:
-            asyncio.run(measure_e2e(key, work, args.e2e_flows, args.e2e_clients))
+            asyncio.run(measure_e2e(key, work, args.e2e_flows, args.e2e_clients, args.e2e_rounds))
     finally:
         for proc in procs:
             proc.terminate()
