@@ -1,7 +1,8 @@
 """Return flows: integration reports (and optional CPPStatut files) written to EDI partners' ``out/``.
 
 ``OutboxWriter.run()`` drains ``store.pending_return_flows()`` (EDI flows in a final status whose
-integration report is not recorded), then sleeps until ``wake()`` (called after each verdict), a status
+integration report is not recorded), then sleeps until ``wake()`` (called after the verdict of an EDI
+partner's flow; then ``gather_s`` more, so the verdicts of the same moment go out in one batch), a status
 change committed by any daemon (``store.wait_for_events``, coalesced over ``settle_s``) or ``poll_s``.
 
 Daemons sharing one store and one data folder write through ONE writer: ``run()`` drains only while its
@@ -46,7 +47,7 @@ from engine.blobs import syncfs_function
 from engine.clock import utcnow
 from engine.directory import Partner
 from engine.errors import StoreError, StoreUnavailable
-from engine.model import FlowRecord
+from engine.model import Channel, FlowRecord
 from engine.report import build_report, render_xml
 from engine.store.port import Store
 from gateway.cppstatut import cppstatut_name, render_cppstatut
@@ -58,6 +59,11 @@ REJECT_NAMESPACE = "urn:fluxdepot:deposit-reject:1"
 OUTBOX_SINGLETON = "outbox"  # the one daemon writing return flows (and repairing interrupted writes)
 PURGE_SINGLETON = "outbox_purge"  # the one daemon purging partners' out/ folders
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def has_return_flows(flow: FlowRecord) -> bool:
+    """Whether the flow gets return flows: an EDI partner's deposit (the terms of ``pending_return_flows``)."""
+    return flow.channel is Channel.EDI and flow.partner_code is not None
 
 
 def report_name(flow: FlowRecord) -> str:
@@ -89,6 +95,7 @@ class OutboxWriter:
         poll_s: float = 30.0,
         standby_s: float = 2.0,
         settle_s: float = 0.2,
+        gather_s: float = 0.05,
         batch: int = 100,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -100,11 +107,13 @@ class OutboxWriter:
         self._poll_s = poll_s
         self._standby_s = standby_s
         self._settle_s = settle_s
+        self._gather_s = gather_s
         self._batch = batch
         self._clock = clock
         self._wakeup = asyncio.Event()
         self._stopping = False
         self.written = 0
+        self.batches = 0  # publish() calls that wrote files (tests and benchmarks read it)
         self.holding = False  # whether run() holds the outbox singleton (a metric)
 
     def wake(self) -> None:
@@ -134,8 +143,9 @@ class OutboxWriter:
 
     async def _wait(self, cursor: int | None) -> None:
         """Without the singleton (``cursor`` None): ``standby_s``. With it: a local verdict, a status
-        change after ``cursor`` committed by any daemon (then ``settle_s`` more, to write in batches), or
-        ``poll_s``."""
+        change after ``cursor`` committed by any daemon (then up to ``settle_s`` more, cut short by a
+        local verdict), or ``poll_s``; after a local verdict, ``gather_s`` more. The pauses write in
+        batches: a drain per verdict cost more than the reports themselves (reads, thread hops, syncs)."""
         if cursor is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._standby_s)
@@ -151,6 +161,8 @@ class OutboxWriter:
         if remote in done and local not in done and not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._settle_s)
+        if self._wakeup.is_set() and not self._stopping:
+            await asyncio.sleep(self._gather_s)
 
     async def drain(self, *, singleton: bool = False) -> int:
         """Publish the return flows of every pending flow, ``batch`` flows at a time; returns how many flows
@@ -177,6 +189,7 @@ class OutboxWriter:
         await asyncio.to_thread(self._place_all, files)
         await self._store.add_return_flows([(f.flow_number, f.name) for f in files])
         await asyncio.to_thread(self._unmark, files)
+        self.batches += 1
         reports = {report_name(flow) for flow in flows}
         for f in files:
             if f.name in reports:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from engine.cpu_pool import CpuPool
 from engine.status import FlowStatus
-from gateway.outbox import OutboxWriter, report_name
+from gateway.outbox import OutboxWriter, has_return_flows, report_name
 from gateway.sftp_server import start_sftp_server
 from tests.harness import REPO, Harness
 from tests.integration.sftp_support import (
@@ -131,7 +131,7 @@ async def test_purge_deletes_only_files_older_than_the_retention(sftp_env: SftpE
 
 
 async def test_run_loop_writes_reports_when_woken(sftp_env: SftpEnv) -> None:
-    """``run()`` drains at start and again on ``wake()`` (the daemon calls it after each verdict)."""
+    """``run()`` drains at start and again on ``wake()`` (the daemon calls it after an EDI flow's verdict)."""
     writer = OutboxWriter(sftp_env.harness.store, sftp_env.folders, engine_version="test", poll_s=60)
     task = asyncio.create_task(writer.run())
     try:
@@ -146,3 +146,42 @@ async def test_run_loop_writes_reports_when_woken(sftp_env: SftpEnv) -> None:
         writer.stop()
         await asyncio.wait_for(task, 5)
     assert writer.written == 1
+
+
+async def test_wakes_close_together_are_written_in_one_batch(sftp_env: SftpEnv) -> None:
+    """After a wake-up the writer gathers ``gather_s`` before it drains: nothing is written sooner, and the
+    flows announced meanwhile go out together, one batch (one set of syncs) for all of them."""
+    # settle_s: the deposits' own commits would otherwise start a drain before the wake-ups.
+    writer = OutboxWriter(
+        sftp_env.harness.store, sftp_env.folders, engine_version="test", poll_s=60, settle_s=60, gather_s=0.6
+    )
+    task = asyncio.create_task(writer.run())
+    try:
+        numbers = [await deposit_and_judge(sftp_env) for _ in range(3)]
+        loop = asyncio.get_running_loop()
+        woken = loop.time()
+        for _ in numbers:  # as the daemon does, once per verdict
+            writer.wake()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(max(0.0, woken + 0.3 - loop.time()))
+        assert sftp_env.out_files() == []  # still gathering: a writer that drained on the first wake shows here
+
+        async def written() -> bool:
+            return all(any(n in name for name in sftp_env.out_files()) for n in numbers)
+
+        await eventually(written)
+    finally:
+        writer.stop()
+        await asyncio.wait_for(task, 5)
+    assert (writer.written, writer.batches) == (3, 1)
+
+
+async def test_only_an_edi_partners_flow_has_return_flows(sftp_env: SftpEnv) -> None:
+    """The daemon wakes the writer for the verdicts of EDI partners' flows only (``has_return_flows``): a
+    flow deposited over the API never gets a report in an outbox, and is never pending."""
+    content = (INVOICES / "ok/ubl_service_code.xml").read_bytes()
+    api = await sftp_env.harness.deposit_and_process("api.xml", content)
+    edi = await sftp_env.harness.store.get_flow(await deposit_and_judge(sftp_env))
+    assert edi is not None
+    assert (has_return_flows(api), has_return_flows(edi)) == (False, True)
+    assert [f.flow_number for f in await sftp_env.harness.store.pending_return_flows()] == [edi.flow_number]
