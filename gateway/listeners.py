@@ -79,8 +79,9 @@ class GrpcListener:
 
 class OutboxListener:
     """Return flows to partners' out/ folders: drained once before SFTP opens (finishing any write a
-    crash interrupted), then a loop woken after the verdict of every EDI partner's flow, and a periodic retention purge. Both run
-    on the one daemon holding their singleton (``gateway.outbox``), whatever the number of daemons."""
+    crash interrupted), then a loop woken after the verdict of every EDI partner's flow, and a periodic
+    retention purge. Both run on the one daemon holding their singleton (``gateway.outbox``), whatever
+    the number of daemons."""
 
     name = "outbox"
 
