@@ -122,6 +122,7 @@ async def start_sftp_server(
         sftp_version=3,
         allow_scp=False,
         allow_pty=False,
+        line_editor=False,  # SFTP only, no shell: asyncssh's line editor would only wrap every channel write
         agent_forwarding=False,
         x11_forwarding=False,
         kbdint_auth=False,
