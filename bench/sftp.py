@@ -106,6 +106,7 @@ async def serve_bare(root: Path, port_file: Path) -> None:
         authorized_client_keys=str(DEMO_KEY.with_suffix(".pub")),
         sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root)),
         allow_scp=False,
+        line_editor=False,  # configured as fluxdepot's server is: the framework's limit for the same setup
     )
     port_file.write_text(str(server.sockets[0].getsockname()[1]))  # noqa: ASYNC240 - once, at start
     stop = asyncio.Event()
