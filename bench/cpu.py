@@ -10,9 +10,8 @@ def cpu_seconds(pid: int | None) -> float:
     """User + system CPU time so far of process ``pid`` and all its descendants: the live ones (the
     deposits' writer process) and those it has reaped (sshd's finished sessions); NaN where ``/proc``
     is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
+    fields = _stat(pid)
+    if fields is None:
         return float("nan")
     total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     for child in _children(pid):
@@ -24,11 +23,18 @@ def cpu_seconds(pid: int | None) -> float:
 
 def own_cpu_seconds(pid: int | None) -> float:
     """User + system CPU time so far of process ``pid`` alone (all its threads), NaN where ``/proc`` is missing."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
+    fields = _stat(pid)
+    if fields is None:
         return float("nan")
     return sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int | None) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (the state first), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
 
 
 def _children(pid: int | None) -> list[int]:

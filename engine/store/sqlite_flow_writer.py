@@ -344,24 +344,24 @@ class FlowWriterProcess:
 
     async def _discard(self) -> int | None:
         """Forget a child that failed: kill it if it still runs; its exit status."""
+        return await self._end(kill=True)
+
+    async def close(self) -> None:
+        """End the child: it sees end of stream, closes its connection and exits."""
+        await self._end(kill=False)
+
+    async def _end(self, *, kill: bool) -> int | None:
+        """Close our end of the socket and wait for the child's exit (killed first if ``kill`` and it still
+        runs); its exit status, None when there was no child."""
         proc, replies = self._proc, self._replies
         self._proc = self._replies = None
         if replies is not None and replies.transport is not None:
             replies.transport.close()
         if proc is None:
             return None
-        if proc.returncode is None:
+        if kill and proc.returncode is None:
             proc.kill()
         return await proc.wait()
-
-    async def close(self) -> None:
-        """End the child: it sees end of stream, closes its connection and exits."""
-        proc, replies = self._proc, self._replies
-        self._proc = self._replies = None
-        if replies is not None and replies.transport is not None:
-            replies.transport.close()
-        if proc is not None:
-            await proc.wait()
 
 
 def main(argv: list[str]) -> int:

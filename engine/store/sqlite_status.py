@@ -1,7 +1,6 @@
 """Status changes for ``SqliteStore``, run inside the caller's write transaction: the compare-and-set
 update, its hash-chained event and the job row that follows the status. Plain ``sqlite3`` calls: the
-store runs a whole transaction in its writer thread (``sqlite_db.ThreadConnection``), or for new
-flows in the deposits' writer process (``sqlite_flow_writer``).
+store runs a whole transaction in its writer thread (``sqlite_db.ThreadConnection``).
 
 Invariants: a status changes only from the expected one (zero rows updated → ``StatusConflict``), along
 ``engine.status.advance``; every change appends event ``seq + 1`` whose ``prev_hash`` is the previous
