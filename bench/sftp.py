@@ -5,7 +5,10 @@ clients: asyncssh's client (AES-GCM, the server's largest write size) for every 
 ``sftp`` program for the large file. OpenSSH writes to a temp folder (no fsync: the physical limit of
 SFTP here); a bare asyncssh ``SFTPServer`` chrooted to a temp folder (no fsync either) is the framework's
 own limit, as the bare grpc.aio echo server is for ``bench.deposit``; fluxdepot turns each closed upload
-into a durable deposit (blob fsynced, flow committed) before acknowledging it.
+into a durable deposit (blob fsynced, flow committed) before acknowledging it. The intake measures run in
+``--rounds`` rounds, each measure taken on the three servers back to back (a shared machine's speed
+changes from one minute to the next); the table gives each server's median and the median of the
+rounds' ratios, then the rounds' ratios to OpenSSH.
 
 Part ``e2e``: end to end through ``fluxdepot serve`` (demo config, SQLite, ports 0). ``--e2e-clients``
 asyncssh clients drop ``--e2e-flows`` distinct single-invoice UBL flows in partner AAA001's ``in/``; the
@@ -18,7 +21,7 @@ median of the rounds' ratios is the figure; each run also shows the CPU millisec
 daemon's own process, of its child processes (validation pool, deposits' writer) and of the load generator.
 
     .venv/bin/python -m bench.sftp [--parts intake,e2e] [--large-mb 50] [--small 2000] [--logins 100]
-                                   [--e2e-flows 1000] [--e2e-clients 8] [--e2e-rounds 3]
+                                   [--rounds 3] [--e2e-flows 1000] [--e2e-clients 8] [--e2e-rounds 3]
 
 Run as root (``sshd`` needs it); ``apt-get install -y openssh-server`` when ``/usr/sbin/sshd`` is missing.
 Targets: ≥ 60% of OpenSSH's MB/s on the large file, ≥ 50% of its files/s on small files, and the end-to-end
@@ -252,7 +255,12 @@ async def server_cpu_ms(target: Target, files: int, run: Callable[[], Awaitable[
     return result, (cpu_seconds(target.pid) - before) * 1000 / files
 
 
-async def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> dict[str, dict[str, float]]:
+Results = dict[str, dict[str, list[float]]]  # target → measure → one value per round
+
+
+async def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> Results:
+    """``args.rounds`` rounds; in each, every measure is taken on the three targets one after the other, so
+    that the load of a shared machine at that minute weighs on the three alike."""
     large = work / "large.xml"
 
     def fresh_large() -> Path:
@@ -261,33 +269,65 @@ async def measure(targets: list[Target], args: argparse.Namespace, work: Path) -
         large.write_bytes(os.urandom(args.large_mb * MiB))
         return large
 
+    async def small(target: Target, clients: int) -> tuple[float, float]:
+        seconds, cpu_ms = await server_cpu_ms(
+            target, args.small, lambda: small_files(target, args.small, clients, payload)
+        )
+        return args.small / seconds, cpu_ms
+
     payload = os.urandom(10 * 1024)
-    results: dict[str, dict[str, float]] = {}
+    results: Results = {t.name: {} for t in targets}
     for target in targets:
-        r = results.setdefault(target.name, {})
         await large_asyncssh(target, fresh_large())  # warm-up (connection code paths, first deposit)
-        r["large MiB/s (asyncssh client)"] = args.large_mb / await large_asyncssh(target, fresh_large())
-        r["large MiB/s (OpenSSH sftp)"] = args.large_mb / await large_openssh(target, fresh_large())
-        for clients in (1, 8):
-            seconds, cpu_ms = await server_cpu_ms(
-                target, args.small, lambda t=target, n=clients: small_files(t, args.small, n, payload)
+    for _ in range(args.rounds):
+        for target in targets:
+            _add(
+                results,
+                target,
+                "large MiB/s (asyncssh client)",
+                args.large_mb / await large_asyncssh(target, fresh_large()),
             )
-            r[f"small files/s, {clients} client{'s' if clients > 1 else ''}"] = args.small / seconds
-            r[f"  server CPU ms per file, {clients}"] = cpu_ms
-        r["logins/s"] = args.logins / await logins(target, args.logins)
+        for target in targets:
+            _add(
+                results,
+                target,
+                "large MiB/s (OpenSSH sftp)",
+                args.large_mb / await large_openssh(target, fresh_large()),
+            )
+        for clients in (1, 8):
+            for target in targets:
+                rate, cpu_ms = await small(target, clients)
+                _add(results, target, f"small files/s, {clients} client{'s' if clients > 1 else ''}", rate)
+                _add(results, target, f"  server CPU ms per file, {clients}", cpu_ms)
+        for target in targets:
+            _add(results, target, "logins/s", args.logins / await logins(target, args.logins))
     return results
 
 
-def print_table(results: dict[str, dict[str, float]]) -> None:
+def _add(results: Results, target: Target, name: str, value: float) -> None:
+    results[target.name].setdefault(name, []).append(value)
+
+
+def print_table(results: Results) -> None:
+    """Each target's median over the rounds, and the median of the rounds' ratios; the rounds' own
+    ratios to OpenSSH after them."""
     ours, bare, base = results["fluxdepot"], results["asyncssh"], results["openssh"]
-    print(f"{'measure':<32} {'fluxdepot':>10} {'asyncssh':>10} {'openssh':>10} {'vs openssh':>11} {'vs asyncssh':>12}")
-    for name, value in ours.items():
+    rounds = len(next(iter(ours.values())))
+    print(f"medians over {rounds} round{'s' if rounds > 1 else ''}")
+    print(
+        f"{'measure':<32} {'fluxdepot':>10} {'asyncssh':>10} {'openssh':>10} {'vs openssh':>11} {'vs asyncssh':>12}"
+        "  rounds vs openssh"
+    )
+    for name, values in ours.items():
+        med = statistics.median
         if "CPU" in name:  # lower is better: no ratio
-            print(f"{name:<32} {value:>10.2f} {bare[name]:>10.2f} {base[name]:>10.2f}")
+            print(f"{name:<32} {med(values):>10.2f} {med(bare[name]):>10.2f} {med(base[name]):>10.2f}")
             continue
+        vs_base = [v / b for v, b in zip(values, base[name], strict=True)]
+        vs_bare = [v / b for v, b in zip(values, bare[name], strict=True)]
         print(
-            f"{name:<32} {value:>10.1f} {bare[name]:>10.1f} {base[name]:>10.1f} {value / base[name]:>10.0%}"
-            f" {value / bare[name]:>11.0%}"
+            f"{name:<32} {med(values):>10.1f} {med(bare[name]):>10.1f} {med(base[name]):>10.1f} {med(vs_base):>10.0%}"
+            f" {med(vs_bare):>11.0%}  {' '.join(f'{x:.0%}' for x in vs_base)}"
         )
     print("  asyncssh: a bare asyncssh SFTPServer, no deposit and no fsync (the framework's own limit)")
 
@@ -504,6 +544,7 @@ def main() -> None:
     parser.add_argument("--large-mb", type=int, default=50)
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--logins", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the intake measures (default 3)")
     parser.add_argument("--parts", default="intake,e2e", help="comma-separated: intake (vs OpenSSH sshd), e2e")
     parser.add_argument("--e2e-flows", type=int, default=1000)
     parser.add_argument("--e2e-clients", type=int, default=8)
