@@ -280,20 +280,9 @@ async def measure(targets: list[Target], args: argparse.Namespace, work: Path) -
     for target in targets:
         await large_asyncssh(target, fresh_large())  # warm-up (connection code paths, first deposit)
     for _ in range(args.rounds):
-        for target in targets:
-            _add(
-                results,
-                target,
-                "large MiB/s (asyncssh client)",
-                args.large_mb / await large_asyncssh(target, fresh_large()),
-            )
-        for target in targets:
-            _add(
-                results,
-                target,
-                "large MiB/s (OpenSSH sftp)",
-                args.large_mb / await large_openssh(target, fresh_large()),
-            )
+        for name, upload in (("asyncssh client", large_asyncssh), ("OpenSSH sftp", large_openssh)):
+            for target in targets:
+                _add(results, target, f"large MiB/s ({name})", args.large_mb / await upload(target, fresh_large()))
         for clients in (1, 8):
             for target in targets:
                 rate, cpu_ms = await small(target, clients)
