@@ -45,6 +45,7 @@ proto: setup
 bench: setup
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.deposit
+	$(BIN)/python -m bench.writer
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.sftp
 	$(BIN)/python -m bench.scaleout
