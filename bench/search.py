@@ -10,24 +10,35 @@ statements, ``COUNT(*)``/``GROUP BY`` over ``flows``, run synchronously with ``s
 outbox's drain (the oldest 100 final EDI flows whose integration report is not written, among a third of
 the flows that are EDI with their reports written) against the return-flow test on every flow.
 
-    .venv/bin/python -m bench.search [--flows 1000000] [--runs 200] [--rebuild]
+Then the operator's CSV export through ``ExportSearch``'s own pipeline (``store.iter_search`` in keyset
+batches, ``gateway.grpc_files.csv_chunks``), of 10,000 flows and of all of them: rows/s and the peak
+growth of the process's resident memory (``/proc/self/statm`` sampled every 5 ms), which must not grow
+with the row count. The baseline is one plain ``SELECT`` in the same order, written with ``csv``.
+
+    .venv/bin/python -m bench.search [--flows 1000000] [--runs 200] [--rebuild] [--no-export]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
+import os
 import random
 import sqlite3
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from engine.model import FlowRecord
 from engine.permissions import Visibility
 from engine.queries import DashboardQuery, FlowQuery, PageKey
 from engine.store.sqlite import SqliteStore
+from gateway.grpc_files import CSV_COLUMNS, csv_chunks
 
 OUT = Path(__file__).resolve().parent / "out"
 ISSUERS = [f"{100000000 + i:09d}00011" for i in range(1000)]
@@ -273,11 +284,103 @@ async def measure(path: Path, runs: int) -> list[tuple[str, str, list[float], li
     return results
 
 
+class PeakRss:
+    """The peak growth of this process's resident memory while the block runs, sampled every 5 ms."""
+
+    def __init__(self) -> None:
+        self.growth_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self) -> None:
+        start = peak = self._rss()
+        while not self._stop.wait(0.005):
+            peak = max(peak, self._rss())
+        self.growth_mb = (max(peak, self._rss()) - start) / 2**20
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def _first(flows: AsyncIterator[FlowRecord], limit: int | None) -> AsyncIterator[FlowRecord]:
+    """The first ``limit`` flows (all when None); the store's iterator is closed when stopped early."""
+    count = 0
+    try:
+        async for flow in flows:
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield flow
+    finally:
+        close = getattr(flows, "aclose", None)
+        if close is not None:
+            await close()
+
+
+EXPORT_COLUMNS = (
+    "flow_number, file_name, syntax, channel, issuer_siret, depositor, status, deposited_at, status_changed_at,"
+    " size_bytes, sha256, tracking_id"
+)
+EXPORT_ALL = (  # fixed text only
+    "SELECT " + EXPORT_COLUMNS + " FROM flows ORDER BY issuer_siret, deposited_at DESC, flow_number DESC"  # noqa: S608
+)
+
+
+async def measure_export(path: Path, limits: list[int | None]) -> list[tuple[int, float, float, float, float]]:
+    """For each limit (None: every flow): rows, seconds and peak RSS growth of the export, then the
+    same for the raw statement."""
+    store = SqliteStore(str(path))
+    await store.open()
+    conn = sqlite3.connect(path)
+    results = []
+    try:
+        everyone = Visibility(everything=True)
+        for limit in limits:
+            rows = 0
+            started = time.perf_counter()
+            with PeakRss() as ours:
+                chunks = csv_chunks(_first(store.iter_search(FlowQuery(), everyone), limit), "flows.csv")
+                async for chunk in chunks:
+                    rows += chunk.data.count(b"\n")
+            seconds = time.perf_counter() - started
+            rows -= 1  # the header
+            started = time.perf_counter()
+            with PeakRss() as raw:
+                _raw_export(conn, rows)
+            results.append((rows, seconds, ours.growth_mb, time.perf_counter() - started, raw.growth_mb))
+    finally:
+        conn.close()
+        await store.close()
+    return results
+
+
+def _raw_export(conn: sqlite3.Connection, rows: int) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in conn.execute(EXPORT_ALL + " LIMIT ?", (rows,)):
+        writer.writerow(row)
+        if buffer.tell() >= 64 * 1024:
+            buffer.seek(0)
+            buffer.truncate()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--flows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--no-export", action="store_true", help="skip the CSV export measure")
     args = parser.parse_args()
     path = OUT / f"search-v2-{args.flows}.db"  # v2: EDI flows have partners and written reports
     if args.rebuild or not path.exists():
@@ -296,6 +399,17 @@ def main() -> None:
         f"(store: SqliteStore, {args.runs} runs; raw: sqlite3, COUNT(*)/GROUP BY over flows;"
         " outbox drain raw: the return-flow test on every flow, before migration 0006)"
     )
+    if args.no_export:
+        return
+    print()
+    print("operator's CSV export (ExportSearch's pipeline: store.iter_search -> csv_chunks)")
+    print(f"{'rows':>10} {'rows/s':>10} {'peak RSS +MB':>13} | {'raw rows/s':>10} {'raw RSS +MB':>12} {'ratio':>6}")
+    for count, seconds, growth, raw_seconds, raw_growth in asyncio.run(measure_export(path, [10_000, None])):
+        rate, raw_rate = count / seconds, count / raw_seconds
+        print(
+            f"{count:>10,} {rate:>10,.0f} {growth:>13.1f} | {raw_rate:>10,.0f} {raw_growth:>12.1f}"
+            f" {rate / raw_rate:>5.2f}x"
+        )
 
 
 if __name__ == "__main__":
