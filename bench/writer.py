@@ -28,11 +28,11 @@ from functools import partial
 from pathlib import Path
 
 from bench.deposit import _invoice
-from engine.model import Channel, Syntax
 from engine.store.port import NewFlow
 from engine.store.sqlite import SqliteStore
 from engine.store.sqlite_db import PRAGMAS
 from engine.store.sqlite_flow_writer import insert_new_flows
+from tests.factory import new_flow
 
 _WAL_FRAME_HEADER = 24
 _WAL_HEADER = 32
@@ -49,25 +49,6 @@ class Cost:
     @property
     def cpu_ms(self) -> float:
         return self.user_ms + self.system_ms
-
-
-def _new_flow(i: int, content: bytes) -> NewFlow:
-    return NewFlow(
-        number_prefix="CPP001",
-        file_name=f"w{i}.xml",
-        syntax=Syntax.UBL_INVOICE,
-        declared_syntax=True,
-        channel=Channel.API,
-        issuer_siret="12345678200010",
-        depositor="technical:bench",
-        sha256=f"{i:064x}",
-        size_bytes=len(content),
-        blob_key="",
-        deposited_at=datetime.now(UTC),
-        tracking_id=None,
-        partner_code=None,
-        content=content,
-    )
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -124,7 +105,7 @@ def _fluxdepot(root: Path, contents: list[bytes], batch: int) -> Cost:
 
     asyncio.run(create())
     conn = _connect(path)
-    news = [_new_flow(i, content) for i, content in enumerate(contents)]
+    news = [new_flow(i, content=content, at=datetime.now(UTC)) for i, content in enumerate(contents)]
     chunks = [news[i : i + batch] for i in range(0, len(news), batch)]
     cost = _cost(conn, path, [partial(_insert, conn, chunk) for chunk in chunks], len(news))
     conn.close()

@@ -10,9 +10,13 @@ from __future__ import annotations
 import io
 import sys
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from engine.model import Channel, Syntax
+from engine.store.port import NewFlow
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,33 @@ DEMO_SUPPLIER_2 = Party("73282932000074", "Nettoyage Demo SARL")
 DEMO_PROVIDER = Party("55210055400013", "Factur'Demo Services")
 DEMO_BUYER_SERVICE = Party("21690123100011", "Commune de Demo-sur-Rhone")  # requires a service code
 DEMO_BUYER_ENGAGEMENT = Party("13000550800010", "Agence Demo de l'Etat")  # requires an engagement number
+
+
+NEW_FLOW_AT = datetime(2026, 3, 2, 8, 30, 0, 654321, tzinfo=UTC)
+
+
+def new_flow(
+    i: int, *, tracking_id: str | None = None, content: bytes | None = None, at: datetime = NEW_FLOW_AT
+) -> NewFlow:
+    """Flow ``i`` as the deposit service hands it to the store (``Store.create_flow``): an EDI flow of
+    partner AAA001 whose bytes (``content``, a few bytes by default) go with its row."""
+    content = b"<a/>" + bytes([i % 256]) if content is None else content
+    return NewFlow(
+        number_prefix="AAA001",
+        file_name=f"flow-{i}.xml",
+        syntax=Syntax.CII_16B,
+        declared_syntax=False,
+        channel=Channel.EDI,
+        issuer_siret="12345678200010",
+        depositor="partner:AAA001",
+        sha256=f"{i:064x}",
+        size_bytes=len(content),
+        blob_key="",
+        deposited_at=at,
+        tracking_id=tracking_id,
+        partner_code="AAA001",
+        content=content,
+    )
 
 
 def integrating(number: str, supplier: Party = DEMO_SUPPLIER) -> InvoiceSpec:

@@ -9,39 +9,18 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from engine.errors import AlreadyExists, StoreUnavailable
-from engine.model import Channel, Syntax
-from engine.store.port import NewFlow
 from engine.store.sqlite import SqliteStore
 from engine.store.sqlite_flow_writer import FlowWriterProcess, WriterDied, _from_wire, _to_wire
+from tests.factory import NEW_FLOW_AT as T0
+from tests.factory import new_flow
 from tests.procs import running, still_running
 
-T0 = datetime(2026, 3, 2, 8, 30, 0, 654321, tzinfo=UTC)
 EXIT_WAIT_S = 10.0
-
-
-def new_flow(i: int, *, tracking_id: str | None = None) -> NewFlow:
-    return NewFlow(
-        number_prefix="AAA001",
-        file_name=f"flow-{i}.xml",
-        syntax=Syntax.CII_16B,
-        declared_syntax=False,
-        channel=Channel.EDI,
-        issuer_siret="12345678200010",
-        depositor="partner:AAA001",
-        sha256=f"{i:064x}",
-        size_bytes=5,
-        blob_key="",
-        deposited_at=T0,
-        tracking_id=tracking_id,
-        partner_code="AAA001",
-        content=b"<a/>" + bytes([i % 256]),
-    )
 
 
 @pytest.fixture
@@ -143,7 +122,7 @@ async def test_the_child_does_not_outlive_a_killed_daemon(tmp_path: Path) -> Non
 import asyncio, os, signal, sys
 sys.path.insert(0, {str(Path(__file__).parents[2])!r})
 from engine.store.sqlite import SqliteStore
-from tests.integration.test_sqlite_flow_writer import new_flow
+from tests.factory import new_flow
 
 async def main():
     store = SqliteStore({str(tmp_path / "fluxdepot.db")!r})
