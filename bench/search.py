@@ -37,6 +37,7 @@ from typing import Any
 from engine.model import FlowRecord
 from engine.permissions import Visibility
 from engine.queries import DashboardQuery, FlowQuery, PageKey
+from engine.status import FINAL_STATUSES
 from engine.store.sqlite import SqliteStore
 from gateway.grpc_files import CSV_COLUMNS, csv_chunks
 
@@ -65,7 +66,7 @@ INSERT INTO flows (seq, flow_number, file_name, syntax, declared_syntax, channel
                    return_flows, report_written)
 VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-FINAL = {"IN_INTEGRE", "IN_INTEGRE_PARTIEL", "IN_REJETE", "IN_INCIDENTE"}
+FINAL = {s.code for s in FINAL_STATUSES}
 PENDING_REPORTS = 100  # final EDI flows, the newest, whose integration report the outbox has still to write
 INSERT_FINDING = """
 INSERT INTO findings (flow_number, invoice_idx, position, code, message, severity, rule)
