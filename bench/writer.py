@@ -30,7 +30,7 @@ from pathlib import Path
 from bench.deposit import _invoice
 from engine.store.port import NewFlow
 from engine.store.sqlite import SqliteStore
-from engine.store.sqlite_db import PRAGMAS
+from engine.store.sqlite_db import WRITER_PRAGMAS
 from engine.store.sqlite_flow_writer import insert_new_flows
 from tests.factory import new_flow
 
@@ -53,7 +53,7 @@ class Cost:
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in PRAGMAS:
+    for pragma in WRITER_PRAGMAS:
         conn.execute(pragma)
     return conn
 

@@ -45,6 +45,10 @@ PRAGMAS = (
     "PRAGMA synchronous = FULL",
     "PRAGMA foreign_keys = ON",
 )
+# Connections that write keep their statement journals in memory: past 64 KiB SQLite spills one to a
+# file it creates and unlinks in /var/tmp, in every batch of deposits once the b-trees are a few levels
+# deep (~40 writes more). Readers keep the default: their big sorts and temporary b-trees may spill.
+WRITER_PRAGMAS = (*PRAGMAS, "PRAGMA temp_store = MEMORY")
 _SET_WAL = "PRAGMA journal_mode = WAL"
 _SYNC_FULL = "PRAGMA synchronous = FULL"
 _SYNC_NORMAL = "PRAGMA synchronous = NORMAL"
@@ -94,7 +98,7 @@ async def connect(path: str, *, read_only: bool = False) -> aiosqlite.Connection
     try:
         conn.row_factory = sqlite3.Row
         await _ensure_wal(conn)
-        for pragma in PRAGMAS:
+        for pragma in PRAGMAS if read_only else WRITER_PRAGMAS:
             await conn.execute(pragma)
         if read_only:
             await conn.execute("PRAGMA query_only = ON")
@@ -186,7 +190,7 @@ class ThreadConnection:
         conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
-            for pragma in PRAGMAS:
+            for pragma in WRITER_PRAGMAS:
                 conn.execute(pragma)
         except BaseException:
             conn.close()

@@ -51,7 +51,7 @@ from engine.status import FlowStatus
 from engine.store import sqlite_sql as sql
 from engine.store.port import NewFlow
 from engine.store.rows import new_flow_record
-from engine.store.sqlite_db import BUSY_TIMEOUT_S, PRAGMAS, translate
+from engine.store.sqlite_db import BUSY_TIMEOUT_S, WRITER_PRAGMAS, translate
 from engine.store.sqlite_rows import to_db_time, utc
 
 READY = "ready"
@@ -203,7 +203,7 @@ def serve(path: str, sock: socket.socket) -> None:
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        for pragma in PRAGMAS:
+        for pragma in WRITER_PRAGMAS:
             conn.execute(pragma)
     except sqlite3.Error as exc:
         sock.sendall(b"".join(_frames(StoreUnavailable(f"the deposits' writer cannot open {path}: {exc}"))))

@@ -144,3 +144,29 @@ async def test_a_writer_that_cannot_open_its_file_says_so(tmp_path: Path) -> Non
     with pytest.raises(StoreUnavailable, match="cannot open"):
         await writer.commit([new_flow(1)])
     await writer.close()
+
+
+async def test_a_batch_bigger_than_sqlite_spill_threshold_writes_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A multi-row INSERT with triggers keeps a statement journal of the pages it changes that existed
+    before it. Past 64 KiB SQLite spills it to a temporary file, created and unlinked in its temp folder
+    in every such transaction (~40 more writes per batch of four 20 KB deposits once the store holds a
+    few hundred flows); ``temp_store = MEMORY`` keeps it in memory. The temp folder is watched by its
+    modification time, which a create or an unlink changes."""
+    temp = tmp_path / "sqlite-tmp"
+    temp.mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(temp))  # read by the child at its start
+    store = SqliteStore(str(tmp_path / "fluxdepot.db"))
+    await store.open()
+    try:
+        for first in range(0, 500, 50):  # deeper b-trees: a batch then changes more existing pages
+            await asyncio.gather(*(store.create_flow(new_flow(i)) for i in range(first, first + 50)))
+        before = temp.stat().st_mtime_ns
+        batches = store._creates.batches
+        batch = [new_flow(i, content=os.urandom(20 * 1024)) for i in range(500, 508)]
+        flows = await asyncio.gather(*(store.create_flow(new) for new in batch))
+        assert store._creates.batches == batches + 1 and len({f.flow_number for f in flows}) == 8
+        assert temp.stat().st_mtime_ns == before and not any(temp.iterdir())
+    finally:
+        await store.close()
