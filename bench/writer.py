@@ -30,7 +30,7 @@ from pathlib import Path
 from bench.deposit import _invoice
 from engine.store.port import NewFlow
 from engine.store.sqlite import SqliteStore
-from engine.store.sqlite_db import WRITER_PRAGMAS
+from engine.store.sqlite_db import connect_writer
 from engine.store.sqlite_flow_writer import insert_new_flows
 from tests.factory import new_flow
 
@@ -49,13 +49,6 @@ class Cost:
     @property
     def cpu_ms(self) -> float:
         return self.user_ms + self.system_ms
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in WRITER_PRAGMAS:
-        conn.execute(pragma)
-    return conn
 
 
 def _wal_pages(conn: sqlite3.Connection, path: Path) -> int:
@@ -104,7 +97,7 @@ def _fluxdepot(root: Path, contents: list[bytes], batch: int) -> Cost:
         await store.close()
 
     asyncio.run(create())
-    conn = _connect(path)
+    conn = connect_writer(str(path))
     news = [new_flow(i, content=content, at=datetime.now(UTC)) for i, content in enumerate(contents)]
     chunks = [news[i : i + batch] for i in range(0, len(news), batch)]
     cost = _cost(conn, path, [partial(_insert, conn, chunk) for chunk in chunks], len(news))
@@ -120,7 +113,7 @@ def _insert(conn: sqlite3.Connection, batch: Sequence[NewFlow]) -> None:
 
 def _bare(root: Path, contents: list[bytes], batch: int) -> Cost:
     path = root / f"bare-{batch}.db"
-    conn = _connect(path)
+    conn = connect_writer(str(path))
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("CREATE TABLE contents (id INTEGER PRIMARY KEY, content BLOB NOT NULL)")
     rows = [(content,) for content in contents]

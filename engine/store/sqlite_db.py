@@ -172,6 +172,20 @@ class _Abandoned(Exception):
     """The caller was cancelled before COMMIT: the transaction is rolled back."""
 
 
+def connect_writer(path: str) -> sqlite3.Connection:
+    """A plain ``sqlite3`` connection that writes, with the store's pragmas: the writer thread's
+    (``ThreadConnection``) and the deposits' writer process's (``sqlite_flow_writer``)."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        for pragma in WRITER_PRAGMAS:
+            conn.execute(pragma)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class ThreadConnection:
     """A plain ``sqlite3`` connection owned by one dedicated thread, for write transactions run as one
     call each (``transaction``). Open it on a file already in WAL mode (``connect`` switched it)."""
@@ -187,15 +201,7 @@ class ThreadConnection:
         self._conn = await loop.run_in_executor(self._executor, self._connect)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            for pragma in WRITER_PRAGMAS:
-                conn.execute(pragma)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return connect_writer(self._path)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -51,7 +51,7 @@ from engine.status import FlowStatus
 from engine.store import sqlite_sql as sql
 from engine.store.port import NewFlow
 from engine.store.rows import new_flow_record
-from engine.store.sqlite_db import BUSY_TIMEOUT_S, WRITER_PRAGMAS, translate
+from engine.store.sqlite_db import connect_writer, translate
 from engine.store.sqlite_rows import to_db_time, utc
 
 READY = "ready"
@@ -201,10 +201,7 @@ def serve(path: str, sock: socket.socket) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     stream = sock.makefile("rb")
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        for pragma in WRITER_PRAGMAS:
-            conn.execute(pragma)
+        conn = connect_writer(path)
     except sqlite3.Error as exc:
         sock.sendall(b"".join(_frames(StoreUnavailable(f"the deposits' writer cannot open {path}: {exc}"))))
         return
