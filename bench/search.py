@@ -314,14 +314,16 @@ class PeakRss:
 
 
 async def _first(flows: AsyncIterator[FlowRecord], limit: int | None) -> AsyncIterator[FlowRecord]:
-    """The first ``limit`` flows (all when None); the store's iterator is closed when stopped early."""
+    """The first ``limit`` flows (``limit`` >= 1; all when None); the store's iterator is closed when
+    stopped early. It stops right after the last flow wanted: reading one more would fetch a whole keyset
+    batch more when ``limit`` falls on a batch boundary (10,000 rows: an 11th batch of 1,000)."""
     count = 0
     try:
         async for flow in flows:
+            yield flow
+            count += 1
             if limit is not None and count >= limit:
                 return
-            count += 1
-            yield flow
     finally:
         close = getattr(flows, "aclose", None)
         if close is not None:
