@@ -5,15 +5,37 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG := config/fluxdepot.example.toml
 
-.PHONY: setup run demo-check test lint bench proto clean
+LOCK   := requirements.lock
+LATEST := .venv-latest
+PIPQ   := --quiet --disable-pip-version-check
 
-$(STAMP): pyproject.toml
+.PHONY: setup lock test-latest run demo-check test lint bench proto clean
+
+# Every runtime and dev dependency comes from the lock, exact versions with their hashes; the project
+# itself is then installed without dependencies, built by the locked setuptools.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install $(PIPQ) --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install $(PIPQ) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
 	@chmod 600 config/demo/AAA001_ed25519  # git does not keep modes; ssh refuses a readable key
+
+# Refresh the lock: the newest versions pyproject.toml allows, for CPython 3.11-3.13 on every platform
+# (markers decide per machine). Prove an upgrade with `make test` before committing it.
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
+		--upgrade --quiet --custom-compile-command 'make lock' -o $(LOCK)
+
+# The suite on the newest releases pyproject.toml allows, ignoring the lock: an upstream release that
+# breaks us shows here first. Its own venv, so the locked one is untouched.
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install $(PIPQ) --upgrade -e '.[dev]'
+	$(LATEST)/bin/lint-imports
+	$(LATEST)/bin/pytest -p no:cacheprovider
 
 # The daemon on its embedded SQLite store with the demo configuration: gRPC on 127.0.0.1:50051, SFTP on
 # 127.0.0.1:2222, metrics on 127.0.0.1:9464, data in ./var/. Once ready it prints commands to try.
@@ -51,4 +73,4 @@ bench: setup
 	$(BIN)/python -m bench.scaleout
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) var .pytest_cache .mypy_cache .ruff_cache
