@@ -6,12 +6,18 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
 from gateway.check_command import EXIT_USAGE, run_check
+from gateway.data_lock import DataFolderBusy, DataFolderLock
 from gateway.settings import EX_CONFIG, Settings, SettingsError, load_settings
+from gateway.startup import EX_TEMPFAIL, StartupError
+from gateway.third_party_warnings import filter_known
+
+WRITING_TASKS = frozenset({"migrate", "import-directory", "restore", "purge"})
 
 EXAMPLES = """examples:
   fluxdepot serve --config config/fluxdepot.example.toml
@@ -28,19 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=fmt,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser(
         "serve",
         help="run the daemon (gRPC, SFTP, workers)",
         formatter_class=fmt,
-        description="Run the daemon in the foreground. Logs JSON lines to stdout; "
-        "exits 0 after SIGTERM or SIGINT, 78 on a configuration error.",
+        description="Run the daemon in the foreground. Logs JSON lines to stdout. Exits 0 after SIGTERM or "
+        "SIGINT; when it cannot start, prints one line and exits 65 (store damaged), 69 (a listener "
+        "cannot bind), 75 (the data folder is held by another daemon) or 78 (configuration error).",
     )
     serve.add_argument("--config", required=True, type=Path, help="TOML config file")
     serve.add_argument("--data-dir", type=Path, help="overrides [data] dir")
     serve.add_argument("--grpc-listen", metavar="HOST:PORT", help="overrides [grpc] listen")
     serve.add_argument("--sftp-listen", metavar="HOST:PORT", help="overrides [sftp] listen")
+    serve.add_argument("--metrics-listen", metavar="HOST:PORT", help="overrides [metrics] listen")
 
     check = sub.add_parser(
         "check",
@@ -51,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "2 on usage or I/O errors.",
         epilog=EXAMPLES,
     )
-    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("files", nargs="+", metavar="FILE", help="invoice files (XML, PDF, archives) to check")
     check.add_argument("--syntax", help="declared syntaxeFlux (e.g. IN_DP_E1_UBL_INVOICE); detected when absent")
     check.add_argument("--config", help="daemon config file: business checks use its directory")
     check.add_argument("--issuer", metavar="SIRET", help="structure the flow is deposited for (default: the supplier)")
@@ -63,12 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = admin.add_subparsers(dest="task", required=True)
     tasks.add_parser("migrate", help="apply pending store migrations")
     imp = tasks.add_parser("import-directory", help="import structures, users, partners (TOML) or structures (CSV)")
-    imp.add_argument("file", type=Path)
+    imp.add_argument("file", type=Path, help="directory file (TOML) or structures (CSV)")
     tasks.add_parser("verify-audit", help="verify the hash-chained status history of every flow")
     bk = tasks.add_parser("backup", help="consistent online backup of the SQLite store and blobs")
-    bk.add_argument("dir", type=Path)
+    bk.add_argument("dir", type=Path, help="new folder to write the backup into")
     rs = tasks.add_parser("restore", help="restore a backup into the data folder (daemon stopped)")
-    rs.add_argument("dir", type=Path)
+    rs.add_argument("dir", type=Path, help="a folder written by `admin backup`")
     rs.add_argument("--force", action="store_true", help="replace an existing store")
     tasks.add_parser("purge", help="delete final flows older than [retention] flows_days")
     return parser
@@ -82,10 +91,20 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["grpc"] = {"listen": args.grpc_listen}
     if getattr(args, "sftp_listen", None):
         overrides["sftp"] = {"listen": args.sftp_listen}
+    if getattr(args, "metrics_listen", None):
+        overrides["metrics"] = {"listen": args.metrics_listen}
     return load_settings(args.config, overrides)
 
 
+def package_version() -> str:
+    try:
+        return version("fluxdepot")
+    except PackageNotFoundError:  # pragma: no cover - run from a tree that was never installed
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    filter_known()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -113,13 +132,23 @@ def _serve(settings: Settings) -> int:
     except SettingsError as exc:  # found while starting (e.g. the directory file): before anything listens
         print(f"fluxdepot: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except StartupError as exc:  # the daemon has already stopped what it had started
+        print(f"fluxdepot: error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 def _admin(args: argparse.Namespace, settings: Settings) -> int:
     from gateway import admin_commands as admin
 
     out, err = sys.stdout, sys.stderr
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DataFolderLock(settings.data_dir)
+    try:
+        # Commands that write the embedded store want it to themselves: a live daemon would lose data.
+        if args.task in WRITING_TASKS and settings.store_url.startswith("sqlite:"):
+            lock.acquire()
+    except DataFolderBusy as exc:
+        print(f"fluxdepot admin {args.task}: {exc}; stop the daemon first", file=err)
+        return EX_TEMPFAIL
     try:
         if args.task == "migrate":
             return asyncio.run(admin.migrate(settings, out))
@@ -139,6 +168,8 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
     except EngineError as exc:  # e.g. the store cannot be opened
         print(f"fluxdepot admin {args.task}: {exc}", file=err)
         return 1
+    finally:
+        lock.release()
     return EXIT_USAGE  # pragma: no cover - argparse enforces the choices
 
 

@@ -46,10 +46,12 @@ from engine.store.port import Store
 from engine.technical import warm_up
 from engine.watchdog import StuckFlowWatchdog
 from engine.worker import WorkerPool, WorkerSettings
+from gateway.data_lock import DataFolderBusy, DataFolderLock
 from gateway.demo_secrets import demo_secrets_in
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.settings import Settings, SettingsError
+from gateway.startup import EX_TEMPFAIL, StartupError, cannot_listen
 from gateway.systemd import Notifier, watchdog_interval_s
 
 log = structlog.get_logger("fluxdepot.daemon")
@@ -150,6 +152,7 @@ class Daemon:
         self._metrics_server: Any = None
         self.engine: Engine | None = None
         self.processing_healthy = True
+        self._lock = DataFolderLock(settings.data_dir)
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def run(self) -> int:
@@ -176,13 +179,17 @@ class Daemon:
         s = self.settings
         configure_logging(s.logging.level, s.logging.format)
         log.info("starting", config=str(s.source), data_dir=str(s.data_dir), environment=s.environment)
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        # Before anything opens: one daemon per folder on SQLite, shared by the daemons of one PostgreSQL.
+        shared = not s.store_url.startswith("sqlite:")
+        try:
+            self._lock.acquire(shared=shared)
+        except DataFolderBusy as exc:
+            raise StartupError(f"{exc}; stop it first, or give this daemon another --data-dir", EX_TEMPFAIL) from None
         metrics = Metrics()
         store = await open_store(s.store_url, pool_min=s.store.pool_min, pool_max=s.store.pool_max)
         self.engine = engine = Engine(s, store, metrics)
         await self._import_directory()
         # A data folder shared by several daemons (PostgreSQL) may hold other daemons' writes in progress.
-        shared = not s.store_url.startswith("sqlite:")
         await asyncio.to_thread(engine.blobs.sweep_temp, SHARED_TEMP_AGE_S if shared else 0.0)
         await asyncio.to_thread(engine.cpu.warm_up, warm_up)
         await engine.workers.start()
@@ -192,7 +199,10 @@ class Daemon:
             for listener in self._listeners:
                 ready.update(await listener.start())
         if s.metrics.listen:
-            self._metrics_server = metrics.serve(s.metrics.listen)
+            try:
+                self._metrics_server = metrics.serve(s.metrics.listen)
+            except OSError as exc:
+                raise cannot_listen("metrics", s.metrics.listen, exc) from None
             ready["metrics"] = "{}:{}".format(*self._metrics_server.server_address[:2])
         watchdog = StuckFlowWatchdog(store, s.stuck_after(), clock=utcnow)
         self._spawn(self._every(s.watchdog.interval_s, lambda: self._watch(watchdog)))
@@ -230,6 +240,7 @@ class Daemon:
         if engine is not None:
             await asyncio.to_thread(engine.cpu.close)
             await engine.store.close()
+        self._lock.release()
         log.info("shutdown_complete")
 
     async def reload(self) -> None:
@@ -340,7 +351,7 @@ fluxdepot demo is ready (demo secrets: never use them in production). Try, from 
   .venv/bin/fluxdepot-cli --target {grpc} --token demo-manager-token dashboard
   .venv/bin/fluxdepot-cli --target {grpc} --token demo-manager-token report FLOW_NUMBER
 
-  echo "put config/demo/invoices/ok/ubl_service_code.xml in/" | \\
+  echo "put config/demo/invoices/sftp/ubl_by_sftp.xml in/" | \\
     sftp -b - -i config/demo/AAA001_ed25519 -P {sftp_port} -o StrictHostKeyChecking=no AAA001@127.0.0.1
   echo "ls out/" | sftp -b - -i config/demo/AAA001_ed25519 -P {sftp_port} -o StrictHostKeyChecking=no AAA001@127.0.0.1
 

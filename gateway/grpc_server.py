@@ -61,6 +61,10 @@ class TlsFiles:
         )
 
 
+class BindFailed(OSError):
+    """grpc could not bind the address (it does not say why: ``gateway.startup.bind_error`` finds out)."""
+
+
 CallObserver = Callable[[str, str], None]  # (method, status code name) after each call: metrics
 
 
@@ -154,6 +158,9 @@ async def start_grpc_server(
         options=[
             ("grpc.max_receive_message_length", limits.max_flow_bytes + MESSAGE_OVERHEAD_BYTES),
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
+            # grpc shares a port with any other process by default: a second daemon would answer half the
+            # calls from another data folder. A port in use must be an error.
+            ("grpc.so_reuseport", 0),
         ],
     )
     flows_grpc.add_FlowServiceServicer_to_server(
@@ -174,8 +181,12 @@ async def start_grpc_server(
         await health.set(name, health_pb.HealthCheckResponse.SERVING)
     services = (FLOW_SERVICE, ADMIN_SERVICE, health_pb.DESCRIPTOR.services_by_name["Health"].full_name)
     reflection.enable_server_reflection((*services, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(listen) if tls is None else server.add_secure_port(listen, tls.credentials())
+    credentials = None if tls is None else tls.credentials()
+    try:
+        port = server.add_insecure_port(listen) if credentials is None else server.add_secure_port(listen, credentials)
+    except RuntimeError:  # recent grpc releases raise where older ones returned 0
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {listen} for gRPC")
+        raise BindFailed(f"cannot listen on {listen} for gRPC")
     await server.start()
     return server, port

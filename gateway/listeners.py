@@ -18,10 +18,12 @@ from grpc_health.v1._async import HealthServicer  # the asyncio servicer (grpc_h
 from engine import ENGINE_VERSION
 from engine.errors import StoreError
 from gateway.grpc_auth import Authenticator
-from gateway.grpc_server import ADMIN_SERVICE, FLOW_SERVICE, TlsFiles, start_grpc_server
+from gateway.grpc_server import ADMIN_SERVICE, FLOW_SERVICE, BindFailed, TlsFiles, start_grpc_server
 from gateway.outbox import OUTBOX_SINGLETON, PURGE_SINGLETON, OutboxWriter, has_return_flows
+from gateway.settings import EX_CONFIG
 from gateway.sftp_paths import PartnerFolders
 from gateway.sftp_server import SftpServer, SftpSettings, start_sftp_server
+from gateway.startup import BIND_ERRNOS, StartupError, bind_error, cannot_listen
 
 if TYPE_CHECKING:
     from engine.model import FlowRecord
@@ -45,21 +47,34 @@ class GrpcListener:
         tls = None
         if settings.tls_cert and settings.tls_key:
             tls = TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
-        metrics = self._engine.metrics
-        self._server, port = await start_grpc_server(
-            self._engine.store,
-            self._engine.deposits,
-            self._engine.limits,
-            settings.listen,
-            tls=tls,
-            health=self._health,
-            auth=Authenticator(self._engine.store, ttl_s=settings.token_cache_s),
-            on_call=lambda method, code: metrics.grpc_calls.labels(method, code).inc(),
-            stuck_after_s=self._engine.settings.stuck_after(),
-        )
+        # Probe first: grpc's own failure is a C-core log line on stderr that says less.
+        if (busy := bind_error(settings.listen)) is not None:
+            raise cannot_listen("grpc", settings.listen, busy)
+        try:
+            self._server, port = await self._start(settings.listen, tls)
+        except BindFailed:
+            raise cannot_listen("grpc", settings.listen, bind_error(settings.listen)) from None
+        except OSError as exc:  # the TLS files, read before binding
+            raise StartupError(
+                f"cannot read {exc.filename} ([grpc] tls_cert, tls_key, tls_client_ca): {exc.strerror}", EX_CONFIG
+            ) from None
         await self._health.set(PROCESSING_SERVICE, health_pb.HealthCheckResponse.SERVING)
         host = settings.listen.rpartition(":")[0]
         return {"grpc": f"{host}:{port}", "grpc_tls": tls is not None}
+
+    async def _start(self, listen: str, tls: TlsFiles | None) -> tuple[grpc.aio.Server, int]:
+        metrics = self._engine.metrics
+        return await start_grpc_server(
+            self._engine.store,
+            self._engine.deposits,
+            self._engine.limits,
+            listen,
+            tls=tls,
+            health=self._health,
+            auth=Authenticator(self._engine.store, ttl_s=self._engine.settings.grpc.token_cache_s),
+            on_call=lambda method, code: metrics.grpc_calls.labels(method, code).inc(),
+            stuck_after_s=self._engine.settings.stuck_after(),
+        )
 
     async def set_health(self, service: str, serving: bool) -> None:
         status = health_pb.HealthCheckResponse.SERVING if serving else health_pb.HealthCheckResponse.NOT_SERVING
@@ -163,9 +178,14 @@ class SftpListener:
             quota_bytes=s.sftp.quota_bytes,
             quota_files=s.sftp.quota_files,
         )
-        self._server, port = await start_sftp_server(
-            self._engine.store, self._engine.deposits, self._outbox, settings, s.sftp.listen
-        )
+        try:
+            self._server, port = await start_sftp_server(
+                self._engine.store, self._engine.deposits, self._outbox, settings, s.sftp.listen
+            )
+        except OSError as exc:
+            if exc.errno not in BIND_ERRNOS:
+                raise
+            raise cannot_listen("sftp", s.sftp.listen, exc) from None
         server = self._server
         self._engine.metrics.sftp_sessions.set_function(lambda: float(server.session_count))
         host = s.sftp.listen.rpartition(":")[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +27,8 @@ from engine.status import FINAL_STATUSES, FlowStatus
 
 ENV_PREFIX = "FLUXDEPOT_"
 EX_CONFIG = 78
+# FLUXDEPOT_ variables that are not daemon settings: the client's, and those of the tests, benchmarks and CI.
+OTHER_VARIABLES = ("TOKEN", "TARGET", "TEST_", "BENCH_", "PG_", "CORPUS")
 
 
 class SettingsError(ValueError):
@@ -158,6 +161,7 @@ class WatchdogSection(_Section):
     @field_validator("stuck_after_s")
     @classmethod
     def _statuses(cls, v: dict[str, float]) -> dict[str, float]:
+        v = {name.upper(): age for name, age in v.items()}  # environment keys arrive in lower case
         for name, age in v.items():
             if name not in FlowStatus.__members__ or FlowStatus[name] in FINAL_STATUSES:
                 raise ValueError(f"{name!r} is not a non-final status")
@@ -251,10 +255,16 @@ def load_settings(path: Path, overrides: dict[str, dict[str, Any]] | None = None
         if isinstance(table, dict) and isinstance(table.get(key), str) and _env_name(section, key) not in os.environ:
             table[key] = str((base / table[key]).resolve())
     raw["source"] = str(path)
+    unknown = unknown_variables(os.environ)
     try:
         settings = Settings(**raw)
     except ValidationError as exc:
-        raise SettingsError([_describe(error, path) for error in exc.errors()]) from None
+        described = [_describe(error, path) for error in exc.errors()]
+        # A misspelled key from the environment is already in ``unknown``, in its own words.
+        described = [d for d in described if not (unknown and d.startswith(ENV_PREFIX) and "Extra inputs" in d)]
+        raise SettingsError(unknown + described) from None
+    if unknown:
+        raise SettingsError(unknown)
     for section, values in (overrides or {}).items():
         current = getattr(settings, section)
         try:
@@ -265,6 +275,40 @@ def load_settings(path: Path, overrides: dict[str, dict[str, Any]] | None = None
             ) from None
         settings = settings.model_copy(update={section: updated})
     return settings
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A ``FLUXDEPOT_`` variable that names no setting is a typo, reported like a misspelled file key
+    (pydantic-settings would silently ignore it)."""
+    problems = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        if "__" not in rest and rest.upper().startswith(OTHER_VARIABLES):
+            continue
+        if not _names_setting(rest.split("__")):
+            problems.append(f"{name}: no such setting (variables are {ENV_PREFIX}<SECTION>__<KEY>)")
+    return problems
+
+
+def _names_setting(parts: list[str]) -> bool:
+    field = Settings.model_fields.get(parts[0])
+    if field is None or parts[0] == "source":
+        return False
+    if len(parts) == 1:
+        return not _is_section(field.annotation)
+    section = field.annotation
+    if not _is_section(section):
+        return False
+    key = section.model_fields.get(parts[1])  # type: ignore[union-attr]
+    if key is None:
+        return False
+    return len(parts) == 2 or getattr(key.annotation, "__origin__", None) is dict  # e.g. a status in a table
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, _Section)
 
 
 def _env_name(*loc: str) -> str:
