@@ -346,6 +346,8 @@ def demo_specs() -> dict[str, InvoiceSpec]:
         ),
         "ok/cii_service_code.xml": replace(ok, number="FA-2026-0003"),
         "ok/facturx_service_code.pdf": replace(ok, number="FA-2026-0004"),
+        # For the SFTP example the demo prints: an invoice the printed gRPC example does not deposit.
+        "sftp/ubl_by_sftp.xml": replace(ok, number="FA-2026-0010"),
         "rejected/unknown_supplier.xml": replace(
             ok, number="FA-2026-0101", supplier=Party("83249481400011", "Inconnu SA")
         ),
@@ -371,7 +373,7 @@ def demo_specs() -> dict[str, InvoiceSpec]:
 
 
 def write_demo(root: Path) -> None:
-    """Write the demo invoices under ``root`` (``ok/`` and ``rejected/``)."""
+    """Write the demo invoices under ``root`` (``ok/``, ``rejected/`` and ``sftp/``)."""
     import zipfile
 
     for name, spec in demo_specs().items():
