@@ -76,7 +76,7 @@ def test_make_run_on_a_fresh_clone_serves_the_printed_examples(tmp_path: Path) -
 
         put = sh(commands["sftp put"], clone, 60)
         assert put.returncode == 0, put.stderr
-        reports = clone / "var" / "sftp" / "AAA001" / "out"
+        reports = clone / "var" / "sftp" / "partners" / "AAA001" / "out"
         deadline = time.monotonic() + 120
         while not list(reports.glob("*")) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -84,7 +84,7 @@ def test_make_run_on_a_fresh_clone_serves_the_printed_examples(tmp_path: Path) -
         assert listed.returncode == 0 and "out/" in listed.stdout, listed.stderr
         (report,) = [p for p in reports.iterdir() if not p.name.startswith(".")]
         text = report.read_text(encoding="utf-8")
-        assert "DUPLICATE" not in text and "ubl_by_sftp.xml" in text, text
+        assert "<FileName>ubl_by_sftp.xml</FileName>" in text and "<Status>INTEGRATED</Status>" in text, text
     finally:
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C reaches make and the daemon, as in a terminal
         run.wait(timeout=120)
