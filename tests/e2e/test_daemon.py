@@ -121,7 +121,7 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for setting in (
         "Type=notify",
-        "RestartPreventExitStatus=78",
+        "RestartPreventExitStatus=78 65",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "SystemCallFilter=@system-service",
