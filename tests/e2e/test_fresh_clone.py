@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -95,9 +96,10 @@ def test_make_run_on_a_fresh_clone_serves_the_printed_examples(tmp_path: Path) -
     assert "Traceback" not in logs, logs[-4000:]
 
 
-def _read(stream: object, lines: list[str]) -> None:
-    for line in stream:  # type: ignore[attr-defined]
-        lines.append(line.rstrip("\n"))
+def _read(stream: TextIO, lines: list[str]) -> None:
+    with stream:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
 
 
 def _printed_commands(printed: str) -> dict[str, str]:
