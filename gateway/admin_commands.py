@@ -9,6 +9,7 @@
 * ``backup DIR`` — a consistent online copy of the SQLite store (SQLite's backup API) and the blobs.
 * ``restore DIR`` — put a backup back into the data folder (the daemon must be stopped).
 * ``purge`` — delete final flows older than ``[retention] flows_days`` and the blobs only they used.
+* ``check-store`` — SQLite's full integrity check of the store file, and its foreign keys; exit 1 on damage.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from engine.audit import verify_chain
 from engine.blobs import BlobStore
 from engine.directory import DirectoryData, Structure
 from engine.directory_file import DirectoryFileError, load_directory
-from engine.store import open_store, sqlite_path
+from engine.store import open_store, sqlite_health, sqlite_path
 from gateway.settings import Settings
 
 EX_OK, EX_PROBLEM, EX_USAGE = 0, 1, 2
@@ -120,7 +121,9 @@ async def verify_audit(settings: Settings, out: TextIO) -> int:
 def _sqlite_path(settings: Settings) -> Path:
     url = settings.store_url
     if not url.startswith("sqlite:"):
-        raise ValueError("backup and restore handle the SQLite store; back PostgreSQL up with pg_dump")
+        raise ValueError(
+            "backup, restore and check-store handle the SQLite store; for PostgreSQL use pg_dump and pg_amcheck"
+        )
     return Path(sqlite_path(url))
 
 
@@ -183,3 +186,15 @@ async def purge(settings: Settings, out: TextIO, *, now: datetime | None = None)
         blobs.delete(key)
     print(f"purged {flows} final flows deposited before {before.date()} and {len(blob_keys)} blobs", file=out)
     return EX_OK
+
+
+def check_store(settings: Settings, out: TextIO) -> int:
+    """Read the whole SQLite store (it may be in use); list what is damaged."""
+    db = _sqlite_path(settings)
+    if not db.is_file():
+        raise ValueError(f"no store at {db}")
+    problems = sqlite_health.integrity_check(db)
+    for problem in problems:
+        print(f"DAMAGED {db}: {problem}", file=out)
+    print(f"store {db}: {'damaged, restore a backup' if problems else 'ok'}", file=out)
+    return EX_PROBLEM if problems else EX_OK

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grpc-listen", metavar="HOST:PORT", help="overrides [grpc] listen")
     serve.add_argument("--sftp-listen", metavar="HOST:PORT", help="overrides [sftp] listen")
     serve.add_argument("--metrics-listen", metavar="HOST:PORT", help="overrides [metrics] listen")
+    serve.add_argument(
+        "--init",
+        action="store_true",
+        help="start a new SQLite store in a data folder that held one (its database is missing); "
+        "flow numbers go on from where they were",
+    )
 
     check = sub.add_parser(
         "check",
@@ -80,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("dir", type=Path, help="a folder written by `admin backup`")
     rs.add_argument("--force", action="store_true", help="replace an existing store")
     tasks.add_parser("purge", help="delete final flows older than [retention] flows_days")
+    tasks.add_parser("check-store", help="full integrity check of the SQLite store (exit 1 on damage)")
     return parser
 
 
@@ -118,15 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fluxdepot: {exc}", file=sys.stderr)
         return EX_CONFIG
     if args.command == "serve":
-        return _serve(settings)
+        return _serve(settings, init=args.init)
     return _admin(args, settings)
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, *, init: bool = False) -> int:
     from gateway.daemon import Daemon
     from gateway.listeners import build_listeners
 
-    daemon = Daemon(settings, listeners=build_listeners)
+    daemon = Daemon(settings, listeners=build_listeners, init=init)
     try:
         return asyncio.run(daemon.run())
     except SettingsError as exc:  # found while starting (e.g. the directory file): before anything listens
@@ -162,6 +169,8 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
             return admin.restore(settings, args.dir, out, force=args.force)
         if args.task == "purge":
             return asyncio.run(admin.purge(settings, out))
+        if args.task == "check-store":
+            return admin.check_store(settings, out)
     except (ValueError, OSError) as exc:
         print(f"fluxdepot admin {args.task}: {exc}", file=err)
         return EXIT_USAGE

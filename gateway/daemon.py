@@ -24,9 +24,11 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -41,7 +43,7 @@ from engine.permissions import Visibility
 from engine.processing import FlowProcessor
 from engine.queries import DashboardQuery
 from engine.status import FlowStatus
-from engine.store import open_store
+from engine.store import open_store, sqlite_path
 from engine.store.port import Store
 from engine.technical import warm_up
 from engine.watchdog import StuckFlowWatchdog
@@ -52,11 +54,13 @@ from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.settings import Settings, SettingsError
 from gateway.startup import EX_TEMPFAIL, StartupError, cannot_listen
+from gateway.store_guard import Mark, check_before_open, keep_numbers_rising, refresh_mark
 from gateway.systemd import Notifier, watchdog_interval_s
 
 log = structlog.get_logger("fluxdepot.daemon")
 EX_OK, EX_FORCED = 0, 1
 WATCHDOG_SINGLETON = "watchdog"  # one daemon of those sharing a store runs the stuck-flow watchdog
+MARK_EVERY_S = 5.0  # how often the flow-number mark follows the store (gateway.store_guard)
 SHARED_TEMP_AGE_S = 3600.0  # on a shared data folder, only temporary files this old are from a dead daemon
 
 
@@ -141,8 +145,11 @@ class Daemon:
         *,
         listeners: ListenerFactory | None = None,
         notifier: Notifier | None = None,
+        init: bool = False,
     ) -> None:
         self.settings = settings
+        self._init = init  # --init: a new SQLite store in a data folder that held one
+        self._mark: Mark | None = None
         self._listener_factory = listeners
         self._notifier = notifier or Notifier()
         self._stop = asyncio.Event()
@@ -186,8 +193,13 @@ class Daemon:
         except DataFolderBusy as exc:
             raise StartupError(f"{exc}; stop it first, or give this daemon another --data-dir", EX_TEMPFAIL) from None
         metrics = Metrics()
+        db = Path(sqlite_path(s.store_url)) if not shared else None
+        if db is not None:
+            await asyncio.to_thread(check_before_open, db, s.data_dir, init=self._init)
         store = await open_store(s.store_url, pool_min=s.store.pool_min, pool_max=s.store.pool_max)
         self.engine = engine = Engine(s, store, metrics)
+        if db is not None:
+            await self._keep_numbers_rising(db)
         await self._import_directory()
         # A data folder shared by several daemons (PostgreSQL) may hold other daemons' writes in progress.
         await asyncio.to_thread(engine.blobs.sweep_temp, SHARED_TEMP_AGE_S if shared else 0.0)
@@ -207,6 +219,8 @@ class Daemon:
         watchdog = StuckFlowWatchdog(store, s.stuck_after(), clock=utcnow)
         self._spawn(self._every(s.watchdog.interval_s, lambda: self._watch(watchdog)))
         self._spawn(self._every(15.0, self._refresh_gauges))
+        if db is not None:
+            self._spawn(self._every(MARK_EVERY_S, lambda: self._refresh_mark(db)))
         if (interval := watchdog_interval_s()) is not None:
             self._spawn(self._every(interval, self._ping_systemd))
         log.info("ready", **ready)
@@ -240,6 +254,9 @@ class Daemon:
         if engine is not None:
             await asyncio.to_thread(engine.cpu.close)
             await engine.store.close()
+            if self._mark is not None:  # the last numbers handed out, now that nothing deposits
+                with contextlib.suppress(OSError, sqlite3.Error):
+                    await self._refresh_mark(Path(sqlite_path(self.settings.store_url)))
         self._lock.release()
         log.info("shutdown_complete")
 
@@ -262,6 +279,14 @@ class Daemon:
         log.info("reloaded", directory=str(self.settings.directory_file), log_level=fresh.logging.level)
 
     # --- pieces --------------------------------------------------------------------------------
+    async def _keep_numbers_rising(self, db: Path) -> None:
+        last, self._mark = await asyncio.to_thread(keep_numbers_rising, db, self.settings.data_dir)
+        log.info("flow_numbers", last_issued=last, ceiling=self._mark.ceiling)
+
+    async def _refresh_mark(self, db: Path) -> None:
+        if self._mark is not None:
+            self._mark = await asyncio.to_thread(refresh_mark, db, self.settings.data_dir, self._mark)
+
     async def _import_directory(self) -> None:
         path = self.settings.directory_file
         if path is None or self.engine is None:
