@@ -2,30 +2,39 @@
 
 Exit codes: 0 success; 1 a flow followed with ``--wait`` did not integrate fully; 2 usage errors and
 refused requests; then each ``clients.errors`` class's own code (3 unauthenticated, 4 permission
-denied, 5 not found, 6 already exists, 7 over a limit, 8 wrong state, 9 server unavailable, ...).
+denied, 5 not found, 6 already exists, 7 over a limit, 8 wrong state, 9 server unavailable, 10 a call
+outlasted ``--timeout``, or ``deposit --wait`` gave up at it, 11 server error).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
+import difflib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import shtab
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from clients import cli_output as out
-from clients.client import DEFAULT_TARGET, AsyncClient
-from clients.errors import FluxdepotError
+from clients.client import DEFAULT_PORT, DEFAULT_TARGET, AsyncClient
+from clients.errors import DeadlineExceeded, FluxdepotError
 from clients.models import Flow
 
 EXIT_NOT_INTEGRATED = 1
 EXIT_USAGE = 2
+EXIT_TIMEOUT = DeadlineExceeded.exit_code
+SHELLS = ("bash", "zsh")
+_INVALID_CHOICE = re.compile(r"^(?P<where>.*)invalid choice: (?P<value>.+?) \(choose from (?P<choices>.*)\)$")
 EXAMPLES = """examples:
   export FLUXDEPOT_TOKEN=demo-technical-token
   fluxdepot-cli deposit --wait config/demo/invoices/ok/*
@@ -38,6 +47,36 @@ EXAMPLES = """examples:
   fluxdepot-cli --token demo-manager-token dashboard
   fluxdepot-cli --token demo-manager-token admin grant-profile viewer 40483304800022
 """
+
+
+class CliParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that answers a mistyped command or choice with the nearest one."""
+
+    def error(self, message: str) -> NoReturn:
+        match = _INVALID_CHOICE.match(message)
+        if match:
+            try:
+                value = str(ast.literal_eval(match["value"]))
+                choices = [str(c) for c in ast.literal_eval(f"({match['choices']},)")]
+            except (ValueError, SyntaxError):
+                choices = []
+            close = difflib.get_close_matches(value, choices, n=1)
+            if close:
+                message = f"{match['where']}invalid choice: {value!r}; did you mean {close[0]!r}?"
+        super().error(message)
+
+
+def _file(action: argparse.Action) -> argparse.Action:
+    """``action`` completed as a file name by the ``completion`` scripts."""
+    action.complete = shtab.FILE  # type: ignore[attr-defined]
+    return action
+
+
+def _version() -> str:
+    try:
+        return metadata.version("fluxdepot")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _time(text: str) -> datetime:
@@ -53,7 +92,7 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--status", action="append", default=[], help="name or code, repeatable (e.g. REJECTED)")
     p.add_argument("--syntax", action="append", default=[], help="syntaxeFlux, repeatable")
     p.add_argument("--from", dest="deposited_from", type=_time, help="deposited on or after (ISO)")
-    p.add_argument("--to", dest="deposited_to", type=_time, help="deposited before (ISO)")
+    p.add_argument("--to", dest="deposited_to", type=_time, help="deposited before (ISO); not before --from")
     p.add_argument("--flow-number", default="")
     p.add_argument("--file-name", default="", help="substring of the file name")
     p.add_argument("--channel", default="", choices=["", "EDI", "API", "PORTAL"])
@@ -73,37 +112,50 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="fluxdepot-cli",
         description="Client of a fluxdepot server (gRPC).",
         epilog=EXAMPLES,
         formatter_class=fmt,
     )
-    parser.add_argument("--target", default=os.environ.get("FLUXDEPOT_TARGET", DEFAULT_TARGET), help="HOST:PORT")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "--target", default=os.environ.get("FLUXDEPOT_TARGET", DEFAULT_TARGET),
+        help=f"HOST[:PORT] of the server, port {DEFAULT_PORT} when absent (or FLUXDEPOT_TARGET)",
+    )  # fmt: skip
     parser.add_argument("--token", default=os.environ.get("FLUXDEPOT_TOKEN"), help="bearer token (or FLUXDEPOT_TOKEN)")
     parser.add_argument("--tls", action="store_true", help="use TLS (system roots unless --ca)")
-    parser.add_argument("--ca", type=Path, help="CA certificate (PEM) of the server")
-    parser.add_argument("--cert", type=Path, help="client certificate (PEM), for mutual TLS")
-    parser.add_argument("--key", type=Path, help="client key (PEM), for mutual TLS")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call (default 60)")
+    _file(parser.add_argument("--ca", type=Path, help="CA certificate (PEM) of the server"))
+    _file(parser.add_argument("--cert", type=Path, help="client certificate (PEM), for mutual TLS"))
+    _file(parser.add_argument("--key", type=Path, help="client key (PEM), for mutual TLS"))
+    parser.add_argument(
+        "--timeout", type=float, default=60.0,
+        help="seconds per call; deposit --wait: for the whole command (default 60; exit 10 past it)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("deposit", help="deposit files (one flow each)", epilog=EXAMPLES, formatter_class=fmt)
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    _file(p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="files to deposit, one flow each"))
     p.add_argument("--syntax", default="", help="declared syntaxeFlux (detected when absent)")
     p.add_argument("--issuer", default="", metavar="SIRET", help="structure deposited for (default: yours)")
     p.add_argument("--tracking-id", default="", help="idempotency key (one file only)")
-    p.add_argument("--wait", action="store_true", help="follow each flow to its final status")
+    p.add_argument("--wait", action="store_true", help="follow each flow to its final status, up to --timeout")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        help="seconds per call and for the whole --wait (default 60)",
+    )
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("status", help="show flows and their current status")
-    p.add_argument("flow_numbers", nargs="+", metavar="FLOW")
+    p.add_argument("flow_numbers", nargs="+", metavar="FLOW", help="flow numbers (e.g. CPP0011100000000000000001)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("watch", help="live status changes: one flow, or every flow you may see")
-    p.add_argument("flow_number", nargs="?", metavar="FLOW")
-    p.add_argument("--cursor", type=int, default=0, help="resume after this event cursor")
+    p.add_argument("flow_number", nargs="?", metavar="FLOW", help="one flow to follow to its end (default: all)")
+    p.add_argument("--cursor", type=int, default=0, help="resume after this event cursor (the #N of an event)")
     p.add_argument("--from-start", action="store_true", help="replay every event from the first")
     p.add_argument("--issuer", action="append", default=[], metavar="SIRET")
     p.add_argument("--status", action="append", default=[])
@@ -121,27 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="every matching flow as CSV (streamed)")
     _add_filters(p)
-    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    _file(p.add_argument("--out", type=Path, help="file to write (default: standard output)"))
 
     p = sub.add_parser("report", help="a flow's integration report: summary with hints, or --out")
-    p.add_argument("flow_number", metavar="FLOW")
-    p.add_argument("--out", type=Path, help="save the report (.json or .xml)")
+    p.add_argument("flow_number", metavar="FLOW", help="the flow number")
+    _file(p.add_argument("--out", type=Path, help="save the report (.json or .xml)"))
     p.add_argument("--format", choices=["json", "xml"], help="default: from --out's suffix, else json")
     p.add_argument("--json", action="store_true", help="print the JSON report")
 
     p = sub.add_parser("reports", help="a zip of several reports")
-    p.add_argument("flow_numbers", nargs="+", metavar="FLOW")
-    p.add_argument("--out", type=Path, required=True, help="zip file to write")
+    p.add_argument("flow_numbers", nargs="+", metavar="FLOW", help="flow numbers")
+    _file(p.add_argument("--out", type=Path, required=True, help="zip file to write"))
     p.add_argument("--format", choices=["json", "xml"], default="json")
 
     p = sub.add_parser("dashboard", help="counts per status and issuer, like the portal's")
     p.add_argument("--issuer", action="append", default=[], metavar="SIRET")
     p.add_argument("--syntax", action="append", default=[])
-    p.add_argument("--from", dest="deposited_from", type=_time)
-    p.add_argument("--to", dest="deposited_to", type=_time)
+    p.add_argument("--from", dest="deposited_from", type=_time, help="deposited on or after (ISO)")
+    p.add_argument("--to", dest="deposited_to", type=_time, help="deposited before (ISO); not before --from")
     p.add_argument("--json", action="store_true")
 
     _admin_parser(sub.add_parser("admin", help="administration (primary managers)"))
+    p = sub.add_parser("completion", help="print a shell completion script: source <(fluxdepot-cli completion bash)")
+    p.add_argument("shell", choices=SHELLS, help="bash or zsh")
     return parser
 
 
@@ -149,38 +203,39 @@ def _admin_parser(admin: argparse.ArgumentParser) -> None:
     sub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
     for name, text in (("grant-profile", "grant flow follow-up"), ("revoke-profile", "revoke it")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("login")
-        p.add_argument("siret")
+        p.add_argument("login", help="the user's login")
+        p.add_argument("siret", help="the structure's SIRET")
         p.add_argument("--profile", default="", help="default SUIVI_FLUX")
     p = sub.add_parser("create-technical-user", help="create a technical user; prints its token once")
-    p.add_argument("login")
-    p.add_argument("siret")
+    p.add_argument("login", help="the technical user's login (an existing one is refused without --rotate)")
+    p.add_argument("siret", help="the SIRET of the structure it deposits for")
+    p.add_argument("--rotate", action="store_true", help="the login exists: replace its token (the old one stops)")
     p = sub.add_parser("create-token", help="a new token (the old one stops working); printed once")
-    p.add_argument("login")
+    p.add_argument("login", help="the user's or technical user's login")
     p.add_argument("--kind", choices=["technical", "user"], default="technical")
     p = sub.add_parser("add-user", help="create a user if needed and attach it to a structure")
-    p.add_argument("login")
-    p.add_argument("siret")
+    p.add_argument("login", help="the user's login")
+    p.add_argument("siret", help="the structure's SIRET")
     p.add_argument("--name", default="")
     p.add_argument("--role", choices=["user", "primary_manager"], default="user")
     p.add_argument("--issue-token", action="store_true")
     p = sub.add_parser("partner", help="create or update an EDI partner and its SSH keys")
-    p.add_argument("code")
-    p.add_argument("siret")
-    p.add_argument("--key-file", action="append", default=[], type=Path, help="OpenSSH public key file")
+    p.add_argument("code", help="partner code, three letters and three digits (e.g. AAA001)")
+    p.add_argument("siret", help="the SIRET of the partner's structure")
+    _file(p.add_argument("--key-file", action="append", default=[], type=Path, help="OpenSSH public key file"))
     p.add_argument("--status-files", action="store_true")
     p = sub.add_parser("set-rule", help="a partner's rejection rule for a syntax")
-    p.add_argument("code")
-    p.add_argument("syntax")
-    p.add_argument("rule", choices=["complete", "partial"])
+    p.add_argument("code", help="partner code (e.g. AAA001)")
+    p.add_argument("syntax", help="syntaxeFlux (e.g. IN_DP_E1_UBL_INVOICE)")
+    p.add_argument("rule", choices=["complete", "partial"], help="reject the whole flow, or only its bad invoices")
     p = sub.add_parser("reprocess", help="release or close a held flow, or reprocess a WARNING flow")
-    p.add_argument("flow_number", metavar="FLOW")
-    p.add_argument("action", choices=["release", "close", "reprocess"])
+    p.add_argument("flow_number", metavar="FLOW", help="the flow number")
+    p.add_argument("action", choices=["release", "close", "reprocess"], help="what to do with it")
     p.add_argument("--detail", default="")
     p = sub.add_parser("rejects", help="invoices not integrated, per issuer and day")
     p.add_argument("--issuer", action="append", default=[], metavar="SIRET")
-    p.add_argument("--from", dest="day_from", type=_time)
-    p.add_argument("--to", dest="day_to", type=_time)
+    p.add_argument("--from", dest="day_from", type=_time, help="from this day (ISO)")
+    p.add_argument("--to", dest="day_to", type=_time, help="before this day (ISO); not before --from")
     p.add_argument("--json", action="store_true")
     sub.add_parser("structures", help="the structures you belong to")
 
@@ -204,12 +259,27 @@ async def run(args: argparse.Namespace) -> int:
         return int(await handler(client, args, console, err))
 
 
+def _reversed_range(args: argparse.Namespace) -> str:
+    """The usage error of a --from after its --to, or ""."""
+    for start, end in (("deposited_from", "deposited_to"), ("day_from", "day_to")):
+        begin, until = getattr(args, start, None), getattr(args, end, None)
+        if begin is not None and until is not None and begin > until:
+            return f"--from {begin.isoformat()} is after --to {until.isoformat()}"
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    if problem := _reversed_range(args):
+        print(f"{parser.prog}: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "completion":
+        sys.stdout.write(shtab.complete(parser, shell=args.shell))
+        return 0
     _, err = out.consoles()
     try:
         return asyncio.run(run(args))

@@ -7,63 +7,70 @@ import argparse
 import asyncio
 import json
 import sys
-from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from clients import cli_output as out
-from clients.cli import EXIT_NOT_INTEGRATED, _filters, all_integrated, deposit_progress
+from clients.cli import EXIT_NOT_INTEGRATED, EXIT_TIMEOUT, _filters, all_integrated, deposit_progress
 from clients.client import AsyncClient
-from clients.errors import FluxdepotError
-from clients.models import Flow
+from clients.errors import AlreadyExists, FluxdepotError
 
 
 async def cmd_deposit(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    """Deposit each file; with ``--wait``, follow each flow to its final status, the whole command ending
+    at ``--timeout`` (the flows not final by then are named, exit 10)."""
     if args.tracking_id and len(args.files) > 1:
         raise ValueError("--tracking-id names one deposit: give it with a single file")
     limit = asyncio.Semaphore(max(1, args.concurrency))
     results: list[dict[str, Any]] = [{"file": str(p)} for p in args.files]
     failures: list[FluxdepotError | OSError] = []
+    deadline = asyncio.get_running_loop().time() + args.timeout if args.wait else None
 
-    async def one(i: int, path: Path) -> None:
-        async with limit:
-            try:
-                receipt = await client.deposit_file(
-                    path, syntax=args.syntax, issuer_siret=args.issuer, tracking_id=args.tracking_id
-                )
-                results[i].update(flow_number=receipt.flow_number, status=receipt.status)
-                if receipt.already_deposited:
-                    results[i]["already_deposited"] = True
-                if args.wait:
-                    flow = await client.wait_final(receipt.flow_number)
-                    results[i].update(status=flow.status, status_code=flow.status_code, flow=flow)
-            except (FluxdepotError, OSError) as exc:
-                failures.append(exc)
-                results[i]["error"] = str(exc)
-            progress.advance(task)
+    async def deposit(result: dict[str, Any], path: Path) -> None:
+        receipt = await client.deposit_file(
+            path, syntax=args.syntax, issuer_siret=args.issuer, tracking_id=args.tracking_id
+        )
+        result.update(flow_number=receipt.flow_number, status=receipt.status, status_code=receipt.status_code)
+        if receipt.already_deposited:
+            result["already_deposited"] = True
+        if args.wait:
+            async for event in client.watch_flow(receipt.flow_number):
+                result.update(status=event.status, status_code=event.status_code)
+            flow = await client.get_flow(receipt.flow_number)
+            result.update(status=flow.status, status_code=flow.status_code, flow=flow)
+
+    async def one(result: dict[str, Any], path: Path) -> None:
+        try:
+            async with asyncio.timeout_at(deadline), limit:
+                await deposit(result, path)
+        except TimeoutError:  # only the --wait deadline: gRPC deadlines are DeadlineExceeded
+            waited = "not final" if "flow_number" in result else "no answer"
+            result.update(error=f"{waited} after {args.timeout:g} s (--timeout)", timed_out=True)
+        except (FluxdepotError, OSError) as exc:
+            failures.append(exc)
+            result["error"] = str(exc)
+        progress.advance(task)
 
     with deposit_progress(err, len(args.files)) as progress:
         task = progress.add_task("depositing", total=len(args.files))
-        await asyncio.gather(*(one(i, p) for i, p in enumerate(args.files)))
+        await asyncio.gather(*(one(r, p) for r, p in zip(results, args.files, strict=True)))
+    late = [r for r in results if r.get("timed_out")]
     if args.json:
-        rows = [{k: (asdict(v) if isinstance(v, Flow) else v) for k, v in r.items()} for r in results]
-        console.print_json(json.dumps(rows, default=str))
+        console.print_json(out.to_json(results))
     else:
-        table = Table(title=f"{len(args.files)} file(s) deposited to {args.target}")
-        for name in ("file", "flow number", "status", ""):
-            table.add_column(name, no_wrap=name == "flow number")
-        for r in results:
-            note = r.get("error") or ("already deposited (same tracking id)" if r.get("already_deposited") else "")
-            table.add_row(r["file"], r.get("flow_number", ""), out.status_text(r.get("status", "FAILED")), escape(note))
-        console.print(table)
-        ok = sum("error" not in r for r in results)
-        console.print(f"{ok} deposited, {len(results) - ok} refused")
-        if args.wait and ok:
+        console.print(out.deposit_table(results, console.width, title=deposit_summary(results)))
+        if args.wait and any("flow_number" in r for r in results):
             console.print("details: fluxdepot-cli report FLOW")
+    if late:
+        err.print(
+            f"[red]error[/] (deadline exceeded): {len(late)} flow(s) still not final after --timeout"
+            f" {args.timeout:g} s; follow them with: fluxdepot-cli watch FLOW"
+        )
+        return EXIT_TIMEOUT
     if failures:
         first = failures[0]
         return first.exit_code if isinstance(first, FluxdepotError) else 2
@@ -72,12 +79,27 @@ async def cmd_deposit(client: AsyncClient, args: argparse.Namespace, console: Co
     return 0
 
 
+def deposit_summary(results: Sequence[dict[str, Any]]) -> str:
+    """What happened to the files, counted: "3 deposited, 0 refused" (then already deposited and
+    unanswered ones, when there are some)."""
+    answered = [r for r in results if "flow_number" in r]
+    again = sum(bool(r.get("already_deposited")) for r in answered)
+    unanswered = sum(bool(r.get("timed_out")) for r in results if "flow_number" not in r)
+    refused = len(results) - len(answered) - unanswered
+    parts = [f"{len(answered) - again} deposited", f"{refused} refused"]
+    if again:
+        parts.append(f"{again} already deposited")
+    if unanswered:
+        parts.append(f"{unanswered} unanswered")
+    return ", ".join(parts)
+
+
 async def cmd_status(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
     flows = [await client.get_flow(n) for n in args.flow_numbers]
     if args.json:
         console.print_json(out.to_json(flows))
     else:
-        console.print(out.flows_table(flows))
+        console.print(out.flows_table(flows, console.width))
     return 0
 
 
@@ -89,12 +111,12 @@ async def cmd_watch(client: AsyncClient, args: argparse.Namespace, console: Cons
             cursor=args.cursor, from_start=args.from_start, issuer_sirets=args.issuer, statuses=args.status
         )
     seen = 0
-    cursor = args.cursor
+    cursor = args.cursor  # the last event received: the feed resumes strictly after it
     try:
         async for event in events:
             cursor = event.cursor
             if args.json:
-                print(json.dumps(asdict(event), default=str), flush=True)
+                print(out.to_json(event, indent=None), flush=True)
             else:
                 console.print(out.event_line(event))
             seen += 1
@@ -102,8 +124,18 @@ async def cmd_watch(client: AsyncClient, args: argparse.Namespace, console: Cons
                 break
     finally:
         if not args.flow_number:
-            err.print(f"resume with: fluxdepot-cli watch --cursor {cursor}")
+            err.print(escape(resume_hint(args, cursor)), soft_wrap=True)
     return 0
+
+
+def resume_hint(args: argparse.Namespace, cursor: int) -> str:
+    """The command that goes on exactly after the last event received, with the same filters."""
+    filters = "".join(f" --issuer {s}" for s in args.issuer) + "".join(f" --status {s}" for s in args.status)
+    if cursor:
+        return f"resume with: fluxdepot-cli watch --cursor {cursor}{filters}"
+    if args.from_start:
+        return f"no event received; resume with: fluxdepot-cli watch --from-start{filters}"
+    return "no event received, so no cursor to resume from"
 
 
 async def cmd_search(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
@@ -123,7 +155,7 @@ async def cmd_search(client: AsyncClient, args: argparse.Namespace, console: Con
         console.print_json(json.dumps({"flows": json.loads(out.to_json(flows)), "total_count": total,
                                        "next_page_token": token}))  # fmt: skip
         return 0
-    console.print(out.flows_table(flows, title=f"{total} flow(s) match"))
+    console.print(out.flows_table(flows, console.width, title=f"{total} flow(s) match"))
     if token:
         console.print(f"next page: --page-token {token}")
     return 0
@@ -177,7 +209,7 @@ async def cmd_dashboard(client: AsyncClient, args: argparse.Namespace, console: 
     if args.json:
         console.print_json(out.to_json(board))
         return 0
-    for table in out.dashboard_tables(board):
+    for table in out.dashboard_tables(board, console.width):
         console.print(table)
     return 0
 
@@ -193,7 +225,11 @@ async def cmd_admin(client: AsyncClient, args: argparse.Namespace, console: Cons
         if action == "create-token":
             token = await client.create_token(args.login, kind=args.kind)
         else:
-            token = await client.create_technical_user(args.login, args.siret)
+            try:
+                token = await client.create_technical_user(args.login, args.siret, rotate=args.rotate)
+            except AlreadyExists as exc:
+                exc.hint = "add --rotate to replace its token (the old one stops working at once)"
+                raise
         err.print(f"new token of {token.kind} user {token.login} (shown once; store it now):")
         print(token.token)
     elif action == "add-user":
@@ -219,18 +255,7 @@ async def cmd_admin(client: AsyncClient, args: argparse.Namespace, console: Cons
         if args.json:
             console.print_json(out.to_json(rejects))
             return 0
-        table = Table(title=f"{len(rejects)} invoice(s) not integrated")
-        for name in ("day", "issuer", "flow number", "invoice", "reason"):
-            table.add_column(name)
-        for r in rejects:
-            day = r.deposited_at.date().isoformat() if r.deposited_at else ""
-            table.add_row(day, r.issuer_siret, r.flow_number, r.invoice_number or r.document, escape(r.reason))
-        console.print(table)
+        console.print(out.rejects_table(rejects, console.width))
     elif action == "structures":
-        table = Table(title="structures")
-        for name in ("siret", "name", "provider", "services"):
-            table.add_column(name)
-        for s in await client.list_structures():
-            table.add_row(s.siret, s.name, "yes" if s.is_provider else "", ", ".join(s.services))
-        console.print(table)
+        console.print(out.structures_table(await client.list_structures(), console.width))
     return 0

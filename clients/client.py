@@ -42,7 +42,8 @@ from fluxdepot.v1 import admin_pb2_grpc as admin_grpc
 from fluxdepot.v1 import flows_pb2 as pb
 from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
 
-DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_PORT = 50051
+DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _FORMATS = {"json": pb.REPORT_FORMAT_JSON, "xml": pb.REPORT_FORMAT_XML}
 _CHANNELS = {"EDI": pb.CHANNEL_EDI, "API": pb.CHANNEL_API, "PORTAL": pb.CHANNEL_PORTAL}
@@ -61,6 +62,22 @@ def _ts(at: datetime | None) -> Timestamp | None:
     ts = Timestamp()
     ts.FromDatetime(at if at.tzinfo else at.replace(tzinfo=UTC))
     return ts
+
+
+_URI_SCHEMES = ("dns:", "unix:", "unix-abstract:", "ipv4:", "ipv6:", "vsock:", "xds:")
+
+
+def with_default_port(target: str) -> str:
+    """``target`` with fluxdepot's port when it names none: ``localhost`` means ``localhost:50051``, not
+    gRPC's own default (443). A bare IPv6 address gets its brackets; gRPC URIs (``unix:``, ``dns:``...)
+    are left as they are."""
+    if target.startswith(_URI_SCHEMES):
+        return target
+    if target.startswith("["):  # [::1] or [::1]:port
+        return target if "]:" in target else f"{target}:{DEFAULT_PORT}"
+    if target.count(":") > 1:  # a bare IPv6 address: gRPC needs brackets around it
+        return f"[{target}]:{DEFAULT_PORT}"
+    return target if ":" in target else f"{target}:{DEFAULT_PORT}"
 
 
 def search_request(
@@ -113,6 +130,7 @@ class AsyncClient:
         client_key: bytes | None = None,
         timeout_s: float | None = 60.0,
     ) -> None:
+        target = with_default_port(target)
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -258,10 +276,11 @@ class AsyncClient:
     async def revoke_profile(self, login: str, siret: str, profile: str = "") -> None:
         await self._call(self._admin.RevokeProfile, admin_pb.ProfileRequest(login=login, siret=siret, profile=profile))
 
-    async def create_technical_user(self, login: str, siret: str) -> Token:
-        answer = await self._call(
-            self._admin.CreateTechnicalUser, admin_pb.CreateTechnicalUserRequest(login=login, siret=siret)
-        )
+    async def create_technical_user(self, login: str, siret: str, *, rotate: bool = False) -> Token:
+        """A new technical user of ``siret`` and its token. An existing login raises ``AlreadyExists``
+        unless ``rotate``: then a new token replaces its old one, which stops working."""
+        request = admin_pb.CreateTechnicalUserRequest(login=login, siret=siret, rotate=rotate)
+        answer = await self._call(self._admin.CreateTechnicalUser, request)
         return Token(answer.kind, answer.login, answer.token)
 
     async def create_token(self, login: str, *, kind: str = "technical") -> Token:

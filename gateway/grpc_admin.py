@@ -19,7 +19,7 @@ import grpc
 
 from engine.clock import utcnow
 from engine.directory import FLOW_FOLLOW_UP, Partner, Role, Service, Structure, User
-from engine.errors import DirectoryEntryNotFound, PermissionDenied
+from engine.errors import AlreadyExists, DirectoryEntryNotFound, PermissionDenied
 from engine.model import RejectionRule
 from engine.permissions import Principal, PrincipalKind, check_can_manage, visibility_of
 from engine.secrets import hash_secret, secret_lookup_id
@@ -173,8 +173,11 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         login, siret = _login(request.login), _siret(request.siret)
         check_can_manage(principal, siret)
         existing = await self.store.principal(PrincipalKind.TECHNICAL.value, login)
-        if existing is not None and existing.siret:
-            check_can_manage(principal, existing.siret)  # no taking over another structure's account
+        if existing is not None:
+            if existing.siret:
+                check_can_manage(principal, existing.siret)  # no taking over another structure's account
+            if not request.rotate:  # a retried or mistyped create must not silently revoke a live token
+                raise AlreadyExists(f"technical user {login} already exists (set rotate to replace its token)")
         await self.store.upsert_technical_user(login, siret)
         token = await self._new_token(PrincipalKind.TECHNICAL.value, login)
         return pb.TokenResponse(kind=PrincipalKind.TECHNICAL.value, login=login, token=token)
@@ -221,6 +224,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             rules=existing.rules if existing else (),
             status_files=request.status_files,
         )
+        # One key, one partner: the store refuses a key another partner code holds (ALREADY_EXISTS naming
+        # it), with the check the directory import runs (``engine.directory.check_partner_keys``).
         await self.store.upsert_partner(partner)
         return pb.Partner(code=partner.code, siret=siret, public_keys=keys, status_files=partner.status_files)
 

@@ -110,12 +110,14 @@ class SetMembershipRequest(_message.Message):
     def __init__(self, login: _Optional[str] = ..., siret: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class CreateTechnicalUserRequest(_message.Message):
-    __slots__ = ("login", "siret")
+    __slots__ = ("login", "siret", "rotate")
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     SIRET_FIELD_NUMBER: _ClassVar[int]
+    ROTATE_FIELD_NUMBER: _ClassVar[int]
     login: str
     siret: str
-    def __init__(self, login: _Optional[str] = ..., siret: _Optional[str] = ...) -> None: ...
+    rotate: bool
+    def __init__(self, login: _Optional[str] = ..., siret: _Optional[str] = ..., rotate: _Optional[bool] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
     __slots__ = ("kind", "login")

@@ -125,7 +125,9 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateTechnicalUser(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A technical user of a structure and its first token, shown once. An existing login is
+        ALREADY_EXISTS unless rotate is set: then a new token replaces its old one.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -7,14 +7,22 @@ import csv
 import io
 import json
 import os
+import re
+import shlex
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from clients.client import with_default_port
 from engine.cpu_pool import CpuPool
+from engine.status import FlowStatus
+from gateway.grpc_server import start_grpc_server
 from tests.grpc_support import MANAGER, SUPPLIER, TECH, GrpcEnv, invoice
+from tests.harness import Harness
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,14 +38,19 @@ async def env(tmp_path: Path, cpu_pool: CpuPool) -> AsyncIterator[GrpcEnv]:
 
 async def cli(env: GrpcEnv, *args: str, token: str | None = TECH) -> tuple[int, str, str]:
     """Run ``fluxdepot-cli`` (the module, as the console script does) while this loop serves."""
-    environ = {k: v for k, v in os.environ.items() if k != "FLUXDEPOT_TOKEN"}
+    environ = {k: v for k, v in os.environ.items() if k not in ("FLUXDEPOT_TOKEN", "COLUMNS")}
     if token:
         environ["FLUXDEPOT_TOKEN"] = token
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "clients.cli", "--target", env.target, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ, cwd=REPO,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:  # a CLI that hangs fails the test, and does not outlive it
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     return proc.returncode or 0, out.decode(), err.decode()
 
 
@@ -115,3 +128,135 @@ async def test_grant_profile_twice_and_error_exits(env: GrpcEnv) -> None:
     assert code == 4 and "primary manager" in err
     code, _, err = await cli(env, "--target", "127.0.0.1:1", "--timeout", "2", "status", "X")
     assert code in (9, 10) and "error" in err
+
+
+async def test_watch_prints_the_cursor_that_resumes_exactly(env: GrpcEnv) -> None:
+    """watch ends by printing the command that resumes after the last event it received, filters
+    included: running it gives exactly the events that followed, none lost and none repeated."""
+    async with env.client(TECH) as client:
+        for i in range(2):
+            await client.wait_final((await client.deposit(invoice(f"FA-W{i}"), f"w{i}.xml")).flow_number)
+    _, out, _ = await cli(env, "watch", "--from-start", "--json", "--count", "6")
+    everything = [json.loads(line) for line in out.splitlines()]
+    assert len(everything) == 6
+
+    code, out, err = await cli(env, "watch", "--from-start", "--count", "3")
+    assert code == 0 and f"#{everything[2]['cursor']}" in out
+    assert err.strip() == f"resume with: fluxdepot-cli watch --cursor {everything[2]['cursor']}"
+    resume = shlex.split(err.strip().removeprefix("resume with: "))[1:]
+    _, out, _ = await cli(env, *resume, "--json", "--count", "3")
+    assert [json.loads(line) for line in out.splitlines()] == everything[3:]
+
+    code, out, err = await cli(env, "watch", "--from-start", "--status", "INTEGRATED", "--count", "1")
+    first = re.search(r"#(\d+)", out)
+    assert code == 0 and first is not None
+    assert err.strip() == f"resume with: fluxdepot-cli watch --cursor {first[1]} --status INTEGRATED"
+    resume = shlex.split(err.strip().removeprefix("resume with: "))[1:]
+    _, out, _ = await cli(env, *resume, "--json", "--count", "1")
+    (event,) = [json.loads(line) for line in out.splitlines()]
+    assert event["status"] == "INTEGRATED" and event["cursor"] > int(first[1])
+
+
+ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+
+
+def _times(value: Any) -> list[str]:
+    """Every string in ``value`` (parsed JSON) that starts like a date."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _times(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _times(v)]
+    return [value] if isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\d", value) else []
+
+
+async def test_every_json_output_writes_times_one_way(env: GrpcEnv, tmp_path: Path) -> None:
+    """deposit, status, search, watch and admin rejects with --json write every time as ISO 8601 to the
+    second with its offset (2026-12-06T21:00:48+00:00)."""
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(invoice("FA-J1", service_code=None))
+    code, out, _ = await cli(env, "deposit", "--wait", "--json", str(bad))
+    assert code == 1
+    (row,) = json.loads(out)
+    outputs = [row]
+    for args, token in [
+        (("status", "--json", row["flow_number"]), TECH),
+        (("search", "--json"), TECH),
+        (("watch", "--json", row["flow_number"]), TECH),
+        (("admin", "rejects", "--json"), MANAGER),
+    ]:
+        code, out, err = await cli(env, *args, token=token)
+        assert code == 0, err
+        outputs += [json.loads(line) for line in out.splitlines()] if args[0] == "watch" else [json.loads(out)]
+    times = [t for o in outputs for t in _times(o)]
+    assert len(times) >= 9  # deposited_at and status_changed_at twice, an event per status, a reject's day
+    assert [t for t in times if not ISO_SECONDS.fullmatch(t)] == []
+
+
+async def test_create_technical_user_twice_refuses_unless_rotate(env: GrpcEnv) -> None:
+    """admin create-technical-user on an existing login exits 6 with a message and a --rotate hint, and
+    the token in use keeps working; with --rotate a new token replaces it and the old one is refused."""
+    code, first, err = await cli(env, "admin", "create-technical-user", "TECH_9", SUPPLIER, token=MANAGER)
+    assert code == 0, err
+    first = first.strip()
+    code, out, err = await cli(env, "admin", "create-technical-user", "TECH_9", SUPPLIER, token=MANAGER)
+    assert code == 6 and out == ""
+    assert "technical user TECH_9 already exists" in err and "--rotate" in err
+    assert (await cli(env, "search", "--json", token=first))[0] == 0
+
+    code, second, err = await cli(env, "admin", "create-technical-user", "--rotate", "TECH_9", SUPPLIER, token=MANAGER)
+    assert code == 0, err
+    second = second.strip()
+    assert second != first
+    assert (await cli(env, "search", "--json", token=first))[0] == 3
+    assert (await cli(env, "search", "--json", token=second))[0] == 0
+
+
+def test_a_target_without_port_gets_50051() -> None:
+    """A target naming no port gets fluxdepot's 50051 (gRPC alone would use 443); ports, bracketed IPv6
+    and gRPC URIs are kept."""
+    assert with_default_port("localhost") == "localhost:50051"
+    assert with_default_port("fluxdepot.example.org") == "fluxdepot.example.org:50051"
+    assert with_default_port("localhost:7000") == "localhost:7000"
+    assert with_default_port("[::1]") == "[::1]:50051"
+    assert with_default_port("[::1]:7000") == "[::1]:7000"
+    assert with_default_port("::1") == "[::1]:50051"
+    assert with_default_port("unix:/run/fluxdepot.sock") == "unix:/run/fluxdepot.sock"
+    assert with_default_port("dns:///localhost:7000") == "dns:///localhost:7000"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def test_target_localhost_reaches_a_server_on_50051(tmp_path: Path, cpu_pool: CpuPool) -> None:
+    """--target localhost reaches the server listening on localhost:50051 (a flow it does not have:
+    not found, exit 5, rather than unavailable, exit 9)."""
+    if not _port_free(50051):
+        pytest.skip("port 50051 is in use on this machine")
+    harness = await Harness.open(tmp_path, cpu_pool)
+    server, _ = await start_grpc_server(
+        harness.store, harness.deposits, harness.limits, "127.0.0.1:50051", stuck_after_s={FlowStatus.RECEIVED: 60}
+    )
+    try:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("FLUXDEPOT_")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "clients.cli", "--target", "localhost", "--token", TECH, "--timeout", "10",
+            "status", "CPP0011100000000000000999",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ, cwd=REPO,
+        )  # fmt: skip
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert proc.returncode == 5, err.decode()
+        assert "not found" in err.decode()
+    finally:
+        await server.stop(0)
+        await harness.close()
