@@ -38,8 +38,9 @@ Format::
     rules = { IN_DP_E1_UBL_INVOICE = "complete" }   # syntax → complete | partial; default partial
     status_files = false
 
-Memberships, profiles, technical users and partners must name a structure of the same file. Unknown keys
-are errors (a typo must not silently drop a setting).
+Memberships, profiles, technical users and partners must name a structure of the same file; two partners
+may not share a public key (``engine.directory.KeyOwners``). Unknown keys are errors (a typo must not
+silently drop a setting).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from typing import Any, TypeVar
 
 from engine.directory import (
     DirectoryData,
+    KeyOwners,
     Membership,
     Partner,
     Profile,
@@ -61,6 +63,7 @@ from engine.directory import (
     Structure,
     TechnicalUser,
     User,
+    key_taken,
 )
 from engine.flownumber import PARTNER_CODE
 from engine.model import RejectionRule, Syntax
@@ -375,7 +378,7 @@ def _partners(
 ) -> list[Partner]:
     partners: list[Partner] = []
     codes: set[str] = set()
-    key_owners: dict[str, str] = {}  # "<type> <base64>" -> partner code: partners may not share a key
+    owners = KeyOwners()  # one key, one partner (the store checks the keys it already holds the same way)
     for where, table in check.tables(data, "partners", "partners", _PARTNER):
         code = check.text(table, "code", where, required=True)
         if code is not None and not PARTNER_CODE.match(code):
@@ -385,10 +388,9 @@ def _partners(
         siret = check.known_siret(table.get("siret"), f"{where}.siret", known)
         keys = _public_keys(check, table, where, base, read_text)
         for key in keys:
-            body = " ".join(key.split()[:2])
-            owner = key_owners.setdefault(body, code or "?")
-            if owner != (code or "?"):
-                check.problem(f"{where}.public_keys", f"key {body[:40]}... already belongs to {owner}")
+            owner = owners.claim(code or "?", key)
+            if owner is not None:
+                check.problem(f"{where}.public_keys", key_taken(code or "?", key, owner))
         password_hash = check.secret(table, "password", "password_hash", where)
         rules = _rules(check, table.get("rules", {}), f"{where}.rules")
         status_files = check.flag(table, "status_files", where, False)

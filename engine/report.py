@@ -12,7 +12,8 @@ Invariants:
 * every finding carries its catalogue ``kind`` and ``hint``; error-severity findings go to ``errors``,
   warnings and notes to ``warnings``;
 * ``next_action`` always says what the depositor does next: ``NONE``, ``REDEPOSIT_FLOW``,
-  ``REDEPOSIT_INVOICES`` (with the invoices to send again) or ``WAIT``.
+  ``REDEPOSIT_INVOICES`` (with the invoices to send again) or ``WAIT``; an invoice already integrated by
+  an earlier flow is never to be sent again (``next_action`` docstring).
 
 Empty values (``flow_number=""`` for ``fluxdepot check``) are kept as they are.
 """
@@ -37,6 +38,8 @@ NEXT_NONE = "NONE"
 NEXT_REDEPOSIT_FLOW = "REDEPOSIT_FLOW"
 NEXT_REDEPOSIT_INVOICES = "REDEPOSIT_INVOICES"
 NEXT_WAIT = "WAIT"
+
+ALREADY_INTEGRATED = "DUPLICATE_INVOICE"  # the catalogue's code for an invoice an earlier flow integrated
 
 
 def _iso(at: datetime) -> str:
@@ -112,10 +115,19 @@ def _label(outcome: InvoiceOutcome) -> str:
     return number or outcome.facts.document
 
 
+def _already_integrated(outcome: InvoiceOutcome) -> bool:
+    """The invoice was rejected because an earlier flow integrated it: it must never be deposited again."""
+    return any(f.code == ALREADY_INTEGRATED and f.is_error for f in outcome.findings)
+
+
 def next_action(status: FlowStatus, invoices: Sequence[InvoiceOutcome]) -> dict[str, Any]:
     """What the depositor does next: ``{"code", "message", "invoice_numbers"}`` (the invoices to send
-    again, by number or, without one, by document)."""
-    rejected = [_label(o) for o in invoices if o.status is InvoiceStatus.REJECTED]
+    again, by number or, without one, by document).
+
+    An invoice rejected as already integrated (``DUPLICATE_INVOICE``) is never among the invoices to send
+    again, and its flow is never to be deposited whole again: a flow rejected only for such invoices has
+    nothing left to deposit (``NONE``); otherwise only the other rejected invoices go again.
+    """
     if status is FlowStatus.WAITING_FOR_REPROCESSING:
         return _action(NEXT_WAIT, "The flow is held for an operator; no action is needed from you yet.")
     if not status.is_final:
@@ -124,11 +136,31 @@ def next_action(status: FlowStatus, invoices: Sequence[InvoiceOutcome]) -> dict[
         return _action(NEXT_NONE, "Nothing to do: every invoice was integrated.")
     if status is FlowStatus.WARNING:
         return _action(NEXT_REDEPOSIT_FLOW, "The platform could not process the flow; deposit the whole flow again.")
+    rejected = [o for o in invoices if o.status is InvoiceStatus.REJECTED]
+    received = [_label(o) for o in rejected if _already_integrated(o)]
+    again = [_label(o) for o in rejected if not _already_integrated(o)]
+    if received and not again:
+        return _action(
+            NEXT_NONE,
+            "Nothing to deposit again: the rejected invoices were already integrated by an earlier flow ("
+            + ", ".join(received)
+            + ").",
+        )
+    if received:
+        return _action(
+            NEXT_REDEPOSIT_INVOICES,
+            "Deposit again, in a new flow, only these invoices, corrected where errors are listed: "
+            + ", ".join(again)
+            + ". Leave out "
+            + ", ".join(received)
+            + ": already integrated by an earlier flow.",
+            again,
+        )
     if status is FlowStatus.PARTIALLY_INTEGRATED:
         return _action(
             NEXT_REDEPOSIT_INVOICES,
-            "Correct the rejected invoices and deposit only them again, in a new flow: " + ", ".join(rejected) + ".",
-            rejected,
+            "Correct the rejected invoices and deposit only them again, in a new flow: " + ", ".join(again) + ".",
+            again,
         )
     return _action(NEXT_REDEPOSIT_FLOW, "Correct the errors listed and deposit the whole flow again.")
 

@@ -136,16 +136,48 @@ TRANSITIONS: dict[tuple[FlowStatus, FlowEvent], FlowStatus] = {
 
 ADMIN_EVENTS = frozenset({E.ADMIN_RELEASE, E.ADMIN_CLOSE, E.ADMIN_REPROCESS})
 
+# What each event does to a flow, as the end of "a flow in status X cannot ...": refusals are shown to
+# people, who know statuses but not event names (no event's value may appear in these words).
+_ACTIONS: dict[FlowEvent, str] = {
+    E.TRANSPORT_CHECKED: "pass its transport checks",
+    E.QUEUED: "be put in the processing queue",
+    E.CLAIMED: "be taken up for processing",
+    E.TECHNICAL_REJECTION: "be rejected for a technical error",
+    E.ALL_INTEGRATED: "be integrated",
+    E.SOME_INTEGRATED: "be partially integrated",
+    E.NONE_INTEGRATED: "be rejected for its invoices",
+    E.SYSTEM_FAILURE: "be set to warning after a system failure",
+    E.LEASE_EXPIRED: "go back to the processing queue after an interrupted processing",
+    E.HOLD: "be held for reprocessing",
+    E.ADMIN_RELEASE: "be released",
+    E.ADMIN_CLOSE: "be closed",
+    E.ADMIN_REPROCESS: "be reprocessed",
+}
+
+
+def _named(status: FlowStatus) -> str:
+    return f"{status.name} ({status.label_fr})"
+
 
 @dataclass(frozen=True)
 class InvalidTransition(Exception):
-    """The event is not allowed from the flow's current status."""
+    """The event is not allowed from the flow's current status.
+
+    The message is a sentence for people: the status with its label, what could not be done, and from
+    which statuses it can (e.g. "a flow in status REJECTED (Rejeté) cannot be released; only a flow in
+    status WAITING_FOR_REPROCESSING (En attente de retraitement) can"); it never names the event.
+    """
 
     status: FlowStatus
     event: FlowEvent
 
     def __str__(self) -> str:
-        return f"event {self.event.value} is not allowed from status {self.status.name}"
+        refusal = f"a flow in status {_named(self.status)} cannot {_ACTIONS[self.event]}"
+        allowed = [_named(s) for s in FlowStatus if (s, self.event) in TRANSITIONS]
+        if not allowed:
+            return refusal
+        listed = allowed[0] if len(allowed) == 1 else ", ".join(allowed[:-1]) + " or " + allowed[-1]
+        return f"{refusal}; only a flow in status {listed} can"
 
 
 def advance(status: FlowStatus, event: FlowEvent) -> FlowStatus:

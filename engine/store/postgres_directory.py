@@ -3,7 +3,8 @@ memberships, technical users, partners with keys and rules, profiles.
 
 The functions run on a connection inside a transaction the caller holds. Importing upserts each entry and
 replaces its owned children (a structure's services, a partner's keys and rules); entries absent from
-the imported data are kept.
+the imported data are kept. Partners are refused (``AlreadyExists``, nothing written) when one of their
+keys belongs to another partner (``engine.directory.check_partner_keys``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from engine.directory import DirectoryData, Partner, Structure
+from engine.directory import DirectoryData, Partner, Structure, check_partner_keys
 from engine.store.directory_rows import partner_from_rows, structures_from_rows
 
 # $1 siret, $2 name, $3 active, $4 is_public, $5 is_provider, $6 service_code_required,
@@ -50,6 +51,10 @@ INSERT INTO partners (code, siret, password_hash, status_files) VALUES ($1, $2, 
 ON CONFLICT (code) DO UPDATE SET
     siret = excluded.siret, password_hash = excluded.password_hash, status_files = excluded.status_files
 """
+# Self-conflicting, so two transactions writing partners check their keys one after the other; SFTP logins
+# still read the keys meanwhile.
+LOCK_PARTNER_KEYS = "LOCK TABLE partner_keys IN SHARE ROW EXCLUSIVE MODE"
+ALL_PARTNER_KEYS = "SELECT code, public_key FROM partner_keys"
 DELETE_PARTNER_KEYS = "DELETE FROM partner_keys WHERE code = $1"
 DELETE_PARTNER_RULES = "DELETE FROM partner_rules WHERE code = $1"
 INSERT_PARTNER_KEY = "INSERT INTO partner_keys (code, position, public_key) VALUES ($1, $2, $3)"
@@ -88,6 +93,10 @@ def structure_args(s: Structure) -> tuple[Any, ...]:
 
 async def import_directory(conn: Any, data: DirectoryData) -> None:
     """Upsert every entry of ``data`` (inside the caller's transaction)."""
+    if data.partners:  # one key, one partner; locked before any row, so writers queue here
+        await conn.execute(LOCK_PARTNER_KEYS)
+        stored = await conn.fetch(ALL_PARTNER_KEYS)
+        check_partner_keys(((str(r["code"]), str(r["public_key"])) for r in stored), data.partners)
     for s in data.structures:
         await conn.execute(UPSERT_STRUCTURE, *structure_args(s))
         await conn.execute(DELETE_SERVICES, s.siret)

@@ -3,7 +3,8 @@ partners with keys and rules, profiles.
 
 The functions run inside a transaction the caller holds (``SqliteStore`` takes its locks). Importing
 upserts each entry and replaces its owned children (a structure's services, a partner's keys and rules);
-entries absent from the imported data are kept.
+entries absent from the imported data are kept. Partners are refused (``AlreadyExists``, nothing written)
+when one of their keys belongs to another partner (``engine.directory.check_partner_keys``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import aiosqlite
 
-from engine.directory import DirectoryData, Partner, Structure
+from engine.directory import DirectoryData, Partner, Structure, check_partner_keys
 from engine.store.directory_rows import partner_from_rows, structures_from_rows
 
 UPSERT_STRUCTURE = """
@@ -56,6 +57,7 @@ VALUES (:code, :siret, :password_hash, :status_files)
 ON CONFLICT (code) DO UPDATE SET
     siret = excluded.siret, password_hash = excluded.password_hash, status_files = excluded.status_files
 """
+ALL_PARTNER_KEYS = "SELECT code, public_key FROM partner_keys"
 DELETE_PARTNER_KEYS = "DELETE FROM partner_keys WHERE code = :code"
 DELETE_PARTNER_RULES = "DELETE FROM partner_rules WHERE code = :code"
 INSERT_PARTNER_KEY = "INSERT INTO partner_keys (code, position, public_key) VALUES (:code, :position, :public_key)"
@@ -96,6 +98,9 @@ def _structure_params(s: Structure) -> dict[str, Any]:
 
 async def import_directory(conn: aiosqlite.Connection, data: DirectoryData) -> None:
     """Upsert every entry of ``data`` (inside the caller's write transaction)."""
+    if data.partners:  # one key, one partner (the write transaction holds SQLite's only writer lock)
+        stored = await conn.execute_fetchall(ALL_PARTNER_KEYS)
+        check_partner_keys(((str(r["code"]), str(r["public_key"])) for r in stored), data.partners)
     for s in data.structures:
         await conn.execute(UPSERT_STRUCTURE, _structure_params(s))
         await conn.execute(DELETE_SERVICES, {"siret": s.siret})

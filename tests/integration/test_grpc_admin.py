@@ -13,9 +13,11 @@ from engine.cpu_pool import CpuPool
 from engine.model import Syntax
 from engine.secrets import secret_lookup_id
 from engine.status import FlowEvent, FlowStatus
-from tests.grpc_support import MANAGER, SUPPLIER, TECH, VIEWER, GrpcEnv, invoice
+from tests.grpc_support import MANAGER, PROVIDER, SUPPLIER, TECH, VIEWER, GrpcEnv, invoice
+from tests.harness import DEMO_DIRECTORY
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3Q3y1y7Q2fKqW5jz0cV0p5b0X9B4m3m9Qw4tJ9m5e2 test@host"
+DEMO_KEY_FILE = DEMO_DIRECTORY.parent / "AAA001_ed25519.pub"
 
 
 @pytest.fixture
@@ -85,7 +87,8 @@ async def test_partners_rules_and_structures(env: GrpcEnv) -> None:
 
 async def test_reprocess_held_flow_and_list_rejects(env: GrpcEnv) -> None:
     """A held flow is released by a manager of its issuer (back to WAITING_FOR_PROCESSING); releasing a
-    flow that is not held is FAILED_PRECONDITION; the technical user may not; rejects list the invoice."""
+    flow that is not held is FAILED_PRECONDITION with a sentence naming no internal event; the technical user
+    may not; rejects list the invoice."""
     store = env.harness.store
     async with env.client(MANAGER) as manager, env.client(TECH) as tech:
         held = (await tech.deposit(invoice("FA-H"), "held.xml")).flow_number
@@ -94,9 +97,25 @@ async def test_reprocess_held_flow_and_list_rejects(env: GrpcEnv) -> None:
             await tech.reprocess_flow(held, "release")
         flow = await manager.reprocess_flow(held, "release", detail="checked by hand")
         assert flow.status == "WAITING_FOR_PROCESSING"
-        with pytest.raises(errors.FailedPrecondition):
+        with pytest.raises(errors.FailedPrecondition) as refused:
             await manager.reprocess_flow(held, "release")
+        assert str(refused.value).startswith("a flow in status WAITING_FOR_PROCESSING (En attente de traitement) ")
+        assert "cannot be released" in str(refused.value) and "admin_release" not in str(refused.value)
         bad = (await tech.deposit(invoice("FA-R", service_code=None), "bad.xml")).flow_number
         await env.harness.process_all()
         rejects = await manager.list_rejects(issuer_sirets=[SUPPLIER])
     assert [r.flow_number for r in rejects] == [bad] and rejects[0].invoice_number == "FA-R"
+
+
+async def test_upsert_partner_refuses_another_partners_key(env: GrpcEnv) -> None:
+    """UpsertPartner giving BBB002 the key of the demo partner AAA001 (with another comment) is
+    ALREADY_EXISTS naming AAA001, and BBB002 is not created; AAA001 may save its own key again."""
+    demo_key = DEMO_KEY_FILE.read_text().strip()
+    copied = " ".join(demo_key.split()[:2]) + " copied@elsewhere"
+    async with env.client(MANAGER) as manager:
+        with pytest.raises(errors.AlreadyExists, match=r"already belongs to partner AAA001"):
+            await manager.upsert_partner("BBB002", SUPPLIER, public_keys=[KEY, copied])
+        assert await env.harness.store.get_partner("BBB002") is None
+        await manager.upsert_partner("AAA001", PROVIDER, public_keys=[copied])
+    partner = await env.harness.store.get_partner("AAA001")
+    assert partner is not None and partner.public_keys == (copied,)

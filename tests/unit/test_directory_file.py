@@ -200,3 +200,34 @@ def test_demo_directory_loads() -> None:
         pytest.skip("no demo directory in this checkout")
     d = load_directory(demo)
     assert d.structures and d.partners
+
+
+DEMO_KEY_FINGERPRINT = "SHA256:LMSob2CPt+5o+x50yyQH28w53dFXnslPRH4KtsC9rjE"  # ssh-keygen -lf of KEY
+
+
+def test_two_partners_may_not_share_a_key() -> None:
+    """A key given to a second partner code (even with another comment) is a problem at that partner,
+    naming the partner that holds it and the key's fingerprint as ssh-keygen prints it; a partner may list
+    its own key twice."""
+    shared = KEY.rsplit(" ", 1)[0] + " another-comment"
+    text = f"""
+[[structures]]
+siret = "40483304800022"
+name = "Papeterie"
+
+[[partners]]
+code = "AAA001"
+siret = "40483304800022"
+public_keys = ["{KEY}", "{shared}"]
+
+[[partners]]
+code = "BBB002"
+siret = "40483304800022"
+public_keys = ["{KEY2}", "{shared}"]
+"""
+    with pytest.raises(DirectoryFileError) as caught:
+        parse_directory(tomllib.loads(text), "directory.toml")
+    assert caught.value.problems == (
+        f"partners[1].public_keys: public key {DEMO_KEY_FINGERPRINT} given to partner BBB002 already belongs "
+        "to partner AAA001: a key logs in as one partner only",
+    )

@@ -92,6 +92,11 @@ BAD = InvoiceOutcome(
     ),
 )
 NO_NUMBER = InvoiceOutcome(facts("c.xml", None), InvoiceStatus.REJECTED, (finding("INVOICE_NUMBER_MISSING"),))
+DUP = InvoiceOutcome(
+    facts("d.xml", "F-003"),
+    InvoiceStatus.REJECTED,
+    (finding("DUPLICATE_INVOICE", "F-003 was already integrated in flow X.", document="d.xml"),),
+)
 
 
 def report(flow: FlowRecord = FLOW, invoices: tuple[InvoiceOutcome, ...] = (GOOD, BAD), flow_findings=()) -> dict:  # type: ignore[no-untyped-def]
@@ -231,6 +236,10 @@ def test_json_and_xml_come_from_one_builder() -> None:
         (FlowStatus.INTEGRATED, (GOOD,), "NONE", []),
         (FlowStatus.PARTIALLY_INTEGRATED, (GOOD, BAD, NO_NUMBER), "REDEPOSIT_INVOICES", ["F-002", "c.xml"]),
         (FlowStatus.REJECTED, (BAD,), "REDEPOSIT_FLOW", []),
+        (FlowStatus.REJECTED, (DUP,), "NONE", []),
+        (FlowStatus.PARTIALLY_INTEGRATED, (GOOD, DUP), "NONE", []),
+        (FlowStatus.REJECTED, (DUP, BAD), "REDEPOSIT_INVOICES", ["F-002"]),
+        (FlowStatus.PARTIALLY_INTEGRATED, (GOOD, DUP, BAD, NO_NUMBER), "REDEPOSIT_INVOICES", ["F-002", "c.xml"]),
         (FlowStatus.REJECTED, (), "REDEPOSIT_FLOW", []),
         (FlowStatus.WARNING, (), "REDEPOSIT_FLOW", []),
         (FlowStatus.RECEIVED, (), "WAIT", []),
@@ -239,13 +248,32 @@ def test_json_and_xml_come_from_one_builder() -> None:
     ],
 )
 def test_next_action(status: FlowStatus, invoices: tuple[InvoiceOutcome, ...], code: str, numbers: list[str]) -> None:
-    """The report says what to do next: nothing, re-deposit the flow or only the listed invoices, or wait."""
+    """The report says what to do next: nothing, re-deposit the flow or only the listed invoices, or wait;
+    an invoice already integrated by an earlier flow is never listed to be sent again."""
     action = report(replace(FLOW, status=status), invoices)["next_action"]
     assert action["code"] == code
     assert action["invoice_numbers"] == numbers
     assert action["message"]
     for number in numbers:
         assert number in action["message"]
+
+
+@pytest.mark.parametrize(
+    ("status", "invoices"),
+    [
+        (FlowStatus.REJECTED, (DUP,)),
+        (FlowStatus.PARTIALLY_INTEGRATED, (GOOD, DUP)),
+        (FlowStatus.REJECTED, (DUP, BAD)),
+    ],
+)
+def test_a_duplicate_is_never_to_be_deposited_again(status: FlowStatus, invoices: tuple[InvoiceOutcome, ...]) -> None:
+    """Next to "do not deposit an invoice twice", the next action never asks for the whole flow again and
+    never names the duplicate among the invoices to send; with only duplicates rejected, nothing is."""
+    action = report(replace(FLOW, status=status), invoices)["next_action"]
+    assert "whole flow" not in action["message"]
+    assert "F-003" not in action["invoice_numbers"]
+    if all(o is DUP for o in invoices if o.status is InvoiceStatus.REJECTED):
+        assert action["message"].startswith("Nothing to deposit again:") and "F-003" in action["message"]
 
 
 def test_offline_check_report_with_empty_values() -> None:

@@ -61,8 +61,31 @@ def test_every_pair_advances_or_raises(status: FlowStatus, event: FlowEvent) -> 
             advance(status, event)
         assert caught.value.status is status
         assert caught.value.event is event
-        assert event.value in str(caught.value)
-        assert status.name in str(caught.value)
+        assert str(caught.value).startswith(f"a flow in status {status.name} ({status.label_fr}) cannot ")
+
+
+REFUSED_PAIRS = [pair for pair in ALL_PAIRS if pair not in EXPECTED]
+
+
+@pytest.mark.parametrize(("status", "event"), REFUSED_PAIRS, ids=lambda v: v.name)
+def test_refusals_never_name_an_internal_event(status: FlowStatus, event: FlowEvent) -> None:
+    """The message of every refused (status, event) pair is a sentence a user reads: it names the status
+    with its label and the statuses the action is allowed from, and no event's internal value or name
+    (``admin_release``, ``HOLD``, ``queued``...) appears in it."""
+    message = str(InvalidTransition(status, event))
+    for any_event in FlowEvent:
+        assert any_event.value not in message.lower(), (any_event, message)
+        assert any_event.name not in message, (any_event, message)
+    allowed = [s for s in FlowStatus if (s, event) in EXPECTED]
+    assert allowed and all(f"{s.name} ({s.label_fr})" in message.split("; only ", 1)[1] for s in allowed)
+
+
+def test_refusing_to_release_a_rejected_flow_reads_as_a_sentence() -> None:
+    """The refusal a manager meets when releasing a rejected flow says what and why, in words."""
+    assert str(InvalidTransition(S.REJECTED, E.ADMIN_RELEASE)) == (
+        "a flow in status REJECTED (Rejeté) cannot be released; "
+        "only a flow in status WAITING_FOR_REPROCESSING (En attente de retraitement) can"
+    )
 
 
 @pytest.mark.parametrize("status", sorted(FINAL_STATUSES, key=lambda s: s.name), ids=lambda s: s.name)
