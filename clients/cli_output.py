@@ -52,8 +52,9 @@ def consoles() -> tuple[Console, Console]:
 
 
 def iso_time(at: datetime) -> str:
-    """The one way JSON outputs write a time: ``2026-12-06T21:00:48+00:00``."""
-    return at.isoformat(timespec="seconds")
+    """The one way JSON outputs write a time, as the server's reports do: ``2026-12-06T21:00:48.123+00:00``
+    (milliseconds, as Chorus Pro dates a deposit)."""
+    return at.isoformat(timespec="milliseconds")
 
 
 def _plain(value: Any) -> Any:

@@ -38,6 +38,7 @@ from engine.clock import utcnow
 from engine.cpu_pool import CpuPool
 from engine.deposit import DepositService
 from engine.directory_file import DirectoryFileError, load_directory
+from engine.errors import AlreadyExists
 from engine.model import FlowRecord
 from engine.permissions import Visibility
 from engine.processing import FlowProcessor
@@ -299,7 +300,10 @@ class Daemon:
             data = await asyncio.to_thread(load_directory, path)
         except DirectoryFileError as exc:
             raise SettingsError([f"{path}: {p}" for p in exc.problems]) from None
-        await self.engine.store.import_directory(data)
+        try:
+            await self.engine.store.import_directory(data)
+        except AlreadyExists as exc:  # e.g. a partner key another partner was given through UpsertPartner
+            raise SettingsError([f"{path}: {exc}"]) from None
         log.info(
             "directory_imported",
             file=str(path),

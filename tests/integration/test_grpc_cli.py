@@ -157,7 +157,7 @@ async def test_watch_prints_the_cursor_that_resumes_exactly(env: GrpcEnv) -> Non
     assert event["status"] == "INTEGRATED" and event["cursor"] > int(first[1])
 
 
-ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")  # as the server's reports
 
 
 def _times(value: Any) -> list[str]:
@@ -170,8 +170,8 @@ def _times(value: Any) -> list[str]:
 
 
 async def test_every_json_output_writes_times_one_way(env: GrpcEnv, tmp_path: Path) -> None:
-    """deposit, status, search, watch and admin rejects with --json write every time as ISO 8601 to the
-    second with its offset (2026-12-06T21:00:48+00:00)."""
+    """deposit, status, search, watch and admin rejects with --json write every time as the reports do: ISO
+    8601 to the millisecond with its offset (2026-12-06T21:00:48.123+00:00)."""
     bad = tmp_path / "bad.xml"
     bad.write_bytes(invoice("FA-J1", service_code=None))
     code, out, _ = await cli(env, "deposit", "--wait", "--json", str(bad))
@@ -189,7 +189,7 @@ async def test_every_json_output_writes_times_one_way(env: GrpcEnv, tmp_path: Pa
         outputs += [json.loads(line) for line in out.splitlines()] if args[0] == "watch" else [json.loads(out)]
     times = [t for o in outputs for t in _times(o)]
     assert len(times) >= 9  # deposited_at and status_changed_at twice, an event per status, a reject's day
-    assert [t for t in times if not ISO_SECONDS.fullmatch(t)] == []
+    assert [t for t in times if not ISO_TIME.fullmatch(t)] == []
 
 
 async def test_create_technical_user_twice_refuses_unless_rotate(env: GrpcEnv) -> None:
