@@ -156,7 +156,11 @@ class InvoiceOutcome:
 
 @dataclass(frozen=True)
 class Limits:
-    """Door and archive limits; the daemon fills them from its config."""
+    """The resource budget of one flow; the daemon fills it from its config ([limits]).
+
+    Every limit is checked on what an input declares (a header, a count, a declared size) before the
+    bytes it describes are read or expanded; a breach is a specific technical finding (README, limits).
+    """
 
     max_flow_bytes: int = 30 * 1024 * 1024
     max_documents: int = 500
@@ -164,6 +168,17 @@ class Limits:
     max_unpacked_bytes: int = 120 * 1024 * 1024
     max_compression_ratio: int = 100
     max_archive_members: int = 1000  # entries of any kind read before giving up (directories included)
+    # One archive entry's metadata: a tar entry's pax and GNU long-name headers together, a zip central
+    # directory entry's name, extra field and comment.
+    max_archive_header_bytes: int = 64 * 1024
+    max_pdf_objects: int = 100_000  # cross-reference entries (tables and streams) and indirect objects
+    max_pdf_stream_bytes: int = 8 * 1024 * 1024  # a PDF's structure streams, each and together
+    max_pdf_attachments: int = 20
+    max_pdf_attachment_bytes: int = 30 * 1024 * 1024  # each, as declared (or stored when undeclared)
+    max_pdf_attachments_total_bytes: int = 60 * 1024 * 1024
+    max_xml_bytes: int = 30 * 1024 * 1024  # one XML document, a PDF's embedded XML once decompressed
+    max_xml_depth: int = 64  # element nesting; libxml2 refuses past 256 whatever this says
+    max_xml_elements: int = 2_000_000  # all the XML documents of one flow together
     validation_timeout_s: float = 60.0
 
 

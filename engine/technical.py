@@ -3,7 +3,9 @@
 Two stages, matching the statuses (DESIGN §4):
 
 * ``transport_check`` (RECEIVED → PROCESSED_SE_CPP): not empty, size, archive unpacked safely, every
-  document well-formed, of a supported syntax, consistent with the declared syntax.
+  document well-formed, of a supported syntax, consistent with the declared syntax. Every input is read
+  within the flow's resource budget (``engine.model.Limits``), checked before bytes are expanded; the
+  XML documents of a flow share one budget of elements (``max_xml_elements``).
 * ``content_check`` (IN_PROGRESS): XSD of every document (technical: any error rejects the flow), then
   per invoice the EN 16931 rules and the Factur-X profile rules (business findings) and the invoice facts
   the directory checks need.
@@ -23,7 +25,7 @@ from pathlib import Path
 from lxml import etree
 
 from engine.catalogue import finding
-from engine.formats import archive, facts
+from engine.formats import archive, facts, xmlparse
 from engine.formats.detect import DETECTED_SYNTAX, NOT_ACCEPTED_PROFILES, Detected, DocumentError, detect
 from engine.model import DocumentFamily, Finding, InvoiceFacts, Limits, Syntax
 from engine.validation import rules, xsd
@@ -56,21 +58,25 @@ class ContentResult:
 
 
 def transport_check(source: str | bytes, file_name: str, declared: Syntax | None, limits: Limits) -> TransportResult:
-    """RECEIVED → PROCESSED_SE_CPP checks; never raises (an unexpected error is ``CHECK_FAILED``)."""
+    """RECEIVED → PROCESSED_SE_CPP checks; raises only ``MemoryError`` (an unexpected error is ``CHECK_FAILED``)."""
     try:
         return _transport(source, file_name, declared, limits)
+    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
+        raise
     except Exception as exc:  # the pool must get data back, whatever happened
         return TransportResult(declared, (), (_check_failed(exc, file_name),))
 
 
 def content_check(source: str | bytes, file_name: str, syntax: Syntax, limits: Limits) -> ContentResult:
-    """IN_PROGRESS checks: XSD, schematrons and facts of every document; never raises."""
+    """IN_PROGRESS checks: XSD, schematrons and facts of every document; raises only ``MemoryError``."""
     try:
         version = ruleset_version()
     except Exception:  # artefacts unreadable: still report CHECK_FAILED below
         version = ""
     try:
         return _content(source, file_name, limits, version)
+    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
+        raise
     except Exception as exc:
         return ContentResult((_check_failed(exc, file_name),), (), version)
 
@@ -80,7 +86,7 @@ def flow_check(
 ) -> tuple[TransportResult, ContentResult | None]:
     """``transport_check``, then ``content_check`` when the flow passed it, in ONE call: the file is
     read and each document parsed once (the worker saves a pool round trip and a parse per flow).
-    The results are those the two calls would give; never raises."""
+    The results are those the two calls would give; raises only ``MemoryError``."""
     try:
         version = ruleset_version()
     except Exception:  # artefacts unreadable: content_check reports CHECK_FAILED
@@ -89,16 +95,22 @@ def flow_check(
         members = _read_documents(source, file_name, limits)
     except _FlowError as exc:
         return TransportResult(declared, (), (exc.finding,)), None
+    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
+        raise
     except Exception as exc:
         return TransportResult(declared, (), (_check_failed(exc, file_name),)), None
     try:
         transport, detected = _transport_of(members, declared, limits)
+    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
+        raise
     except Exception as exc:
         return TransportResult(declared, (), (_check_failed(exc, file_name),)), None
     if transport.rejected:
         return transport, None
     try:
         return transport, _content_of(members, detected, version)
+    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
+        raise
     except Exception as exc:
         return transport, ContentResult((_check_failed(exc, file_name),), (), version)
 
@@ -125,16 +137,9 @@ def _transport_of(
 ) -> tuple[TransportResult, list[Detected | DocumentError]]:
     """The transport verdict on read documents, and each member's detection (for ``_content_of``)."""
     names = tuple(m.name for m in members)
-    findings: list[Finding] = []
-    detected: list[Detected] = []
-    outcomes: list[Detected | DocumentError] = []
-    for member in members:
-        try:
-            detected.append(detect(member.data, member.name, limits.max_member_bytes))
-            outcomes.append(detected[-1])
-        except DocumentError as exc:
-            findings.append(exc.finding)
-            outcomes.append(exc)
+    outcomes = _detect_all(members, limits)
+    findings = [o.finding for o in outcomes if isinstance(o, DocumentError)]
+    detected = [o for o in outcomes if isinstance(o, Detected)]
     families = {d.family for d in detected}
     if len(families) > 1:
         found = ", ".join(sorted(f.value for f in families))
@@ -145,6 +150,23 @@ def _transport_of(
     if syntax is None and len(families) == 1:
         syntax = DETECTED_SYNTAX[next(iter(families))]
     return TransportResult(syntax, names, tuple(findings)), outcomes
+
+
+def _detect_all(members: tuple[archive.Member, ...], limits: Limits) -> list[Detected | DocumentError]:
+    """Each member detected, in order; the XML documents of the flow share one ``max_xml_elements``."""
+    outcomes: list[Detected | DocumentError] = []
+    remaining_elements = limits.max_xml_elements
+    for member in members:
+        try:
+            document = detect(
+                member.data, member.name, dataclasses.replace(limits, max_xml_elements=remaining_elements)
+            )
+        except DocumentError as exc:
+            outcomes.append(exc)
+            continue
+        remaining_elements -= xmlparse.element_bound(document.xml)
+        outcomes.append(document)
+    return outcomes
 
 
 def _document_checks(document: Detected, declared: Syntax | None) -> list[Finding]:
@@ -209,13 +231,7 @@ def _content(source: str | bytes, file_name: str, limits: Limits, version: str) 
         members = _read_documents(source, file_name, limits)
     except _FlowError as exc:
         return ContentResult((exc.finding,), (), version)
-    outcomes: list[Detected | DocumentError] = []
-    for member in members:
-        try:
-            outcomes.append(detect(member.data, member.name, limits.max_member_bytes))
-        except DocumentError as exc:
-            outcomes.append(exc)
-    return _content_of(members, outcomes, version)
+    return _content_of(members, _detect_all(members, limits), version)
 
 
 def _content_of(

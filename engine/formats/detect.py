@@ -21,7 +21,7 @@ from lxml import etree
 
 from engine.catalogue import finding
 from engine.formats import archive, facts, pdf, xmlparse
-from engine.model import DocumentFamily, Finding, Syntax
+from engine.model import DocumentFamily, Finding, Limits, Syntax
 
 UBL_INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 UBL_CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -103,11 +103,12 @@ def profile_of(guideline: str | None, in_pdf: bool) -> Profile | None:
     return None
 
 
-def detect(data: bytes, name: str, max_xml_bytes: int) -> Detected:
-    """Parse and classify one document; raise ``DocumentError`` when it is not an accepted invoice."""
+def detect(data: bytes, name: str, limits: Limits) -> Detected:
+    """Parse and classify one document, within ``limits`` (XML size, depth and elements, PDF budget);
+    raise ``DocumentError`` when it is not an accepted invoice."""
     try:
         if b"%PDF-" in data[:_PDF_MAGIC_SCAN_BYTES]:
-            return _detect_pdf(data, name, max_xml_bytes)
+            return _detect_pdf(data, name, limits)
         if archive.archive_kind(data[:512]) is not None:
             raise DocumentError(
                 finding(
@@ -116,7 +117,7 @@ def detect(data: bytes, name: str, max_xml_bytes: int) -> Detected:
                     document=name,
                 )
             )
-        tree = xmlparse.parse(data, name)
+        tree = _parse(data, name, limits)
     except (xmlparse.XmlError, pdf.PdfError) as exc:
         raise DocumentError(exc.finding) from None
     family = _xml_family(tree.getroot(), name, in_pdf=False)
@@ -125,9 +126,19 @@ def detect(data: bytes, name: str, max_xml_bytes: int) -> Detected:
     return Detected(name, family, tree, data, guideline, profile)
 
 
-def _detect_pdf(data: bytes, name: str, max_xml_bytes: int) -> Detected:
-    embedded = pdf.extract_xml(data, name, max_xml_bytes)
-    tree = xmlparse.parse(embedded.data, name)
+def _parse(data: bytes, name: str, limits: Limits) -> etree._ElementTree:
+    return xmlparse.parse(
+        data,
+        name,
+        max_bytes=limits.max_xml_bytes,
+        max_depth=limits.max_xml_depth,
+        max_elements=limits.max_xml_elements,
+    )
+
+
+def _detect_pdf(data: bytes, name: str, limits: Limits) -> Detected:
+    embedded = pdf.extract_xml(data, name, limits)
+    tree = _parse(embedded.data, name, limits)
     family = _xml_family(tree.getroot(), name, in_pdf=True)
     if family is not DocumentFamily.CII:
         raise DocumentError(

@@ -8,14 +8,31 @@ import tarfile
 import time
 import tracemalloc
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from engine.formats import pdf
 from engine.model import Limits, Syntax
 from engine.technical import TransportResult, content_check, transport_check
 from tests.corpus import CORPUS
+from tests.hostile import (
+    MIB,
+    Attachment,
+    damaged_pdf_with_object_streams,
+    deflated_zeros,
+    huge_extended_header,
+    measure,
+    pax_header,
+    pdf_with_attachments,
+    pdf_with_xref_entries,
+    pdf_with_xref_stream,
+    tar_header,
+    tar_member,
+    zip_with_directory,
+)
 
 UBL = CORPUS / "ubl" / "cen__ubl-tc434-example1.xml"
 FACTURX_PDF = CORPUS / "pdf" / "mustang__EN16931_Einfach.pdf"
@@ -211,3 +228,200 @@ def test_not_well_formed_reports_the_line(tmp_path: Path) -> None:
     result = _check(path)
     assert _codes(result) == {"XML_NOT_WELL_FORMED"}
     assert result.findings[0].location == "line 3"
+
+
+# Resource budget (engine.model.Limits): each input below declares or expands to far more than it weighs,
+# and is refused with its own code before those bytes exist in memory. The big ones run in a child
+# process (tests.hostile.measure), whose peak RSS growth past its imports is the measure.
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME], ids=["pax", "gnu-long-name"])
+def test_extended_tar_header_declaring_2_gib_is_refused_unread(tmp_path: Path, kind: bytes) -> None:
+    """A 2 MB tar.gz whose first entry is a pax (or GNU long-name) header of 2 GiB of real zeros is
+    ARCHIVE_HEADER_TOO_LARGE from the declared size alone: under 16 MB of RSS and 1 s, from the file and
+    from its bytes (before: tarfile read the 2 GiB header whole, 2.29 GB)."""
+    path = huge_extended_header(tmp_path / "pax.tar.gz", kind)
+    assert path.stat().st_size < 3 * MIB
+    for mode in ("check", "check-bytes"):
+        measured = measure(mode, path)
+        assert measured.outcome == ["ARCHIVE_HEADER_TOO_LARGE"], mode
+        assert measured.growth_bytes < 16 * MIB, (mode, measured)
+        assert measured.elapsed_s < 1.0, (mode, measured)
+
+
+def test_chained_small_extended_headers_share_one_budget(tmp_path: Path) -> None:
+    """Two hundred 1 KB pax headers before one member add up past max_archive_header_bytes (64 KiB):
+    the chain is refused like one big header; ten of them are within budget."""
+    header = pax_header({"comment": "x" * 900})
+    member = tar_member("invoice.xml", UBL.read_bytes())
+    path = tmp_path / "chain.tar"
+    path.write_bytes(header * 200 + member + bytes(1024))
+    assert _codes(_check(path)) == {"ARCHIVE_HEADER_TOO_LARGE"}
+    path.write_bytes(header * 10 + member + bytes(1024))
+    assert _codes(_check(path)) == set()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        tar_header("sparse.xml", 0, tarfile.GNUTYPE_SPARSE),
+        pax_header({"GNU.sparse.realsize": "99999"}) + tar_member("sparse.xml", b""),
+        tar_header("label", 0, b"V"),
+    ],
+    ids=["gnu-sparse", "pax-sparse", "volume-label"],
+)
+def test_sparse_members_and_volume_labels_are_refused(tmp_path: Path, entry: bytes) -> None:
+    """GNU sparse members (their maps are never read), pax GNU.sparse.* members and volume labels
+    are ARCHIVE_UNSUPPORTED_MEMBER."""
+    path = tmp_path / "odd.tar"
+    path.write_bytes(entry + bytes(1024))
+    assert _codes(_check(path)) == {"ARCHIVE_UNSUPPORTED_MEMBER"}
+
+
+@pytest.mark.parametrize("declared", [None, 1], ids=["end-record-says-300000", "end-record-says-1"])
+def test_zip_central_directory_of_300000_entries(tmp_path: Path, declared: int | None) -> None:
+    """A zip whose central directory lists 300,000 entries is ARCHIVE_TOO_MANY_DOCUMENTS from its
+    (zip64) end record alone, or, when the record understates the count, after max_archive_members
+    entries of the directory: under 16 MB of RSS and 1 s (before: zipfile parsed every entry, 424 MB)."""
+    path = zip_with_directory(tmp_path / "wide.zip", 300_000, declared)
+    for mode in ("check", "check-bytes"):
+        measured = measure(mode, path)
+        assert measured.outcome == ["ARCHIVE_TOO_MANY_DOCUMENTS"], mode
+        assert measured.growth_bytes < 16 * MIB, (mode, measured)
+        assert measured.elapsed_s < 1.0, (mode, measured)
+
+
+def test_zip_entry_with_oversized_name_and_extra_field(tmp_path: Path) -> None:
+    """A zip entry whose name and extra field take 70 KB is ARCHIVE_HEADER_TOO_LARGE."""
+    path = tmp_path / "names.zip"
+    info = zipfile.ZipInfo("n" * 30_000 + ".xml")
+    info.extra = b"\x99\x99" + (40_000).to_bytes(2, "little") + bytes(40_000)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(info, UBL.read_bytes())
+    assert _codes(_check(path)) == {"ARCHIVE_HEADER_TOO_LARGE"}
+
+
+def _facturx_xml() -> bytes:
+    return pdf.extract_xml(FACTURX_PDF.read_bytes(), FACTURX_PDF.name, Limits()).data
+
+
+def test_pdf_with_30_attachments_of_70_mb_of_zeros(tmp_path: Path) -> None:
+    """The attack run's PDF, 2 MB carrying 30 deflated 70 MB files of zeros, is
+    PDF_TOO_MANY_ATTACHMENTS from the name tree, under 32 MB of RSS and 2 s (before: every attachment
+    was inflated and kept, 2.35 GB)."""
+    zeros = deflated_zeros(70 * MIB)
+    path = tmp_path / "attachments.pdf"
+    path.write_bytes(pdf_with_attachments([Attachment(f"annex-{i}.bin", zeros) for i in range(30)]))
+    assert path.stat().st_size < 3 * MIB
+    measured = measure("check", path)
+    assert measured.outcome == ["PDF_TOO_MANY_ATTACHMENTS"]
+    assert measured.growth_bytes < 32 * MIB, measured
+    assert measured.elapsed_s < 2.0, measured
+
+
+def test_pdf_attachments_other_than_the_xml_are_never_inflated(tmp_path: Path) -> None:
+    """A valid Factur-X XML next to 19 deflated 70 MB files of zeros (sizes undeclared, so within every
+    limit) passes the transport check without inflating them: under 48 MB of RSS (1.3 GB if it did)."""
+    zeros = deflated_zeros(70 * MIB)
+    annexes = [Attachment(f"annex-{i}.bin", zeros) for i in range(19)]
+    path = tmp_path / "facturx.pdf"
+    path.write_bytes(pdf_with_attachments([*annexes, Attachment("factur-x.xml", zlib.compress(_facturx_xml()))]))
+    measured = measure("check", path)
+    assert measured.outcome == []
+    assert measured.growth_bytes < 48 * MIB, measured
+
+
+def test_pdf_attachment_sizes_as_declared(tmp_path: Path) -> None:
+    """An attachment declaring 70 MB is PDF_ATTACHMENT_TOO_LARGE (30 MiB each); three declaring 25 MB
+    are PDF_ATTACHMENTS_TOO_LARGE (60 MiB together); neither is inflated to find out."""
+    xml = Attachment("factur-x.xml", zlib.compress(_facturx_xml()))
+    one = tmp_path / "one.pdf"
+    one.write_bytes(pdf_with_attachments([xml, Attachment("scan.tif", deflated_zeros(MIB), 70 * 1000 * 1000)]))
+    assert _codes(_check(one)) == {"PDF_ATTACHMENT_TOO_LARGE"}
+    three = tmp_path / "three.pdf"
+    annexes = [Attachment(f"scan-{i}.tif", deflated_zeros(MIB), 25 * 1000 * 1000) for i in range(3)]
+    three.write_bytes(pdf_with_attachments([xml, *annexes]))
+    assert _codes(_check(three)) == {"PDF_ATTACHMENTS_TOO_LARGE"}
+
+
+def test_pdf_xml_attachment_inflating_to_70_mb(tmp_path: Path) -> None:
+    """A factur-x.xml attachment of 70 MB of zeros (70 KB deflated) is XML_TOO_LARGE once inflating
+    passes max_xml_bytes (30 MiB): its RSS stays under three times that cap."""
+    path = tmp_path / "xml-bomb.pdf"
+    path.write_bytes(pdf_with_attachments([Attachment("factur-x.xml", deflated_zeros(70 * MIB))]))
+    measured = measure("check", path)
+    assert measured.outcome == ["XML_TOO_LARGE"]
+    assert measured.growth_bytes < 3 * Limits().max_xml_bytes, measured
+
+
+def test_pdf_cross_reference_table_of_1_4_million_entries(tmp_path: Path) -> None:
+    """A 28 MB PDF whose xref table declares 1.4 million entries is PDF_TOO_MANY_OBJECTS before pypdf
+    reads them: under 1 s and 96 MB (the file's bytes twice) where pypdf alone took 6.6 s and 283 MB."""
+    path = tmp_path / "xref.pdf"
+    path.write_bytes(pdf_with_xref_entries(1_400_000))
+    measured = measure("check", path)
+    assert measured.outcome == ["PDF_TOO_MANY_OBJECTS"]
+    assert measured.growth_bytes < 96 * MIB, measured
+    assert measured.elapsed_s < 1.0, measured
+
+
+def test_pdf_objects_and_structure_streams(tmp_path: Path) -> None:
+    """More than max_pdf_objects ' obj' keywords, or a cross-reference stream declaring a million
+    entries, are PDF_TOO_MANY_OBJECTS; a cross-reference stream inflating past max_pdf_stream_bytes
+    is PDF_STRUCTURE_TOO_LARGE."""
+    keywords = tmp_path / "keywords.pdf"
+    keywords.write_bytes(pdf_with_attachments([Attachment("pad.bin", b" obj" * 100_001, deflated=False)]))
+    assert _codes(_check(keywords)) == {"PDF_TOO_MANY_OBJECTS"}
+    entries = tmp_path / "entries.pdf"
+    entries.write_bytes(pdf_with_xref_stream(MIB, 1_000_000))
+    assert _codes(_check(entries)) == {"PDF_TOO_MANY_OBJECTS"}
+    inflating = tmp_path / "inflating.pdf"
+    inflating.write_bytes(pdf_with_xref_stream(100 * MIB, 1000))
+    assert _codes(_check(inflating)) == {"PDF_STRUCTURE_TOO_LARGE"}
+
+
+def test_damaged_pdf_whose_repair_would_inflate_24_gb(tmp_path: Path) -> None:
+    """A 25 MB PDF with a broken startxref and 3,000 object streams of 8 MiB of zeros each: pypdf's
+    repair inflates every object stream it finds, but their names are counted first and each is capped
+    at its share of max_pdf_stream_bytes, so it is PDF_STRUCTURE_TOO_LARGE in under 1 s, with little
+    more than the file's bytes in memory (before: 62 s of CPU inflating 24 GB, past the 60 s timeout)."""
+    path = tmp_path / "repair.pdf"
+    path.write_bytes(damaged_pdf_with_object_streams(3000, 8 * MIB))
+    measured = measure("check", path)
+    assert measured.outcome == ["PDF_STRUCTURE_TOO_LARGE"]
+    assert measured.elapsed_s < 1.0, measured
+    assert measured.growth_bytes < 64 * MIB, measured
+
+
+@pytest.mark.parametrize(("depth", "code"), [(100_000, "XML_TOO_DEEP"), (65, "XML_TOO_DEEP"), (64, "SYNTAX_UNKNOWN")])
+def test_xml_depth(tmp_path: Path, depth: int, code: str) -> None:
+    """Elements nested 100,000 deep (libxml2 stops at 256) or 65 deep (max_xml_depth 64) are
+    XML_TOO_DEEP; 64 deep is parsed (and refused for its unknown root)."""
+    path = tmp_path / "deep.xml"
+    path.write_bytes(b"<a>" * depth + b"</a>" * depth)
+    assert _codes(_check(path)) == {code}
+
+
+def test_xml_of_7_million_empty_elements(tmp_path: Path) -> None:
+    """28 MB of <a/> (830 MB as an lxml tree) is XML_TOO_LARGE from its tag count, before parsing:
+    the child grows by little more than the file's bytes."""
+    path = tmp_path / "wide.xml"
+    path.write_bytes(b"<r>" + b"<a/>" * 7_000_000 + b"</r>")
+    measured = measure("check", path)
+    assert measured.outcome == ["XML_TOO_LARGE"]
+    assert measured.growth_bytes < 64 * MIB, measured
+
+
+def test_xml_element_budget_is_shared_by_the_flow(tmp_path: Path) -> None:
+    """max_xml_elements counts the elements of all the flow's documents together: with room for two
+    invoices, the third of an archive is XML_TOO_LARGE; max_xml_bytes refuses a document by its size."""
+    body = UBL.read_bytes()
+    path = tmp_path / "three.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(3):
+            archive.writestr(f"inv{i}.xml", body)
+    tags = body.count(b"<") - body.count(b"</")
+    result = transport_check(str(path), path.name, None, Limits(max_xml_elements=2 * tags + 1))
+    assert [(f.code, f.document) for f in result.findings] == [("XML_TOO_LARGE", "inv2.xml")]
+    small = transport_check(str(UBL), UBL.name, None, Limits(max_xml_bytes=1000))
+    assert _codes(small) == {"XML_TOO_LARGE"}
