@@ -8,6 +8,10 @@ SFTP error with a message for the partner, translated in one place (``_sftp_erro
 
 A file handle that asyncssh closes while tearing the session down (the connection dropped) is an
 abandoned upload: it is discarded, never deposited.
+
+asyncssh handles a channel's requests one after the other without returning to the event loop while more
+are queued: a client pipelining thousands of small writes would hold the loop for every other partner.
+Each write therefore yields to the loop once before it is handled.
 """
 
 from __future__ import annotations
@@ -224,6 +228,7 @@ class PartnerSftpServer(asyncssh.SFTPServer):
     async def write(self, file_obj: object, offset: int, data: bytes) -> int:
         if not isinstance(file_obj, Upload):
             raise asyncssh.SFTPPermissionDenied("out/ is read-only")
+        await asyncio.sleep(0)  # let other connections in (see the module docstring)
         try:
             await self._intake.write(file_obj, offset, data)
         except Exception as exc:

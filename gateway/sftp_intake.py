@@ -5,8 +5,10 @@ Invariants (DESIGN §8, §9.1):
 * An upload is written to a private buffer (memory up to ``memory_upload_bytes``, then a hidden file
   under ``<data dir>/sftp/uploads``); nothing of it is visible in the partner's root while it is written.
 * ``max_flow_bytes`` is enforced at each write: the write that would pass it fails and the upload is
-  dead. The quota (pending bytes and files: held files plus uploads in progress) is enforced at open and
-  at each write.
+  dead. So is ``max_upload_holes``: the write that leaves more gaps than that below the upload's end
+  fails with "too many holes" (SSH_FX_FAILURE) and the upload is dropped; the written ranges are kept by
+  ``sftp_ranges.WrittenRanges``, O(1) for sequential writes and O(log n) searches otherwise. The quota
+  (pending bytes and files: held files plus uploads in progress) is enforced at open and at each write.
 * ``finish`` is the only way an upload leaves: a complete upload with a flow name is handed to
   ``DepositService.deposit`` (a spilled one as its file, which the blob store adopts rather than copies:
   ``deposit_file``) and ``finish`` returns only once the deposit is durable; a temporary name is
@@ -36,6 +38,7 @@ from engine.model import Channel, Limits, Syntax
 from engine.store.port import Store
 from gateway.outbox import OutboxWriter
 from gateway.sftp_paths import PartnerFolders, VirtualPath, check_file_name, is_temporary_name
+from gateway.sftp_ranges import WrittenRanges
 
 log = structlog.get_logger("fluxdepot.sftp")
 
@@ -48,6 +51,7 @@ class IntakeSettings:
     quota_bytes: int = 1024**3  # pending bytes in a partner's in/
     quota_files: int = 1000  # pending files in a partner's in/
     memory_upload_bytes: int = 1024 * 1024  # smaller uploads never touch the disk before the deposit
+    max_upload_holes: int = 1024  # gaps below an upload's end; past it the write fails and the upload is dropped
 
 
 class IntakeRefused(Exception):
@@ -78,8 +82,7 @@ class Upload:
         self._buf: bytearray | None = bytearray()
         self._fd: int | None = None
         self._path: Path | None = None
-        self._contiguous = 0  # every byte below this offset was written
-        self._islands: list[tuple[int, int]] = []  # written ranges above it, sorted
+        self._written = WrittenRanges()
 
     def write(self, offset: int, data: bytes) -> None:
         end = offset + len(data)
@@ -93,11 +96,16 @@ class Upload:
             assert self._fd is not None
             os.pwrite(self._fd, data, offset)
         self.size = max(self.size, end)
-        self._cover(offset, end)
+        self._written.add(offset, end)
+
+    @property
+    def holes(self) -> int:
+        return self._written.holes
 
     def first_missing_byte(self) -> int | None:
         """The first offset never written below the file's end, or None when the write is complete."""
-        return self._contiguous if self._contiguous < self.size else None
+        gap = self._written.first_gap()
+        return gap if gap < self.size else None
 
     def content(self) -> bytes:
         if self._buf is not None:
@@ -147,15 +155,6 @@ class Upload:
         if self._buf:
             os.pwrite(self._fd, self._buf, 0)
         self._buf = None
-
-    def _cover(self, start: int, end: int) -> None:
-        if start > self._contiguous:
-            self._islands.append((start, end))
-            self._islands.sort()
-            return
-        self._contiguous = max(self._contiguous, end)
-        while self._islands and self._islands[0][0] <= self._contiguous:
-            self._contiguous = max(self._contiguous, self._islands.pop(0)[1])
 
 
 def fsync_dir(path: Path) -> None:
@@ -266,6 +265,17 @@ class Intake:
             upload.failed = refusal
             raise await self.rejected(upload.partner, upload.where.name or "", refusal)
         upload.write(offset, data)
+        if upload.holes > self.settings.max_upload_holes:
+            self.drop(upload)
+            upload.failed = IntakeRefused(
+                "TOO_MANY_HOLES",
+                f"too many holes: the upload has more than {self.settings.max_upload_holes} unwritten gaps;"
+                " write the file in order. Nothing was deposited",
+            )
+            log.info(
+                "sftp_upload_refused", partner=upload.partner, file_name=upload.where.name, reason="TOO_MANY_HOLES"
+            )
+            raise upload.failed
 
     def drop(self, upload: Upload) -> None:
         """Forget an upload and remove its bytes (dropped connection, failed write)."""

@@ -33,12 +33,15 @@ class SftpSettings:
 
     max_flow_bytes: int = Limits.max_flow_bytes
     password_auth: bool = False
-    max_auth_failures: int = 5  # per partner, within lockout_s; then locked for lockout_s
-    max_address_failures: int = 20  # per source address
+    max_auth_failures: int = 5  # per (partner, source address) within lockout_s; then that pair is locked
+    max_address_failures: int = 20  # per source address, whatever the user name
+    max_partner_failures: int = 50  # per partner from every address; then it is locked everywhere
+    first_lockout_s: float = 60.0  # a first lock; each further one twice as long, up to lockout_s
     lockout_s: float = 3600.0
     auth_delay_s: float = 0.5  # every rejected attempt is answered after this delay
     quota_bytes: int = 1024**3  # pending bytes in a partner's in/
     quota_files: int = 1000  # pending files in a partner's in/
+    max_upload_holes: int = 1024  # unwritten gaps in one upload; past it the write fails, the upload is dropped
     login_timeout_s: float = 30.0
     host_keys_dir: Path | None = None  # default: <data dir>/sftp/host_keys
     rsa_host_key: bool = True
@@ -94,6 +97,8 @@ async def start_sftp_server(
         password_auth=settings.password_auth,
         max_auth_failures=settings.max_auth_failures,
         max_address_failures=settings.max_address_failures,
+        max_partner_failures=settings.max_partner_failures,
+        first_lockout_s=min(settings.first_lockout_s, settings.lockout_s),
         lockout_s=settings.lockout_s,
         auth_delay_s=settings.auth_delay_s,
     )
@@ -107,6 +112,7 @@ async def start_sftp_server(
             max_flow_bytes=settings.max_flow_bytes,
             quota_bytes=settings.quota_bytes,
             quota_files=settings.quota_files,
+            max_upload_holes=settings.max_upload_holes,
         ),
     )
     host, port = parse_listen(listen)

@@ -224,15 +224,30 @@ class Store(Protocol):
     async def auth_locked(self, keys: Sequence[str], now: datetime) -> bool:
         """Whether any of ``keys`` is locked at ``now`` (``engine.lockout``)."""
 
-    async def record_auth_failures(
-        self, limits: Sequence[tuple[str, int]], now: datetime, window_s: float
-    ) -> list[str]:
-        """Count one failure at ``now`` for each ``(key, limit)`` (``engine.lockout.after_failure``) in one
-        transaction; returns the keys this failure locked. Windows older than ``window_s`` with no lock
-        left are forgotten."""
+    async def take_auth_attempt(self, limits: Sequence[tuple[str, int]], now: datetime, window_s: float) -> bool:
+        """Count one attempt at ``now`` on every ``(key, limit)`` before its credentials are checked, in one
+        transaction (``engine.lockout.taken``): it counts as a failure until ``clear_auth_failures``
+        forgives it. False, and nothing counted, when a key is locked or its limit is reached by attempts
+        counted already (the attempt must then be refused unchecked)."""
 
-    async def clear_auth_failures(self, key: str) -> None:
-        """Forget the failures of ``key`` (a successful login); a lock in force stays."""
+    async def record_auth_failures(
+        self,
+        limits: Sequence[tuple[str, int]],
+        now: datetime,
+        window_s: float,
+        first_lockout_s: float | None = None,
+        *,
+        taken: bool = False,
+    ) -> list[str]:
+        """A failed attempt at ``now`` (``engine.lockout.after_failure``), in one transaction: counted on
+        every ``(key, limit)`` unless one of them is blocked (or ``taken``: ``take_auth_attempt`` counted
+        it), then each key at its limit locked; returns the keys it locked. A key's first lock lasts
+        ``first_lockout_s`` (default ``window_s``), each further one twice as long, up to ``window_s``.
+        Windows older than ``window_s`` with no lock in the last ``window_s`` are forgotten."""
+
+    async def clear_auth_failures(self, key: str, refund_keys: Sequence[str] = ()) -> None:
+        """A success on ``key``: forget its failures and back-off, and take them off each of
+        ``refund_keys`` (``engine.lockout.forgiven``); a lock in force stays."""
 
     # --- directory -----------------------------------------------------------------------------
     async def import_directory(self, data: DirectoryData) -> None:

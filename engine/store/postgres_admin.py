@@ -12,18 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.directory import FLOW_FOLLOW_UP, DirectoryData, Partner, Role, Structure, User
 from engine.errors import DirectoryEntryNotFound, ProfileAlreadyGranted
-from engine.lockout import FailureWindow, after_failure
 from engine.model import FlowRecord, RejectionRule, Syntax
 from engine.permissions import Principal, PrincipalKind
 from engine.status import FINAL_STATUSES
 from engine.store import postgres_directory as directory_sql
 from engine.store.directory_rows import attached_principal, structures_from_rows, user_principal
 from engine.store.port import Credential, ReportInputs
+from engine.store.postgres_auth import PostgresAuthFailures
 from engine.store.postgres_db import Tx
 from engine.store.postgres_monitoring import PostgresMonitoring
 from engine.store.postgres_rows import change_from_row, flow_from_row, utc
@@ -183,49 +183,13 @@ async def purge(tx: Tx, deposited_before: datetime) -> tuple[int, list[str]]:
     return len(rows), [str(r[0]) for r in await tx.conn.fetch(UNREFERENCED_BLOBS, keys)]
 
 
-AUTH_LOCKED = "SELECT EXISTS (SELECT 1 FROM auth_failures WHERE key = ANY($1::text[]) AND locked_until > $2)"
-AUTH_FORGET = "DELETE FROM auth_failures WHERE window_start <= $1 AND (locked_until IS NULL OR locked_until <= $2)"
-AUTH_ENSURE = "INSERT INTO auth_failures (key, failures, window_start) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING"
-AUTH_WINDOW = "SELECT failures, window_start, locked_until FROM auth_failures WHERE key = $1 FOR UPDATE"
-AUTH_SAVE = """INSERT INTO auth_failures (key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4)
-ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
-    locked_until = excluded.locked_until"""
-AUTH_CLEAR = "UPDATE auth_failures SET failures = 0 WHERE key = $1 AND failures > 0"  # no write when clean
-
-
-class PostgresAdmin(PostgresMonitoring):
-    """The authentication and administration half of ``PostgresStore`` (see the module docstring)."""
+class PostgresAdmin(PostgresAuthFailures, PostgresMonitoring):
+    """The authentication and administration half of ``PostgresStore`` (see the module docstring; the
+    lockouts are ``postgres_auth``'s)."""
 
     if TYPE_CHECKING:
 
         def _write(self) -> AbstractAsyncContextManager[Tx]: ...
-
-    async def auth_locked(self, keys: Sequence[str], now: datetime) -> bool:
-        return bool(keys) and bool(await self._fetchval(AUTH_LOCKED, list(keys), utc(now)))
-
-    async def record_auth_failures(
-        self, limits: Sequence[tuple[str, int]], now: datetime, window_s: float
-    ) -> list[str]:
-        """As on SQLite; rows locked in key order (``FOR UPDATE``), so daemons counting the same keys at
-        once wait for each other instead of losing a failure."""
-        window = timedelta(seconds=window_s)
-        at = utc(now)
-        locked: list[str] = []
-        async with self._write() as tx:
-            await tx.conn.execute(AUTH_FORGET, at - window, at)
-            for key, limit in sorted(limits):
-                await tx.conn.execute(AUTH_ENSURE, key, at)  # a row to lock, even for a first failure
-                row = await tx.conn.fetchrow(AUTH_WINDOW, key)
-                current = FailureWindow(row["failures"], row["window_start"], row["locked_until"])
-                updated, now_locked = after_failure(current, at, limit, window)
-                await tx.conn.execute(AUTH_SAVE, key, updated.failures, updated.window_start, updated.locked_until)
-                if now_locked:
-                    locked.append(key)
-        return locked
-
-    async def clear_auth_failures(self, key: str) -> None:
-        async with self._write() as tx:
-            await tx.conn.execute(AUTH_CLEAR, key)
 
     async def find_credential(self, lookup_id: str) -> Credential | None:
         """The user, else the technical user, whose token has ``lookup_id``."""

@@ -13,23 +13,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from engine.directory import FLOW_FOLLOW_UP, DirectoryData, Partner, Role, Structure, User
 from engine.errors import DirectoryEntryNotFound, ProfileAlreadyGranted
-from engine.lockout import FailureWindow, after_failure
 from engine.model import RejectionRule, Syntax
 from engine.permissions import Principal, PrincipalKind
 from engine.status import FINAL_STATUSES
 from engine.store import sqlite_directory as directory_sql
 from engine.store.directory_rows import attached_principal, structures_from_rows, user_principal
 from engine.store.port import Credential
-from engine.store.sqlite_rows import from_db_time, to_db_time
+from engine.store.sqlite_auth import SqliteAuthFailures
+from engine.store.sqlite_rows import to_db_time
 
 USER_BY_LOOKUP = "SELECT login, token_hash FROM users WHERE token_lookup = :lookup AND token_hash IS NOT NULL"
 TECHNICAL_BY_LOOKUP = """
@@ -237,47 +236,9 @@ async def revoke_profile(conn: aiosqlite.Connection, login: str, siret: str, pro
         raise DirectoryEntryNotFound("profile", f"{profile} of {login} on {siret}")
 
 
-AUTH_LOCKED = """SELECT 1 FROM auth_failures
-WHERE key IN (SELECT value FROM json_each(:keys)) AND locked_until > :now LIMIT 1"""
-AUTH_WINDOW = "SELECT failures, window_start, locked_until FROM auth_failures WHERE key = :key"
-AUTH_SAVE = """INSERT OR REPLACE INTO auth_failures (key, failures, window_start, locked_until)
-VALUES (:key, :failures, :window_start, :locked_until)"""
-AUTH_FORGET = """DELETE FROM auth_failures
-WHERE window_start <= :cutoff AND (locked_until IS NULL OR locked_until <= :now)"""
-AUTH_CLEAR = "UPDATE auth_failures SET failures = 0 WHERE key = :key AND failures > 0"  # no write when clean
-
-
-async def record_auth_failures(
-    conn: aiosqlite.Connection, limits: Sequence[tuple[str, int]], now: datetime, window_s: float
-) -> list[str]:
-    window = timedelta(seconds=window_s)
-    at = to_db_time(now)
-    await conn.execute(AUTH_FORGET, {"cutoff": to_db_time(now - window), "now": at})
-    locked: list[str] = []
-    for key, limit in limits:
-        rows = list(await conn.execute_fetchall(AUTH_WINDOW, {"key": key}))
-        current = (
-            FailureWindow(rows[0][0], from_db_time(rows[0][1]), from_db_time(rows[0][2]) if rows[0][2] else None)
-            if rows
-            else None
-        )
-        updated, now_locked = after_failure(current, now, limit, window)
-        await conn.execute(
-            AUTH_SAVE,
-            {
-                "key": key,
-                "failures": updated.failures,
-                "window_start": to_db_time(updated.window_start),
-                "locked_until": to_db_time(updated.locked_until) if updated.locked_until else None,
-            },
-        )
-        if now_locked:
-            locked.append(key)
-    return locked
-
-
-class SqliteAdmin:
-    """The authentication and administration half of ``SqliteStore`` (see the module docstring)."""
+class SqliteAdmin(SqliteAuthFailures):
+    """The authentication and administration half of ``SqliteStore`` (see the module docstring; the
+    lockouts are ``sqlite_auth``'s)."""
 
     if TYPE_CHECKING:
 
@@ -288,22 +249,6 @@ class SqliteAdmin:
     async def find_credential(self, lookup_id: str) -> Credential | None:
         async with self._read(snapshot=True) as conn:
             return await find_credential(conn, lookup_id)
-
-    async def auth_locked(self, keys: Sequence[str], now: datetime) -> bool:
-        if not keys:
-            return False
-        async with self._read() as conn:
-            return await _exists(conn, AUTH_LOCKED, {"keys": json.dumps(list(keys)), "now": to_db_time(now)})
-
-    async def record_auth_failures(
-        self, limits: Sequence[tuple[str, int]], now: datetime, window_s: float
-    ) -> list[str]:
-        async with self._write() as conn:
-            return await record_auth_failures(conn, limits, now, window_s)
-
-    async def clear_auth_failures(self, key: str) -> None:
-        async with self._write() as conn:
-            await conn.execute(AUTH_CLEAR, {"key": key})
 
     async def principal(self, kind: str, login: str) -> Principal | None:
         """The principal of a user, technical user or partner, with its structures and profiles."""

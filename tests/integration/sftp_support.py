@@ -176,8 +176,14 @@ def kill_group(proc: asyncio.subprocess.Process) -> None:
 
 
 async def asyncssh_connect(
-    env: SftpEnv, user: str = "AAA001", key: Path | None = None, password: str | None = None
+    env: SftpEnv,
+    user: str = "AAA001",
+    key: Path | None = None,
+    password: str | None = None,
+    *,
+    source: str = "127.0.0.1",
 ) -> asyncssh.SSHClientConnection:
+    """Connect from ``source`` (any 127.0.0.0/8 address: the server sees it as the peer's address)."""
     client_keys = [] if password is not None else [str(key or env.keys.get(user, env.keys["AAA001"]))]
     return await asyncssh.connect(
         "127.0.0.1",
@@ -188,6 +194,7 @@ async def asyncssh_connect(
         known_hosts=None,
         agent_path=None,
         preferred_auth="password" if password is not None else "publickey",
+        local_addr=(source, 0),
     )
 
 

@@ -28,14 +28,65 @@ __all__ = ["sftp_env", "sftp_host_keys"]  # fixtures used by these tests
 
 @pytest.fixture
 def sftp_settings(sftp_host_keys: Path) -> SftpSettings:
-    """Three failures lock a partner for one second (the portal's 5 failures, 1 hour, made fast)."""
+    """Three failures lock a (partner, address) pair, ten a partner everywhere, for one second at first
+    (the defaults, 5 and 50 failures and 1 minute doubling up to 1 hour, made fast)."""
     return SftpSettings(
         auth_delay_s=0.05,
         rsa_host_key=False,
         host_keys_dir=sftp_host_keys,
         max_auth_failures=3,
-        lockout_s=1.0,
+        max_partner_failures=10,
+        first_lockout_s=1.0,
+        lockout_s=30.0,
     )
+
+
+class PasswordGuesser(asyncssh.SSHClient):
+    """An asyncssh client offering its passwords one after the other on one connection."""
+
+    def __init__(self, passwords: list[str]) -> None:
+        self._passwords = iter(passwords)
+
+    def password_auth_requested(self) -> str | None:
+        return next(self._passwords, None)
+
+
+async def refused(
+    env: SftpEnv, user: str, source: str, *, keys: list[Path] | None = None, passwords: list[str] | None = None
+) -> None:
+    """One connection from ``source`` offering ``keys`` (or ``passwords``) in turn, every one refused."""
+    with pytest.raises(asyncssh.PermissionDenied):
+        if passwords is not None:
+            await asyncssh.connect(
+                "127.0.0.1", env.port, username=user, client_keys=None, known_hosts=None, agent_path=None,
+                preferred_auth="password", local_addr=(source, 0), client_factory=lambda: PasswordGuesser(passwords),
+            )  # fmt: skip
+        else:
+            await asyncssh.connect(
+                "127.0.0.1", env.port, username=user, client_keys=[str(k) for k in keys or []], known_hosts=None,
+                agent_path=None, preferred_auth="publickey", local_addr=(source, 0),
+            )  # fmt: skip
+
+
+async def logs_in(env: SftpEnv, user: str = "AAA001", source: str = "127.0.0.1") -> bool:
+    """Whether ``user`` gets in with its valid key from ``source``."""
+    try:
+        async with await asyncssh_connect(env, user, source=source) as conn:
+            return bool(conn.get_extra_info("username") == user)
+    except asyncssh.PermissionDenied:
+        return False
+
+
+def wrong_keys(tmp_path: Path, count: int) -> list[Path]:
+    """``count`` fresh ed25519 keys that no partner has."""
+    paths = []
+    for n in range(count):
+        path = tmp_path / f"wrong_{n}_ed25519"
+        if not path.exists():
+            path.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+            path.chmod(0o600)
+        paths.append(path)
+    return paths
 
 
 async def test_key_auth_with_the_three_clients(sftp_env: SftpEnv) -> None:
@@ -100,18 +151,90 @@ async def test_wrong_key_and_unknown_user_get_the_same_answer_in_the_same_time(s
 
 
 async def test_lockout_after_repeated_failures_then_unlock(sftp_env: SftpEnv) -> None:
-    """After ``max_auth_failures`` failed connections the partner is refused even with its right key, another
-    partner is not affected, and the lock lifts after ``lockout_s``."""
+    """After ``max_auth_failures`` failed connections from one address the partner is refused from there even
+    with its right key, another partner from the same address is not affected, and the lock lifts after
+    ``first_lockout_s``."""
     for _ in range(3):
         with pytest.raises(asyncssh.PermissionDenied):
             await asyncssh_connect(sftp_env, "AAA001", sftp_env.keys["BBB002"])
-    with pytest.raises(asyncssh.PermissionDenied):
-        await asyncssh_connect(sftp_env, "AAA001")  # the right key, but locked
-    async with await asyncssh_connect(sftp_env, "BBB002") as conn:
-        assert conn.get_extra_info("username") == "BBB002"
+    assert not await logs_in(sftp_env)  # the right key, but locked
+    assert await logs_in(sftp_env, "BBB002")
     await asyncio.sleep(1.1)
-    async with await asyncssh_connect(sftp_env, "AAA001") as conn:
-        assert conn.get_extra_info("username") == "AAA001"
+    assert await logs_in(sftp_env)
+
+
+async def test_wrong_keys_from_another_address_do_not_lock_out_the_partner(sftp_env: SftpEnv, tmp_path: Path) -> None:
+    """Wrong keys for AAA001 from 127.0.0.2, far past its pair's limit, lock AAA001 at 127.0.0.2 only: its
+    valid key is refused there, accepted from 127.0.0.1 by asyncssh and by OpenSSH's sftp."""
+    for key in wrong_keys(tmp_path, 6):
+        await refused(sftp_env, "AAA001", "127.0.0.2", keys=[key])
+    assert not await logs_in(sftp_env, source="127.0.0.2")
+    assert await logs_in(sftp_env, source="127.0.0.1")
+    rc, _, err = await openssh_sftp(sftp_env, "ls /\n", "AAA001", None, "-o", "BindAddress=127.0.0.1")
+    assert rc == 0, err
+
+
+async def test_each_wrong_key_counts_not_each_connection(sftp_env: SftpEnv, tmp_path: Path) -> None:
+    """One connection offering three wrong keys in turn spends the pair's three failures: the valid key from
+    that address is refused next, although only one connection failed."""
+    await refused(sftp_env, "AAA001", "127.0.0.2", keys=wrong_keys(tmp_path, 3))
+    assert not await logs_in(sftp_env, source="127.0.0.2")
+    assert await logs_in(sftp_env, source="127.0.0.3")
+
+
+@pytest.mark.parametrize("credential", ["key", "password"])
+async def test_parallel_connections_cannot_pass_the_address_budget(
+    sftp_env: SftpEnv, tmp_path: Path, credential: str
+) -> None:
+    """15 parallel connections from 127.0.0.2, each offering 5 wrong keys (or passwords): 75 guesses, of
+    which only the pair's budget (5) counts. Proof by the partner's every-address limit of 10: BBB002 still
+    logs in from 127.0.0.1, then 4 more failures from 127.0.0.3 leave it open, and one from 127.0.0.4
+    locks it everywhere (5 + 4 + 1 = 10)."""
+    settings = replace(sftp_env.settings, password_auth=True, max_auth_failures=5, max_partner_failures=10)
+    await sftp_env.restart_server(settings)
+    keys = wrong_keys(tmp_path, 5)
+    guesses = [f"guess {n}" for n in range(5)]
+
+    async def attack(source: str, tries: int) -> None:
+        if credential == "key":
+            await refused(sftp_env, "BBB002", source, keys=keys[:tries])
+        else:
+            await refused(sftp_env, "BBB002", source, passwords=guesses[:tries])
+
+    await asyncio.gather(*(attack("127.0.0.2", 5) for _ in range(15)))
+    assert not await logs_in(sftp_env, "BBB002", "127.0.0.2")
+    assert await logs_in(sftp_env, "BBB002", "127.0.0.1")
+    await attack("127.0.0.3", 4)
+    assert await logs_in(sftp_env, "BBB002", "127.0.0.1")
+    await attack("127.0.0.4", 1)
+    assert not await logs_in(sftp_env, "BBB002", "127.0.0.1")
+    assert await logs_in(sftp_env, "AAA001", "127.0.0.2")
+
+
+async def test_lockouts_back_off(sftp_env: SftpEnv, tmp_path: Path) -> None:
+    """The pair's second lock lasts twice its first (1 s, then 2 s): refused 1.4 s into the second lock,
+    in again after 2.2 s."""
+    await sftp_env.restart_server(replace(sftp_env.settings, max_auth_failures=2))
+    keys = wrong_keys(tmp_path, 2)
+    await refused(sftp_env, "AAA001", "127.0.0.2", keys=keys)
+    assert not await logs_in(sftp_env, source="127.0.0.2")  # refused while locked: neither counted nor forgiven
+    await asyncio.sleep(1.2)
+    await refused(sftp_env, "AAA001", "127.0.0.2", keys=keys)  # counted again: the lock had ended
+    second_lock = time.monotonic()
+    await asyncio.sleep(1.4)
+    assert not await logs_in(sftp_env, source="127.0.0.2")
+    await asyncio.sleep(max(0.0, second_lock + 2.2 - time.monotonic()))
+    assert await logs_in(sftp_env, source="127.0.0.2")
+
+
+async def test_the_partner_limit_locks_every_address(sftp_env: SftpEnv, tmp_path: Path) -> None:
+    """Wrong keys for AAA001 from several addresses, none past its pair's limit (3), add up to the partner's
+    (10): AAA001 is then refused from an address that never failed; BBB002 is not affected."""
+    keys = wrong_keys(tmp_path, 2)
+    for n in range(5):
+        await refused(sftp_env, "AAA001", f"127.0.1.{n}", keys=keys)
+    assert not await logs_in(sftp_env, source="127.0.0.1")
+    assert await logs_in(sftp_env, "BBB002", "127.0.0.1")
 
 
 async def test_no_shell_exec_or_forwarding(sftp_env: SftpEnv) -> None:
@@ -128,7 +251,7 @@ async def test_no_shell_exec_or_forwarding(sftp_env: SftpEnv) -> None:
 
 async def test_a_lockout_holds_on_every_server_sharing_the_store(sftp_env: SftpEnv) -> None:
     """Two SFTP servers on one store (two daemons behind a load balancer): failures through the first lock
-    the partner on the second too, and the lock survives a restart of the first."""
+    the partner (from that address) on the second too, and the lock survives a restart of the first."""
     other, other_port = await start_sftp_server(
         sftp_env.harness.store, sftp_env.harness.deposits, sftp_env.outbox, sftp_env.settings, ("127.0.0.1", 0)
     )
