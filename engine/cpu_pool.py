@@ -1,91 +1,432 @@
 """The validation pool: CPU-heavy checks run in worker processes, never on the event loop (DESIGN §9.5).
 
 Each process loads its compiled schemas and XSLTs once (module-level caches in ``engine.validation``)
-and keeps them for its whole life. A call that exceeds its timeout, or a process that dies, is reported
-to the caller as ``CheckTimeout`` / ``CheckCrashed`` (the flow goes to WARNING); the pool is then
-replaced, and calls that were merely caught in that replacement are retried once on the new pool.
+and keeps them until it is replaced. Invariants:
+
+* One check per process at a time. A call waits for an idle, started process; its timeout runs from
+  then (a call does not time out because the checks before it were slow, nor while a process warms up).
+* A check that does not finish in time, runs out of memory or whose process dies raises
+  ``CheckTimeout``, ``CheckOutOfMemory`` or ``CheckCrashed``. Only that process is replaced (killed
+  first when it hangs): each process has its own executor, so checks running in the others go on. A
+  call handed a process that had died while idle runs on another one (the check had not started).
+* Each process is bounded (``ProcessLimits``): the kernel refuses it more than ``memory_limit_bytes``
+  of private memory (``RLIMIT_DATA``; not ``RLIMIT_AS``, which Saxon's runtime exceeds at start by
+  reserving 32 GiB of address space it never touches). A check that raises ``MemoryError``, or whose
+  peak RSS came within ``NEAR_LIMIT`` of the limit, is not trusted: libxml2 reports a failed allocation
+  as a parse error, so its verdict could be wrong (Saxon's runtime, for its part, ends the process with
+  status 99 when its heap cannot grow: ``CheckCrashed``). Its process is replaced, as is a process after
+  ``recycle_after_checks`` checks or once its RSS exceeds ``recycle_rss_bytes``; a replacement is
+  started and warmed before it takes a check.
+* The processes die with the daemon, even on ``kill -9`` (Linux): each asks the kernel for SIGKILL
+  when its parent thread ends (``PR_SET_PDEATHSIG``), then checks that the daemon was still there
+  when it asked. Their parent thread is the pool's own spawner, which lives until ``close()``: a
+  process started from a short-lived thread (``asyncio.to_thread``) would die with that thread. Once
+  they are gone the multiprocessing resource tracker reads end-of-file on its pipe and exits too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import multiprocessing
+import os
+import resource
 import signal
+import sys
+import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.context import SpawnContext
+from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
+import structlog
+
 T = TypeVar("T")
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+MIN_MEMORY_LIMIT_BYTES = 512 * MiB  # a warm process uses ~250 MiB and a check needs room besides
+NEAR_LIMIT = 0.9  # a check whose peak RSS reached this share of the memory limit is not trusted
+START_RETRY_S = (0.5, 30.0)  # a process that fails to start is started again after 0.5 s, doubling to 30 s
+EXIT_STATUS_WAIT_S = 1.0  # how long to wait for a dead process's exit status (it is being reaped)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+log = structlog.get_logger("fluxdepot.cpu_pool")
 
 
-class CheckTimeout(Exception):
+class CheckAborted(Exception):
+    """A check gave no result; the flow is not judged."""
+
+
+class CheckTimeout(CheckAborted):
     """The check did not finish in time."""
 
 
-class CheckCrashed(Exception):
+class CheckCrashed(CheckAborted):
     """The process running the check died."""
 
 
-def _start_process(initializer: Callable[[], None] | None) -> None:
-    """A pool process ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and the
-    daemon that handles it stops the pool in order (an interrupted process would print a traceback)."""
+class CheckOutOfMemory(CheckAborted):
+    """The check needed more memory than a validation process may use."""
+
+
+@dataclass(frozen=True)
+class ProcessLimits:
+    """Bounds of each validation process (``[workers]`` in the config); 0 turns a bound off."""
+
+    memory_limit_bytes: int = 2 * GiB  # private memory (RLIMIT_DATA); a warm process uses ~250 MiB
+    recycle_after_checks: int = 10_000  # a process starts (~1.6 s of CPU) for every this many checks
+    recycle_rss_bytes: int = 1 * GiB  # a process this big after a check is replaced (memory is not given back)
+
+
+# In the process ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a process sends back for one check."""
+
+    value: Any
+    rss_bytes: int  # the process's resident memory after the check
+    out_of_memory: str | None  # why the check is not trusted; None when it ran within its memory
+
+
+def _start_process(parent_pid: int, memory_limit_bytes: int, initializer: Callable[[], None] | None) -> None:
+    """A pool process dies with the daemon, is bounded, and ignores SIGINT: a terminal's Ctrl-C reaches
+    the whole process group, and the daemon that handles it stops the pool in order."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent_pid)
+    _limit_memory(memory_limit_bytes)
     if initializer is not None:
         initializer()
 
 
-class CpuPool:
-    def __init__(self, processes: int, *, initializer: Callable[[], None] | None = None) -> None:
-        self._processes = max(1, processes)
-        self._initializer = initializer
-        self._generation = 0
-        self._executor = self._new_executor()
+def _die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when its parent thread ends (Linux; elsewhere a no-op)."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl(PR_SET_PDEATHSIG): {os.strerror(errno)}")
+    if os.getppid() != parent_pid:  # the daemon died before prctl: no signal will come
+        os._exit(1)
 
-    def _new_executor(self) -> ProcessPoolExecutor:
-        # spawn: a forked child would inherit the parent's event loop and driver threads.
-        return ProcessPoolExecutor(
-            max_workers=self._processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=functools.partial(_start_process, self._initializer),
+
+def _limit_memory(limit_bytes: int) -> None:
+    if not limit_bytes or sys.platform != "linux":
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit_bytes = min(limit_bytes, hard)  # the daemon's own limit (e.g. systemd LimitDATA=) is lower
+    resource.setrlimit(resource.RLIMIT_DATA, (limit_bytes, limit_bytes))
+
+
+def _peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # no /proc: the peak is the best figure there is
+        return _peak_rss_bytes()
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> _Outcome:
+    """Run one check and measure its memory against the process's limit. A process whose peak reached
+    ``NEAR_LIMIT`` of it is replaced, so a peak above that now was reached by this check."""
+    peak_before = _peak_rss_bytes()
+    try:
+        value = fn(*args)
+    except MemoryError:
+        return _Outcome(None, _rss_bytes(), "the check ran out of memory (MemoryError)")
+    peak = _peak_rss_bytes()
+    limit = resource.getrlimit(resource.RLIMIT_DATA)[0]
+    if limit != resource.RLIM_INFINITY and peak > peak_before and peak >= NEAR_LIMIT * limit:
+        return _Outcome(
+            None,
+            _rss_bytes(),
+            f"the check used {peak // MiB} MiB of the {limit // MiB} MiB a validation process may use",
         )
+    return _Outcome(value, _rss_bytes(), None)
 
+
+# In the daemon -------------------------------------------------------------------------------------
+
+
+class _Process:
+    """One validation process: a one-process executor, so that its death breaks no other check."""
+
+    def __init__(self, context: SpawnContext, initargs: tuple[Any, ...]) -> None:
+        self.executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=_start_process, initargs=initargs
+        )
+        self.ready: Future[int] = self.executor.submit(os.getpid)  # starts the process, from this thread
+        # ProcessPoolExecutor keeps its process private; its handle is the only way to kill a hung check
+        # or to read how the process ended.
+        self.handle: BaseProcess = next(iter(self.executor._processes.values()))
+        self.job: Future[_Outcome] | None = None  # the check running, guarded by the pool's lock
+        self.started = False  # its initializer ran: it can take checks
+        self.checks = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.handle.pid
+
+    def exit_status(self) -> int | None:
+        """The exit status of a process that died (-N: killed by signal N); None if not known in time.
+        The executor's thread reaps it too: poll until one of us has."""
+        for _ in range(round(EXIT_STATUS_WAIT_S / 0.05)):
+            self.handle.join(0.05)
+            if self.handle.exitcode is not None:
+                break
+        return self.handle.exitcode
+
+    def stop(self, *, kill: bool = False) -> None:
+        if kill:
+            self.handle.kill()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+class CpuPool:
+    """``processes`` validation processes, each started with ``initializer`` and bounded by ``limits``.
+
+    ``run`` may be awaited from any event loop (the test suite shares one pool between the loops of its
+    tests); the bookkeeping is guarded by a thread lock.
+    """
+
+    def __init__(
+        self,
+        processes: int,
+        *,
+        initializer: Callable[[], None] | None = None,
+        limits: ProcessLimits = ProcessLimits(),
+    ) -> None:
+        self._size = max(1, processes)
+        self._limits = limits
+        # spawn: a forked child would inherit the parent's event loop and driver threads.
+        self._context = multiprocessing.get_context("spawn")
+        self._initargs = (os.getpid(), limits.memory_limit_bytes, initializer)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a process became idle, or failed to start
+        self._idle: deque[_Process] = deque()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[_Process]]] = deque()
+        self._live: set[_Process] = set()  # starting, idle or busy
+        self._start_failure: str | None = None
+        self._closed = threading.Event()
+        # The processes' parent thread: it must outlive them (PR_SET_PDEATHSIG fires when it ends).
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fluxdepot-cpu-spawner")
+        for _ in range(self._size):
+            self._spawner.submit(self._start, 0.0)
+
+    # --- checks --------------------------------------------------------------------------------
     async def run(self, timeout_s: float, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` in a worker process; raise ``CheckTimeout`` or ``CheckCrashed``."""
-        for _ in range(2):
-            generation = self._generation
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._executor, fn, *args)
+        """Run ``fn(*args)`` in a validation process; raise ``CheckTimeout``, ``CheckOutOfMemory`` or
+        ``CheckCrashed``. ``fn`` must be a module-level function (it is pickled by name)."""
+        for _ in range(self._size + 1):
+            process = await self._acquire()
+            with self._lock:
+                try:
+                    job = process.job = process.executor.submit(_call, fn, args)
+                except BrokenProcessPool:
+                    job = None
+            if job is None:  # it died while idle: the check never started, another process takes it
+                self._retire(process, "died_idle")
+                continue
+            job.add_done_callback(functools.partial(self._finished, process))
             try:
-                return await asyncio.wait_for(future, timeout_s)
+                outcome = await asyncio.wait_for(asyncio.wrap_future(job), timeout_s)
             except TimeoutError:
-                self._replace(generation)
+                if not job.cancel():  # it started: kill the process (the only way to stop a running check)
+                    with self._lock:  # ... if it still runs this check, not a later one
+                        if process.job is job:
+                            process.handle.kill()  # _finished then replaces it
                 raise CheckTimeout(f"check did not finish within {timeout_s:g} s") from None
             except BrokenProcessPool:
-                if generation != self._generation:
-                    continue  # another call's timeout replaced the pool under us: retry once
-                self._replace(generation)
-                raise CheckCrashed("the validation process died") from None
-        raise CheckCrashed("the validation pool was replaced twice during one check")
-
-    def _replace(self, generation: int) -> None:
-        """Kill the current processes (a hung check cannot be cancelled otherwise) and start anew."""
-        if generation != self._generation:
-            return
-        self._generation += 1
-        old = self._executor
-        # ProcessPoolExecutor offers no way to stop a running task; killing its processes is the only one.
-        for process in list(getattr(old, "_processes", {}).values()):
-            process.kill()
-        old.shutdown(wait=False, cancel_futures=True)
-        self._executor = self._new_executor()
+                status = await asyncio.to_thread(process.exit_status)
+                raise CheckCrashed(f"the validation process died during the check (exit status {status})") from None
+            if outcome.out_of_memory is not None:
+                raise CheckOutOfMemory(outcome.out_of_memory)
+            result: T = outcome.value
+            return result
+        raise CheckCrashed("no validation process could take the check")
 
     def warm_up(self, fn: Callable[[], object]) -> None:
-        """Start every process now and let it load its artefacts (first flows are then not slow)."""
-        futures = [self._executor.submit(fn) for _ in range(self._processes)]
-        for f in futures:
-            f.result()
+        """Wait until every process has started, and run ``fn`` in each (the first flows are then not
+        slow). Raises ``CheckAborted`` when a process cannot start (e.g. its memory limit is below what
+        its initializer needs)."""
+        with self._changed:
+            while len(self._idle) < self._size and self._start_failure is None:
+                self._changed.wait()
+            if self._start_failure is not None:
+                raise CheckAborted(self._start_failure)
+            processes = list(self._idle)
+            self._idle.clear()
+        try:
+            for job in [p.executor.submit(fn) for p in processes]:
+                job.result()
+        except BrokenProcessPool:
+            raise CheckCrashed("a validation process died while warming up") from None
+        finally:
+            for process in processes:
+                self._release(process)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the processes, killing any still busy (the check was abandoned), then the spawner."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._spawner.submit(lambda: None).result()  # no process is being started after this
+        with self._lock:
+            idle, live, waiters = set(self._idle), list(self._live), list(self._waiters)
+            self._idle.clear()
+            self._live.clear()
+            self._waiters.clear()
+        for loop, waiter in waiters:
+            _call_soon(loop, _fail, waiter, RuntimeError("the validation pool is closed"))
+        for process in live:
+            process.stop(kill=process not in idle)
+        for process in live:
+            process.executor.shutdown(wait=True)
+        self._spawner.shutdown(wait=True)
+
+    # --- processes -----------------------------------------------------------------------------
+    async def _acquire(self) -> _Process:
+        """An idle process, waited for (cancellable) when all are busy."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._closed.is_set():
+                raise RuntimeError("the validation pool is closed")
+            if self._idle:
+                return self._idle.popleft()
+            if self._start_failure is not None and not any(p.started for p in self._live):
+                raise CheckAborted(self._start_failure)  # none will come soon: do not wait for one
+            waiter: asyncio.Future[_Process] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed one just as we were cancelled
+                self._release(waiter.result())
+            raise
+
+    def _release(self, process: _Process) -> None:
+        """``process`` is idle: hand it to the first live waiter, else keep it (any thread)."""
+        with self._lock:
+            if self._closed.is_set():
+                process.stop()
+                return
+            while self._waiters:
+                loop, waiter = self._waiters.popleft()
+                if not waiter.done() and _call_soon(loop, self._hand, waiter, process):
+                    return
+            self._idle.append(process)
+            self._changed.notify_all()
+
+    def _hand(self, waiter: asyncio.Future[_Process], process: _Process) -> None:
+        """In the waiter's loop: give it the process, or take it back if the waiter gave up meanwhile."""
+        if waiter.done():
+            self._release(process)
+        else:
+            waiter.set_result(process)
+
+    def _finished(self, process: _Process, job: Future[_Outcome]) -> None:
+        """A check ended (in the executor's thread): keep the process, or replace it."""
+        with self._lock:
+            process.job = None
+        if job.cancelled():  # cancelled before it started
+            self._release(process)
+            return
+        error = job.exception()
+        if isinstance(error, BrokenProcessPool):
+            self._retire(process, "died")
+            return
+        if error is not None:  # fn raised: the process itself is fine
+            self._release(process)
+            return
+        outcome = job.result()
+        process.checks += 1
+        limits = self._limits
+        if outcome.out_of_memory is not None:
+            self._retire(process, "out_of_memory", rss_bytes=outcome.rss_bytes)
+        elif limits.recycle_rss_bytes and outcome.rss_bytes > limits.recycle_rss_bytes:
+            self._retire(process, "rss", rss_bytes=outcome.rss_bytes)
+        elif limits.recycle_after_checks and process.checks >= limits.recycle_after_checks:
+            self._retire(process, "checks", rss_bytes=outcome.rss_bytes)
+        else:
+            self._release(process)
+
+    def _retire(self, process: _Process, reason: str, **details: int) -> None:
+        """Stop ``process`` (ended, dead or killed) and start its replacement."""
+        process.stop()
+        with self._lock:
+            self._live.discard(process)
+            if self._closed.is_set():
+                return
+            self._spawner.submit(self._start, 0.0)
+        if reason in ("checks", "rss"):
+            log.info("validation_process_recycled", pid=process.pid, reason=reason, checks=process.checks, **details)
+        else:  # died, died_idle, out_of_memory
+            log.warning("validation_process_replaced", pid=process.pid, reason=reason, checks=process.checks, **details)
+
+    def _start(self, retry_s: float) -> None:
+        """Start one process (on the spawner thread, its parent); it takes checks once started."""
+        if self._closed.wait(retry_s):
+            return
+        try:
+            process = _Process(self._context, self._initargs)
+        except Exception as exc:  # e.g. out of file descriptors or memory in the daemon
+            self._start_failed(f"a validation process could not be started ({exc})", retry_s)
+            return
+        with self._lock:
+            self._live.add(process)
+        process.ready.add_done_callback(lambda ready: self._started(process, ready, retry_s))
+
+    def _started(self, process: _Process, ready: Future[int], retry_s: float) -> None:
+        if not ready.cancelled() and ready.exception() is None:
+            with self._lock:
+                process.started = True
+                self._start_failure = None
+            self._release(process)
+            return
+        process.stop()
+        with self._lock:
+            self._live.discard(process)
+        if not self._closed.is_set():
+            self._start_failed(f"a validation process could not start (exit status {process.exit_status()})", retry_s)
+
+    def _start_failed(self, problem: str, retry_s: float) -> None:
+        """Try again later, doubling the delay; meanwhile calls fail at once if no process can take them."""
+        retry_s = min(max(2 * retry_s, START_RETRY_S[0]), START_RETRY_S[1])
+        with self._changed:
+            self._start_failure = problem
+            self._changed.notify_all()
+            if self._closed.is_set():
+                return
+            self._spawner.submit(self._start, retry_s)
+            waiters = [] if any(p.started for p in self._live) else list(self._waiters)
+            for loop, waiter in waiters:  # they would wait for nothing
+                _call_soon(loop, _fail, waiter, CheckAborted(problem))
+            if waiters:
+                self._waiters.clear()
+        log.error("validation_process_start_failed", problem=problem, retry_s=retry_s)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> bool:
+    """Schedule ``callback`` in ``loop`` from any thread; False when that loop is closed."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _fail(waiter: asyncio.Future[Any], error: Exception) -> None:
+    if not waiter.done():
+        waiter.set_exception(error)

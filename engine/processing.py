@@ -9,10 +9,10 @@ own chained event), so a flow costs one write transaction from its claim to its 
 claimed later in its life (transport checked before a restart) records IN_PROGRESS before its content
 check runs.
 
-A check that could not run (crash, timeout, missing artefact) yields SYSTEM_FAILURE → WARNING, never
-INTEGRATED. The duplicate-invoice lookup and the verdict are recorded under one lock so two flows
-carrying the same invoice number cannot both integrate it (one process; the store's unique index
-guards across processes).
+A check that could not run (timeout, memory limit, its process died, missing artefact) yields
+SYSTEM_FAILURE → WARNING, never INTEGRATED. The duplicate-invoice lookup and the verdict are recorded
+under one lock so two flows carrying the same invoice number cannot both integrate it (one process; the
+store's unique index guards across processes).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import structlog
 from engine.blobs import BlobStore
 from engine.business import check_invoices, duplicate_keys, needed_sirets
 from engine.catalogue import finding
-from engine.cpu_pool import CheckCrashed, CheckTimeout
+from engine.cpu_pool import CheckAborted, CheckCrashed, CheckOutOfMemory, CheckTimeout
 from engine.directory import DirectorySnapshot
 from engine.errors import InvoiceAlreadyIntegrated
 from engine.integration import judge, rule_for
@@ -40,10 +40,17 @@ from engine.technical import ContentResult, content_check, flow_check
 
 T = TypeVar("T")
 RunCpu = Callable[..., Awaitable[Any]]
-SYSTEM_CODES = frozenset({"CHECK_FAILED", "CHECK_TIMEOUT"})
+SYSTEM_CODES = frozenset({"CHECK_FAILED", "CHECK_TIMEOUT", "CHECK_OUT_OF_MEMORY"})
 JUDGE_ATTEMPTS = 3
 log = structlog.get_logger("fluxdepot.processing")
 E = FlowEvent
+# A pool failure as a flow outcome: a check that died with its process is counted with those that ran
+# out of memory (the likeliest cause under the process's memory limit; the message gives the exit status).
+_ABORTED_CODES: dict[type[CheckAborted], str] = {
+    CheckTimeout: "CHECK_TIMEOUT",
+    CheckOutOfMemory: "CHECK_OUT_OF_MEMORY",
+    CheckCrashed: "CHECK_OUT_OF_MEMORY",
+}
 # The steps from a status before IN_PROGRESS to IN_PROGRESS, recorded in one transaction (the verdict's,
 # when the checks already ran).
 _STEPS_TO_IN_PROGRESS: dict[FlowStatus, tuple[FlowEvent, ...]] = {
@@ -115,7 +122,7 @@ class FlowProcessor:
             declared = flow.syntax if flow.declared_syntax else None
             try:
                 transport, content = await self._cpu(flow_check, source, flow.file_name, declared, self._limits)
-            except (CheckTimeout, CheckCrashed) as exc:
+            except CheckAborted as exc:
                 return await self._fail(flow, status, exc, started)
             if system_failure(transport.findings):
                 verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings)
@@ -133,7 +140,7 @@ class FlowProcessor:
             status = updated.status
         try:
             content = await self._cpu(content_check, source, flow.file_name, syntax, self._limits)
-        except (CheckTimeout, CheckCrashed) as exc:
+        except CheckAborted as exc:
             return await self._fail(flow, status, exc, started)
         return await self._judge_and_record(flow, status, content, syntax, started)
 
@@ -183,8 +190,9 @@ class FlowProcessor:
         result: T = await self._run_cpu(self._limits.validation_timeout_s, fn, *args)
         return result
 
-    async def _fail(self, flow: FlowRecord, status: FlowStatus, exc: Exception, started: float) -> FlowRecord:
-        code = "CHECK_TIMEOUT" if isinstance(exc, CheckTimeout) else "CHECK_FAILED"
+    async def _fail(self, flow: FlowRecord, status: FlowStatus, exc: CheckAborted, started: float) -> FlowRecord:
+        """The check gave no result: SYSTEM_FAILURE (WARNING) with the code saying why."""
+        code = _ABORTED_CODES.get(type(exc), "CHECK_FAILED")  # the pool could not start a process
         verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding(code, str(exc)),))
         return await self._verdict(flow, status, verdict, started)
 

@@ -1,13 +1,19 @@
-"""The worker pool: concurrent workers, wake-ups, lease recovery on start, orderly stop."""
+"""The worker pool: concurrent workers, wake-ups, lease recovery on start, orderly stop, and a flow that
+exhausts its validation process's memory among others."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from engine.cpu_pool import CpuPool, ProcessLimits
 from engine.status import FlowEvent, FlowStatus
+from engine.technical import warm_up
 from engine.worker import WorkerPool, WorkerSettings
 from tests import factory
 from tests.harness import Harness, now
+
+MIB = 1024 * 1024
 
 
 def pool_for(harness: Harness, **settings: float | int | bool) -> WorkerPool:
@@ -101,3 +107,40 @@ async def test_stop_hands_back_unfinished_flows(harness: Harness) -> None:
     statuses = await wait_until_final(harness, numbers)
     await again.stop(grace_s=5)
     assert statuses == [FlowStatus.INTEGRATED] * 6
+
+
+def element_bomb(number: str, elements: int) -> bytes:
+    """A UBL invoice padded with ``elements`` empty elements: within the flow size and XML element
+    budgets, but its tree takes ~120 bytes per element in the validation process."""
+    invoice = factory.ubl_invoice(factory.integrating(number))
+    return invoice.replace(b"</cbc:ID>", b"</cbc:ID><cbc:Note>" + b"<x/>" * elements + b"</cbc:Note>", 1)
+
+
+async def test_a_flow_past_the_process_memory_limit_ends_in_warning_and_others_integrate(tmp_path: Path) -> None:
+    """Among flows checked at the same time by two workers, one whose check needs more memory than its
+    process may use (1.9 M elements, ~690 MiB, in warm processes limited to 400 MiB) ends WARNING with
+    CHECK_OUT_OF_MEMORY, not a wrong XML_NOT_WELL_FORMED; the other flows integrate, and a flow
+    deposited afterwards integrates in the same pool."""
+    cpu = CpuPool(2, initializer=warm_up, limits=ProcessLimits(memory_limit_bytes=400 * MIB))
+    harness = await Harness.open(tmp_path, cpu)
+    try:
+        await asyncio.to_thread(cpu.warm_up, warm_up)
+        bomb = await harness.deposit("bomb.xml", element_bomb("MEM-BOMB", 1_900_000))
+        others = [
+            await harness.deposit(f"{i}.xml", factory.ubl_invoice(factory.integrating(f"MEM-{i}"))) for i in range(4)
+        ]
+        pool = pool_for(harness, workers=2, poll_s=0.05)
+        await pool.start()
+        numbers = [bomb.flow.flow_number, *(r.flow.flow_number for r in others)]
+        statuses = await wait_until_final(harness, numbers)
+        after = await harness.deposit("after.xml", factory.ubl_invoice(factory.integrating("MEM-AFTER")))
+        pool.wake()
+        (after_status,) = await wait_until_final(harness, [after.flow.flow_number])
+        await pool.stop(grace_s=5)
+        assert statuses == [FlowStatus.WARNING] + [FlowStatus.INTEGRATED] * 4
+        assert after_status is FlowStatus.INTEGRATED
+        codes = {f.code for f in await harness.store.flow_findings(bomb.flow.flow_number)}
+        assert codes == {"CHECK_OUT_OF_MEMORY"}
+    finally:
+        await harness.close()
+        cpu.close()
