@@ -74,6 +74,18 @@ _ENTRIES = (
     ),
     Entry("ARCHIVE_EMPTY", T, "The archive holds no document.", "Put at least one invoice in the archive."),
     Entry(
+        "ARCHIVE_HEADER_TOO_LARGE",
+        T,
+        "An archive entry's header (tar pax or long-name header, zip name and extra fields) is too large.",
+        "Use plain, short member names; do not add extended attributes to the archive.",
+    ),
+    Entry(
+        "ARCHIVE_UNSUPPORTED_MEMBER",
+        T,
+        "The archive holds an entry of a refused type (sparse file, volume label, multi-volume part).",
+        "Put only regular files (and folders) in the archive.",
+    ),
+    Entry(
         "XML_NOT_WELL_FORMED",
         T,
         "The XML document is not well-formed.",
@@ -84,6 +96,18 @@ _ENTRIES = (
         T,
         "The XML document declares a DTD, an entity or an external reference, which are refused.",
         "Remove the DOCTYPE declaration and any entity definitions.",
+    ),
+    Entry(
+        "XML_TOO_LARGE",
+        T,
+        "The XML document exceeds the maximum size or the flow's budget of XML elements.",
+        "Split the invoices over several flows; remove empty or repeated elements.",
+    ),
+    Entry(
+        "XML_TOO_DEEP",
+        T,
+        "The XML document nests its elements deeper than accepted.",
+        "Send the invoice as its schema defines it, without extra nesting.",
     ),
     Entry(
         "SYNTAX_UNKNOWN",
@@ -117,6 +141,36 @@ _ENTRIES = (
         "Embed the factur-x.xml attachment (Factur-X PDF/A-3), or deposit the XML itself.",
     ),
     Entry(
+        "PDF_TOO_MANY_OBJECTS",
+        T,
+        "The PDF holds more objects (cross-reference entries) than accepted.",
+        "Send the PDF/A-3 invoice as produced by the invoicing software, without appended content.",
+    ),
+    Entry(
+        "PDF_STRUCTURE_TOO_LARGE",
+        T,
+        "The PDF's structure (object or cross-reference streams, arrays, dictionaries) exceeds the limits.",
+        "Send the PDF/A-3 invoice as produced by the invoicing software.",
+    ),
+    Entry(
+        "PDF_TOO_MANY_ATTACHMENTS",
+        T,
+        "The PDF carries more attachments than accepted.",
+        "Embed the invoice XML and only the supporting documents the invoice needs.",
+    ),
+    Entry(
+        "PDF_ATTACHMENT_TOO_LARGE",
+        T,
+        "An attachment of the PDF exceeds the maximum attachment size.",
+        "Send large supporting documents separately, not embedded in the invoice PDF.",
+    ),
+    Entry(
+        "PDF_ATTACHMENTS_TOO_LARGE",
+        T,
+        "The attachments of the PDF together exceed the maximum size.",
+        "Send large supporting documents separately, not embedded in the invoice PDF.",
+    ),
+    Entry(
         "FACTURX_PROFILE_NOT_ACCEPTED",
         T,
         "The Factur-X profile is not an EN 16931-compliant invoice (MINIMUM or BASIC WL).",
@@ -148,6 +202,12 @@ _ENTRIES = (
         T,
         "A check did not finish in time; the flow was not judged.",
         "Deposit the whole flow again, or split it into smaller flows.",
+    ),
+    Entry(
+        "CHECK_OUT_OF_MEMORY",
+        T,
+        "A check needed more memory than a validation process may use, or its process died; the flow was not judged.",
+        "Split the invoices over several smaller flows; if a small flow fails too, contact the platform operator.",
     ),
     Entry(
         "PROCESSING_INTERRUPTED",
@@ -284,7 +344,8 @@ _ENTRIES = (
         "FLOW_REJECTED_COMPLETELY",
         B,
         "The invoice passed its checks but the flow is under complete rejection and another invoice failed.",
-        "Fix the rejected invoices and deposit the whole flow again.",
+        "Deposit this invoice again, unchanged, with the other rejected invoices once corrected; leave out any "
+        "invoice already integrated.",
     ),
     Entry(
         "DIRECTORY_CHECKS_NOT_RUN",

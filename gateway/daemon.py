@@ -92,7 +92,7 @@ class Engine:
         self.metrics = metrics
         self.limits = settings.engine_limits
         self.blobs = BlobStore(settings.data_dir / "blobs")
-        self.cpu = CpuPool(settings.workers.processes, initializer=warm_up)
+        self.cpu = CpuPool(settings.workers.processes, initializer=warm_up, limits=settings.workers.process_limits())
         self.verdict_hooks: list[Callable[[FlowRecord], None]] = []
         self.processor = FlowProcessor(
             store,

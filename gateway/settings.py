@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from engine.cpu_pool import MIN_MEMORY_LIMIT_BYTES, ProcessLimits
 from engine.flownumber import PARTNER_CODE
 from engine.model import Limits
 from engine.status import FINAL_STATUSES, FlowStatus
@@ -99,10 +100,22 @@ class GrpcSection(_Section):
 class SftpSection(_Section):
     listen: Listen = "127.0.0.1:2222"
     password_auth: bool = False
-    max_auth_failures: int = Field(5, ge=1)
-    lockout_s: float = Field(3600, ge=0)
+    max_auth_failures: int = Field(5, ge=1)  # per (partner, source address): then that pair is locked
+    max_address_failures: int = Field(20, ge=1)  # per source address, whatever the user name
+    max_partner_failures: int = Field(50, ge=1)  # per partner from every address: then locked everywhere
+    lockout_s: float = Field(3600, ge=0)  # the longest lock, and the window failures are counted in
+    first_lockout_s: float = Field(60, gt=0)  # a key's first lock; each further one twice as long
     quota_bytes: int = Field(1024**3, ge=1)  # pending bytes in a partner's in/
     quota_files: int = Field(1000, ge=1)
+    max_upload_holes: int = Field(1024, ge=0)  # unwritten gaps in one upload; past it the upload is dropped
+
+    @field_validator("first_lockout_s")
+    @classmethod
+    def _first_lockout(cls, v: float, info: Any) -> float:
+        longest = info.data.get("lockout_s")
+        if longest is not None and v > longest:
+            raise ValueError(f"must not exceed lockout_s ({longest:g}): locks grow from it up to lockout_s")
+        return v
 
 
 class LimitsSection(_Section):
@@ -112,6 +125,15 @@ class LimitsSection(_Section):
     max_unpacked_bytes: int = Field(Limits.max_unpacked_bytes, ge=1)
     max_compression_ratio: int = Field(Limits.max_compression_ratio, ge=1)
     max_archive_members: int = Field(Limits.max_archive_members, ge=1)
+    max_archive_header_bytes: int = Field(Limits.max_archive_header_bytes, ge=512)
+    max_pdf_objects: int = Field(Limits.max_pdf_objects, ge=1)
+    max_pdf_stream_bytes: int = Field(Limits.max_pdf_stream_bytes, ge=1)
+    max_pdf_attachments: int = Field(Limits.max_pdf_attachments, ge=1)
+    max_pdf_attachment_bytes: int = Field(Limits.max_pdf_attachment_bytes, ge=1)
+    max_pdf_attachments_total_bytes: int = Field(Limits.max_pdf_attachments_total_bytes, ge=1)
+    max_xml_bytes: int = Field(Limits.max_xml_bytes, ge=1)
+    max_xml_depth: int = Field(Limits.max_xml_depth, ge=1, le=256)  # libxml2 stops at 256 anyway
+    max_xml_elements: int = Field(Limits.max_xml_elements, ge=1)
     validation_timeout_s: float = Field(Limits.validation_timeout_s, gt=0)
 
     def to_limits(self) -> Limits:
@@ -125,6 +147,20 @@ class WorkersSection(_Section):
     lease_s: float = Field(30, gt=0)
     poll_s: float = Field(1.0, gt=0)
     recover_every_s: float = Field(10, gt=0)
+    # Each validation process (0 turns a bound off): its private memory, and when it is replaced.
+    memory_limit_bytes: int = Field(ProcessLimits.memory_limit_bytes, ge=0)
+    recycle_after_checks: int = Field(ProcessLimits.recycle_after_checks, ge=0)
+    recycle_rss_bytes: int = Field(ProcessLimits.recycle_rss_bytes, ge=0)
+
+    @field_validator("memory_limit_bytes")
+    @classmethod
+    def _memory_limit(cls, v: int) -> int:
+        if 0 < v < MIN_MEMORY_LIMIT_BYTES:  # e.g. 2048 meant as MiB: no process could even start
+            raise ValueError(f"must be 0 (no limit) or at least {MIN_MEMORY_LIMIT_BYTES} bytes (512 MiB)")
+        return v
+
+    def process_limits(self) -> ProcessLimits:
+        return ProcessLimits(self.memory_limit_bytes, self.recycle_after_checks, self.recycle_rss_bytes)
 
 
 class ShutdownSection(_Section):

@@ -49,7 +49,7 @@ def inspect(path: Path) -> Inspection:
         with _connect(path) as conn:
             first = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
             if first != "ok":
-                return Inspection(FileState.DAMAGED, f"quick_check: {first}")
+                return Inspection(FileState.DAMAGED, f"quick_check: {_one_line(first)}")
             row = conn.execute(LAST_SEQUENCE).fetchone()
     except sqlite3.DatabaseError as exc:
         return Inspection(FileState.DAMAGED, str(exc))
@@ -66,7 +66,7 @@ def integrity_check(path: Path) -> list[str]:
         with _connect(path) as conn:
             for (message,) in conn.execute(INTEGRITY_CHECK):
                 if message != "ok":
-                    problems.append(message)
+                    problems.append(_one_line(message))
             for table, rowid, parent, _fk in conn.execute("PRAGMA foreign_key_check"):
                 problems.append(f"{table} row {rowid}: no matching row in {parent}")
     except sqlite3.DatabaseError as exc:
@@ -88,6 +88,11 @@ def last_sequence(path: Path) -> int:
     with _connect(path) as conn:
         (last,) = conn.execute(LAST_SEQUENCE).fetchone()
     return int(last)
+
+
+def _one_line(message: str) -> str:
+    """SQLite heads some messages with a ``*** in database main ***`` line: one line, without it."""
+    return "; ".join(line for line in message.splitlines() if line.strip() and not line.startswith("***"))
 
 
 def _connect(path: Path) -> closing[sqlite3.Connection]:
