@@ -28,7 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
 from clients.client import Client
+from fluxdepot.v1 import flows_pb2 as pb
+from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
 from tests import hostile
 from tests.e2e.daemon import REPO, RunningDaemon, start_daemon
 
@@ -174,7 +178,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", default=None, help="names (substrings) of the inputs to run")
     args = parser.parse_args()
-    benign = (REPO / "config/demo/invoices/ok/ubl_service_code.xml").read_bytes()
+    probe = (REPO / "config/demo/invoices/ok/ubl_service_code.xml").read_bytes()
+    benign = invoice("FA-HOSTILE-BASE", 20 * 1024)
     with tempfile.TemporaryDirectory(prefix="fluxdepot-hostile-") as tmp:
         root = Path(tmp)
         built = inputs(root)
@@ -182,14 +187,16 @@ def main() -> None:
         try:
             target = daemon.ready["grpc"]
             with Client(target, token=TECH) as fd:
-                probe_flow = fd.deposit(benign, "probe.xml").flow_number
+                probe_flow = fd.deposit(probe, "probe.xml").flow_number
                 fd.wait_final(probe_flow)
             rows = [measure(daemon, probe_flow, "baseline: a benign invoice", lambda: _codes(target, benign, "b.xml"))]
             for name, (content, file_name) in built.items():
                 if args.only is None or any(o in name for o in args.only):
                     rows.append(measure(daemon, probe_flow, name, lambda c=content, f=file_name: _codes(target, c, f)))
-            if args.only is None or any("parallel" in o for o in args.only):
-                rows.append(measure(daemon, probe_flow, "10 parallel 29 MiB deposits", lambda: _parallel(target)))
+            for streamed in (False, True):
+                name = f"10 parallel 29 MiB, {'streamed' if streamed else 'unary'}"
+                if args.only is None or any(o in name for o in args.only):
+                    rows.append(measure(daemon, probe_flow, name, lambda s=streamed: _parallel(target, s, root)))
         finally:
             daemon.signal(15)
             daemon.wait(60)
@@ -201,19 +208,46 @@ def _codes(target: str, content: bytes, name: str) -> str:
     return f"{status} {codes}"
 
 
-def _parallel(target: str) -> str:
-    def one(i: int) -> str:
-        # A valid-looking 29 MiB XML: a comment pads a real invoice, so each deposit is stored and checked.
-        from tests.factory import DEMO_BUYER_SERVICE, DEMO_SUPPLIER, InvoiceSpec, ubl_invoice
+def invoice(number: str, size: int) -> bytes:
+    """A real invoice padded with an XML comment to ``size`` bytes: stored and checked like any other."""
+    from tests.factory import DEMO_BUYER_SERVICE, DEMO_SUPPLIER, InvoiceSpec, ubl_invoice
 
-        spec = InvoiceSpec(f"FA-BIG-{i}", DEMO_SUPPLIER, DEMO_BUYER_SERVICE, service_code="SERV-COMPTA")
-        base = ubl_invoice(spec)
-        content = base + b"<!--" + b"x" * (29 * MB - len(base) - 7) + b"-->"
-        return deposit_and_wait(target, content, f"big{i}.xml")[0]
+    base = ubl_invoice(InvoiceSpec(number, DEMO_SUPPLIER, DEMO_BUYER_SERVICE, service_code="SERV-COMPTA"))
+    block = b"<!--" + b"x" * (MB - 7) + b"-->"  # libxml2 refuses a single comment past 10 MB
+    blocks, rest = divmod(size - len(base), len(block))
+    return base + block * blocks + (b"<!--" + b"x" * (rest - 7) + b"-->" if rest >= 7 else b" " * rest)
+
+
+def _parallel(target: str, streamed: bool, folder: Path) -> str:
+    """Ten 29 MiB deposits at once, as ``Deposit`` calls or streamed from files (``DepositStream``)."""
+    tag = "S" if streamed else "U"
+    paths = []
+    for i in range(10):
+        paths.append(folder / f"big{tag}{i}.xml")
+        paths[-1].write_bytes(invoice(f"FA-BIG-{tag}{i}", 29 * MB))
+
+    def one(path: Path) -> str:
+        if not streamed:  # the raw unary call, as a client other than ours may send it
+            return _unary(target, path)
+        with Client(target, token=TECH) as fd:
+            receipt = fd.deposit_file(path)  # past 1 MiB: DepositStream
+            return fd.wait_final(receipt.flow_number).status
 
     with ThreadPoolExecutor(10) as pool:
-        statuses = list(pool.map(one, range(10)))
+        statuses = list(pool.map(one, paths))
     return ",".join(sorted(set(statuses)))
+
+
+def _unary(target: str, path: Path) -> str:
+    options = [("grpc.max_send_message_length", 64 * MB)]
+    with grpc.insecure_channel(target, options=options) as channel:
+        stub = pb_grpc.FlowServiceStub(channel)
+        request = pb.DepositRequest(file_name=path.name, content=path.read_bytes())
+        try:
+            stub.Deposit(request, metadata=(("authorization", f"Bearer {TECH}"),), timeout=120)
+        except grpc.RpcError as exc:
+            return f"refused {exc.code().name}"  # type: ignore[attr-defined]
+    return "accepted"
 
 
 def _print(rows: list[Figures]) -> None:

@@ -45,6 +45,8 @@ from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
 DEFAULT_PORT = 50051
 DEFAULT_TARGET = f"127.0.0.1:{DEFAULT_PORT}"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+STREAM_ABOVE_BYTES = 1024 * 1024  # deposit_file streams bigger files (DepositStream)
+CHUNK_BYTES = 1024 * 1024
 _FORMATS = {"json": pb.REPORT_FORMAT_JSON, "xml": pb.REPORT_FORMAT_XML}
 _CHANNELS = {"EDI": pb.CHANNEL_EDI, "API": pb.CHANNEL_API, "PORTAL": pb.CHANNEL_PORTAL}
 _ACTIONS = {
@@ -181,17 +183,41 @@ class AsyncClient:
         sha256: str = "",
         with_signature: bool = False,
     ) -> DepositResult:
-        request = pb.DepositRequest(
-            file_name=file_name, content=content, syntax=syntax, issuer_siret=issuer_siret,
-            tracking_id=tracking_id, sha256=sha256, with_signature=with_signature,
-        )  # fmt: skip
+        options = {"syntax": syntax, "issuer_siret": issuer_siret, "tracking_id": tracking_id, "sha256": sha256,
+                   "with_signature": with_signature}  # fmt: skip
+        if len(content) > STREAM_ABOVE_BYTES:  # the server takes big files in chunks only ([grpc] max_message_bytes)
+            view = memoryview(content)
+            chunks = (bytes(view[i : i + CHUNK_BYTES]) for i in range(0, len(content), CHUNK_BYTES))
+            return await self.deposit_stream(chunks, file_name, **options)
+        request = pb.DepositRequest(file_name=file_name, content=content, **options)
         return DepositResult.from_pb(await self._call(self._flows.Deposit, request))
 
+    async def deposit_stream(
+        self, chunks: AsyncIterator[bytes] | Iterable[bytes], file_name: str, **options: Any
+    ) -> DepositResult:
+        """Deposit bytes that come in pieces (``DepositStream``): neither side holds the whole file
+        (options as ``deposit``)."""
+        header = pb.DepositRequest(file_name=file_name, **options)
+
+        async def messages() -> AsyncIterator[pb.DepositChunk]:
+            yield pb.DepositChunk(header=header)
+            if isinstance(chunks, AsyncIterator):
+                async for data in chunks:
+                    yield pb.DepositChunk(data=data)
+            else:
+                for data in chunks:
+                    yield pb.DepositChunk(data=data)
+
+        return DepositResult.from_pb(await self._call(self._flows.DepositStream, messages()))
+
     async def deposit_file(self, path: str | Path, **options: Any) -> DepositResult:
-        """Deposit a local file under its own name (options as ``deposit``)."""
+        """Deposit a local file under its own name (options as ``deposit``); past ``STREAM_ABOVE_BYTES``
+        it is streamed in chunks, so that neither side holds it whole."""
         path = Path(path)
-        content = await asyncio.to_thread(path.read_bytes)
-        return await self.deposit(content, path.name, **options)
+        if (await asyncio.to_thread(path.stat)).st_size <= STREAM_ABOVE_BYTES:
+            content = await asyncio.to_thread(path.read_bytes)
+            return await self.deposit(content, path.name, **options)
+        return await self.deposit_stream(_file_chunks(path), path.name, **options)
 
     async def get_flow(self, flow_number: str) -> Flow:
         return Flow.from_pb(await self._call(self._flows.GetFlow, pb.GetFlowRequest(flow_number=flow_number)))
@@ -332,6 +358,12 @@ class AsyncClient:
     async def list_structures(self) -> list[Structure]:
         answer = await self._call(self._admin.ListStructures, admin_pb.ListStructuresRequest())
         return [Structure.from_pb(s) for s in answer.structures]
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with open(path, "rb") as fh:  # noqa: ASYNC230 - each read is done in a thread below
+        while chunk := await asyncio.to_thread(fh.read, CHUNK_BYTES):
+            yield chunk
 
 
 class Client:

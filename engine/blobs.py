@@ -100,6 +100,34 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class Spool:
+    """A file written piece by piece (``BlobStore.spool``); ``close`` it before handing ``path`` on,
+    ``discard`` it in any case (a no-op once ``path`` was moved)."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            if exc.errno in _FULL_ERRNOS:
+                raise StorageFull() from exc
+            raise
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def discard(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
 @dataclass
 class _Written:
     """A temporary file holding a blob's bytes, not yet durable nor under its final name."""
@@ -227,6 +255,13 @@ class BlobStore:
         if written.tmp_path == path:  # an intact copy was there already
             path.unlink(missing_ok=True)
         return written.key, written.key, written.size
+
+    def spool(self) -> Spool:
+        """A new temporary file beside the blobs (same file system: ``adopt`` renames it into place) for a
+        deposit that arrives in pieces. Left over by a crash, it is removed by ``sweep_temp``."""
+        self._make_dirs(self._tmp, sync=True)
+        path = self._tmp / f"{secrets.token_hex(16)}.spool"
+        return Spool(path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
 
     def _write_temp(self, chunks: Iterable[bytes] | Readable, max_bytes: int | None) -> _Written:
         """Write the bytes to a new temporary file (not yet synced), hashing them on the way."""

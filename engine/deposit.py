@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,6 +129,24 @@ class DepositService:
         key, digest, size = await asyncio.to_thread(self._blobs.adopt, path)
         syntax = declared or await asyncio.to_thread(sniff_file, self._blobs.path(key)) or DEFAULT_SYNTAX
         return await self._create(request, declared, syntax, key, digest, size)
+
+    async def deposit_stream(self, request: DepositRequest, chunks: AsyncIterator[bytes]) -> DepositReceipt:
+        """``deposit`` of a file that arrives in pieces (``request.content`` is ignored): spooled to disk as
+        it comes, so it is never whole in memory, and refused as soon as it passes the size limit; then
+        ``deposit_file``. Nothing is left behind if the sender stops half-way."""
+        self._check_request(request, 0)  # the fields now, the size as the bytes come
+        spool = await asyncio.to_thread(self._blobs.spool)
+        try:
+            size = 0
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > self._limits.max_flow_bytes:
+                    raise FlowTooLarge(size, self._limits.max_flow_bytes)
+                await asyncio.to_thread(spool.write, chunk)
+            spool.close()
+            return await self.deposit_file(request, spool.path)
+        finally:
+            await asyncio.to_thread(spool.discard)  # a no-op once deposit_file took the file
 
     async def _retried(self, request: DepositRequest) -> DepositReceipt | None:
         """The flow an earlier deposit with the same tracking id created (DESIGN §9.4), if any."""

@@ -132,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings, *, init: bool = False) -> int:
     from gateway.daemon import Daemon
     from gateway.listeners import build_listeners
+    from gateway.memory import return_big_buffers
+
+    return_big_buffers()
 
     daemon = Daemon(settings, listeners=build_listeners, init=init)
     try:

@@ -17,8 +17,8 @@ import grpc
 
 from engine import ENGINE_VERSION
 from engine.clock import utcnow
-from engine.deposit import DepositRequest, DepositService
-from engine.errors import FlowNotFound, PermissionDenied
+from engine.deposit import DepositReceipt, DepositRequest, DepositService
+from engine.errors import FlowNotFound, InvalidDepositRequest, PermissionDenied
 from engine.model import Channel, FlowRecord
 from engine.permissions import Principal, PrincipalKind, check_can_deposit_for, visibility_of
 from engine.queries import FlowQuery
@@ -30,7 +30,7 @@ from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
 from gateway import grpc_convert as conv
 from gateway import grpc_files as files
 from gateway import grpc_watch as watch
-from gateway.grpc_auth import Authenticator, stream, unary
+from gateway.grpc_auth import Authenticator, client_stream, stream, unary
 from gateway.grpc_errors import InvalidArgument
 
 MAX_REPORTS_PER_ZIP = 500
@@ -101,33 +101,25 @@ class FlowServicer(pb_grpc.FlowServiceServicer):
     async def Deposit(  # noqa: N802 - gRPC method names are CamelCase
         self, request: pb.DepositRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.DepositResponse:
-        issuer = deposit_issuer(principal, request.issuer_siret)
-        check_can_deposit_for(principal, issuer)
-        receipt = await self.deposits.deposit(
-            DepositRequest(
-                file_name=request.file_name,
-                content=request.content,
-                channel=deposit_channel(principal),
-                depositor=principal.depositor,
-                issuer_siret=issuer,
-                syntax=request.syntax or None,
-                tracking_id=request.tracking_id or None,
-                sha256=request.sha256.strip().lower() or None,
-                partner_code=principal.login if principal.kind is PrincipalKind.PARTNER else None,
-                with_signature=request.with_signature,
-            )
-        )
-        flow = receipt.flow
-        return pb.DepositResponse(
-            flow_number=flow.flow_number,
-            deposited_at=conv.timestamp(flow.deposited_at),
-            syntax=flow.syntax.value,
-            status=conv.STATUS_TO_PB[flow.status],  # type: ignore[arg-type]
-            status_code=flow.status.code,
-            sha256=flow.sha256,
-            already_deposited=receipt.already_deposited,
-            flow=conv.flow_message(flow),
-        )
+        receipt = await self.deposits.deposit(_deposit_request(request, principal))
+        return _deposit_response(receipt)
+
+    @client_stream
+    async def DepositStream(  # noqa: N802
+        self, requests: AsyncIterator[pb.DepositChunk], context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.DepositResponse:
+        first = await anext(aiter(requests), None)
+        if first is None or not first.HasField("header"):
+            raise InvalidDepositRequest("header", "the first DepositChunk must carry the header")
+        if first.header.content or first.data:
+            raise InvalidDepositRequest("content", "the first DepositChunk carries the header only")
+
+        async def data() -> AsyncIterator[bytes]:
+            async for chunk in requests:
+                yield chunk.data
+
+        receipt = await self.deposits.deposit_stream(_deposit_request(first.header, principal), data())
+        return _deposit_response(receipt)
 
     @unary
     async def GetFlow(  # noqa: N802
@@ -229,3 +221,35 @@ class FlowServicer(pb_grpc.FlowServiceServicer):
         )
         async for event in events:
             yield conv.event_message(event)
+
+
+def _deposit_request(request: pb.DepositRequest, principal: Principal) -> DepositRequest:
+    """The engine's request for a ``Deposit`` or a ``DepositStream`` header (issuer checked for the caller)."""
+    issuer = deposit_issuer(principal, request.issuer_siret)
+    check_can_deposit_for(principal, issuer)
+    return DepositRequest(
+        file_name=request.file_name,
+        content=request.content,
+        channel=deposit_channel(principal),
+        depositor=principal.depositor,
+        issuer_siret=issuer,
+        syntax=request.syntax or None,
+        tracking_id=request.tracking_id or None,
+        sha256=request.sha256.strip().lower() or None,
+        partner_code=principal.login if principal.kind is PrincipalKind.PARTNER else None,
+        with_signature=request.with_signature,
+    )
+
+
+def _deposit_response(receipt: DepositReceipt) -> pb.DepositResponse:
+    flow = receipt.flow
+    return pb.DepositResponse(
+        flow_number=flow.flow_number,
+        deposited_at=conv.timestamp(flow.deposited_at),
+        syntax=flow.syntax.value,
+        status=conv.STATUS_TO_PB[flow.status],  # type: ignore[arg-type]
+        status_code=flow.status.code,
+        sha256=flow.sha256,
+        already_deposited=receipt.already_deposited,
+        flow=conv.flow_message(flow),
+    )

@@ -38,6 +38,7 @@ from gateway.grpc_auth import Authenticator
 from gateway.grpc_flows import FlowServicer
 
 MESSAGE_OVERHEAD_BYTES = 64 * 1024  # the other fields of a DepositRequest, beyond its content
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # default [grpc] max_message_bytes: a unary Deposit's content at most
 MAX_SEND_BYTES = 16 * 1024 * 1024  # reports and chunks stay far below
 FLOW_SERVICE = flows_pb.DESCRIPTOR.services_by_name["FlowService"].full_name
 ADMIN_SERVICE = admin_pb.DESCRIPTOR.services_by_name["AdminService"].full_name
@@ -87,6 +88,9 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary and inspect.iscoroutinefunction(handler.unary_unary):
             bound = _bind_unary(handler.unary_unary, rpc, self._on_call)
             return handler._replace(unary_unary=bound)  # type: ignore[attr-defined,no-any-return]
+        if handler.stream_unary and inspect.iscoroutinefunction(handler.stream_unary):  # DepositStream
+            bound = _bind_unary(handler.stream_unary, rpc, self._on_call)
+            return handler._replace(stream_unary=bound)  # type: ignore[attr-defined,no-any-return]
         if handler.unary_stream and inspect.isasyncgenfunction(handler.unary_stream):
             streamed = _bind_stream(handler.unary_stream, rpc, self._on_call)
             return handler._replace(unary_stream=streamed)  # type: ignore[attr-defined,no-any-return]
@@ -147,6 +151,7 @@ async def start_grpc_server(
     watch_wait_s: float = 15.0,
     on_call: CallObserver | None = None,
     stuck_after_s: Mapping[FlowStatus, float] | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> tuple[grpc.aio.Server, int]:
     """Start serving on ``listen`` (``HOST:PORT``; port 0 picks one) and return the server and its port.
 
@@ -156,7 +161,8 @@ async def start_grpc_server(
     server = grpc.aio.server(
         interceptors=[CallContextInterceptor(on_call)],
         options=[
-            ("grpc.max_receive_message_length", limits.max_flow_bytes + MESSAGE_OVERHEAD_BYTES),
+            # A unary Deposit is held whole by grpc before any check: bigger files come by DepositStream.
+            ("grpc.max_receive_message_length", min(limits.max_flow_bytes, max_message_bytes) + MESSAGE_OVERHEAD_BYTES),
             ("grpc.max_send_message_length", MAX_SEND_BYTES),
             # grpc shares a port with any other process by default: a second daemon would answer half the
             # calls from another data folder. A port in use must be an error.

@@ -74,6 +74,7 @@ class GrpcListener:
             auth=Authenticator(self._engine.store, ttl_s=self._engine.settings.grpc.token_cache_s),
             on_call=lambda method, code: metrics.grpc_calls.labels(method, code).inc(),
             stuck_after_s=self._engine.settings.stuck_after(),
+            max_message_bytes=self._engine.settings.grpc.max_message_bytes,
         )
 
     async def set_health(self, service: str, serving: bool) -> None:

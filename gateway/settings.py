@@ -95,6 +95,9 @@ class GrpcSection(_Section):
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: clients must present a certificate signed by it (mutual TLS)
     token_cache_s: float = Field(60.0, ge=0)
+    # A unary Deposit's largest content: grpc holds each message whole before any check, so bigger files
+    # come by DepositStream (the client streams anything past 1 MiB), spooled to disk as they arrive.
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
 
 
 class SftpSection(_Section):

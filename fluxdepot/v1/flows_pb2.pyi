@@ -71,6 +71,14 @@ class DepositRequest(_message.Message):
     sha256: str
     def __init__(self, file_name: _Optional[str] = ..., content: _Optional[bytes] = ..., syntax: _Optional[str] = ..., issuer_siret: _Optional[str] = ..., with_signature: _Optional[bool] = ..., tracking_id: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
 
+class DepositChunk(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: DepositRequest
+    data: bytes
+    def __init__(self, header: _Optional[_Union[DepositRequest, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class DepositResponse(_message.Message):
     __slots__ = ("flow_number", "deposited_at", "syntax", "status", "sha256", "already_deposited", "status_code", "flow")
     FLOW_NUMBER_FIELD_NUMBER: _ClassVar[int]

@@ -39,6 +39,11 @@ class FlowServiceStub:
                 request_serializer=fluxdepot_dot_v1_dot_flows__pb2.DepositRequest.SerializeToString,
                 response_deserializer=fluxdepot_dot_v1_dot_flows__pb2.DepositResponse.FromString,
                 _registered_method=True)
+        self.DepositStream = channel.stream_unary(
+                '/fluxdepot.v1.FlowService/DepositStream',
+                request_serializer=fluxdepot_dot_v1_dot_flows__pb2.DepositChunk.SerializeToString,
+                response_deserializer=fluxdepot_dot_v1_dot_flows__pb2.DepositResponse.FromString,
+                _registered_method=True)
         self.GetFlow = channel.unary_unary(
                 '/fluxdepot.v1.FlowService/GetFlow',
                 request_serializer=fluxdepot_dot_v1_dot_flows__pb2.GetFlowRequest.SerializeToString,
@@ -86,6 +91,14 @@ class FlowServiceServicer:
 
     def Deposit(self, request, context):
         """deposerFluxFacture: durable before it answers; the flow is then RECEIVED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DepositStream(self, request_iterator, context):
+        """Deposit, streamed: the server never holds the whole file (spooled to disk as it arrives). Use it for
+        big files; the answer is Deposit's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -155,6 +168,11 @@ def add_FlowServiceServicer_to_server(servicer, server):
                     request_deserializer=fluxdepot_dot_v1_dot_flows__pb2.DepositRequest.FromString,
                     response_serializer=fluxdepot_dot_v1_dot_flows__pb2.DepositResponse.SerializeToString,
             ),
+            'DepositStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.DepositStream,
+                    request_deserializer=fluxdepot_dot_v1_dot_flows__pb2.DepositChunk.FromString,
+                    response_serializer=fluxdepot_dot_v1_dot_flows__pb2.DepositResponse.SerializeToString,
+            ),
             'GetFlow': grpc.unary_unary_rpc_method_handler(
                     servicer.GetFlow,
                     request_deserializer=fluxdepot_dot_v1_dot_flows__pb2.GetFlowRequest.FromString,
@@ -222,6 +240,33 @@ class FlowService:
             target,
             '/fluxdepot.v1.FlowService/Deposit',
             fluxdepot_dot_v1_dot_flows__pb2.DepositRequest.SerializeToString,
+            fluxdepot_dot_v1_dot_flows__pb2.DepositResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DepositStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/fluxdepot.v1.FlowService/DepositStream',
+            fluxdepot_dot_v1_dot_flows__pb2.DepositChunk.SerializeToString,
             fluxdepot_dot_v1_dot_flows__pb2.DepositResponse.FromString,
             options,
             channel_credentials,
