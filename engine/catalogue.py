@@ -86,6 +86,12 @@ _ENTRIES = (
         "Put only regular files (and folders) in the archive.",
     ),
     Entry(
+        "FILE_NOT_XML",
+        T,
+        "Not an invoice (not XML): the document does not start with '<' (a text, image or office file?).",
+        "Deposit the invoice's XML (UBL or CII), its Factur-X PDF, or an archive of them.",
+    ),
+    Entry(
         "XML_NOT_WELL_FORMED",
         T,
         "The XML document is not well-formed.",

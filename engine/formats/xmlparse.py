@@ -69,6 +69,15 @@ def declares_doctype(data: bytes) -> bool:
     return _FORBIDDEN.search(head) is not None
 
 
+def looks_like_xml(data: bytes) -> bool:
+    """Whether ``data`` starts as XML does: ``<`` after an optional UTF-8 byte order mark and blanks.
+    UTF-16 and UTF-32 text (a NUL among the first bytes, or their byte order marks) is left to the parser."""
+    head = data[:4]
+    if b"\0" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    return data.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1] == b"<"
+
+
 def element_bound(data: bytes) -> int:
     """An upper bound of the elements of an XML document: its ``<`` not followed by ``/`` (comments,
     processing instructions and CDATA sections count too; ``<`` is escaped anywhere else)."""
@@ -93,6 +102,10 @@ def parse(
                 f"The XML document has more than {max_elements} elements (what is left of max_xml_elements).",
                 document=document,
             )
+        )
+    if not looks_like_xml(data):
+        raise XmlError(
+            finding("FILE_NOT_XML", "Not an invoice (not XML): the file does not start with '<'.", document=document)
         )
     if declares_doctype(data):
         raise XmlError(_forbidden(document))
