@@ -1,9 +1,13 @@
-"""Throughput of the validation pipeline on UBL invoices, in a process pool using every core.
+"""Throughput of the validation pipeline on UBL and CII invoices, in a process pool using every core.
 
 Runs the valid UBL invoices of the shared corpus, copied to a temp folder and repeated to ``--count``
 invoices, through (a) lxml parse + UBL XSD only and (b) the whole ``flow_check``, as the workers run it
-(transport and content checks: CEN EN 16931 schematron with saxonche, facts). Workers are warmed up first (schemas and
-stylesheets compiled once per process), so the figures are steady-state throughput.
+(transport and content checks: CEN EN 16931 schematron with saxonche, facts). Then the valid plain-CII
+invoices (no Factur-X guideline) the same way: (d) ``flow_check`` on the ``en16931`` route (D22B XSD +
+CEN CII XSLT) next to (d0) the route it replaced, measured in the same run (Factur-X EN16931 XSD + the
+Factur-X EN16931 schematron, EN 16931 rules kept). Workers are warmed up first (schemas and stylesheets
+compiled once per process), so the figures are steady-state throughput; CII figures are also given per
+core (the rate divided by the workers).
 
     .venv/bin/python -m bench.pipeline [--count 1000] [--workers N]
 """
@@ -23,11 +27,12 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from engine.formats import xmlparse
+from engine.formats import detect, xmlparse
 from engine.model import Limits
 from engine.technical import flow_check
 from engine.validation import rules, xsd
 from engine.validation.artefacts import Artefact
+from engine.validation.routes import Origin
 from tests.corpus import CORPUS
 
 TARGET_PER_S = 250
@@ -40,10 +45,36 @@ def _valid_ubl() -> list[Path]:
         return [CORPUS / r["path"] for r in rows if r["path"].startswith("ubl/") and r["expected"] == "valid"]
 
 
+def _valid_plain_cii() -> list[Path]:
+    """The valid CII XML invoices of the corpus whose guideline names no Factur-X profile."""
+    with open(CORPUS / "MANIFEST.tsv", newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t")
+        paths = [CORPUS / r["path"] for r in rows if r["path"].startswith("cii/") and r["expected"] == "valid"]
+    return [p for p in paths if detect.detect(p.read_bytes(), p.name, Limits()).profile is None]
+
+
 def _warm_up() -> None:
     xsd.schema(Artefact.UBL_INVOICE_XSD)
     xsd.schema(Artefact.UBL_CREDIT_NOTE_XSD)
     rules.warm_up(Artefact.EN16931_UBL_XSLT)
+
+
+def _warm_up_cii() -> None:
+    xsd.schema(Artefact.CII_D22B_XSD)
+    xsd.schema(Artefact.FX_EN16931_XSD)
+    rules.warm_up(Artefact.EN16931_CII_XSLT, Artefact.FX_EN16931_XSLT)
+
+
+def cii_route_before(path: str) -> bool:
+    """(d0) the plain-CII route before the CEN CII XSLT: Factur-X EN16931 XSD + the Factur-X EN16931
+    schematron, its EN 16931 rules kept (parse, XSD, schematron, as ``flow_check`` does them)."""
+    data = Path(path).read_bytes()
+    tree = xmlparse.parse(data, path)
+    if xsd.validate(tree, Artefact.FX_EN16931_XSD, path):
+        return False
+    hits = rules.run_schematron(Artefact.FX_EN16931_XSLT, data.decode("utf-8-sig"))
+    kept = [h for h in hits if not h.is_report and h.rule and h.rule.startswith(("BR-", "CII-")) and "FX" not in h.rule]
+    return not any(f.is_error for f in rules.to_findings(kept, path, Origin.CEN))
 
 
 def xsd_only(path: str) -> bool:
@@ -63,8 +94,10 @@ def whole_pipeline(path: str) -> bool:
     return not errors
 
 
-def _run(label: str, job: Callable[[str], bool], paths: list[str], workers: int) -> tuple[float, int]:
-    with ProcessPoolExecutor(max_workers=workers, initializer=_warm_up) as pool:
+def _run(
+    label: str, job: Callable[[str], bool], paths: list[str], workers: int, warm_up: Callable[[], None] = _warm_up
+) -> tuple[float, int]:
+    with ProcessPoolExecutor(max_workers=workers, initializer=warm_up) as pool:
         list(pool.map(job, paths[: workers * _CHUNK], chunksize=_CHUNK))  # every worker warm
         started = time.perf_counter()
         results = list(pool.map(job, paths, chunksize=_CHUNK))
@@ -151,6 +184,19 @@ def main() -> None:
         print(f"{len(sources)} valid UBL corpus invoices repeated to {args.count}; {args.workers} workers")
         xsd_rate, _ = _run("(a) lxml parse + UBL XSD", xsd_only, paths, args.workers)
         full_rate, invalid = _run("(b) flow_check (transport + content)", whole_pipeline, paths, args.workers)
+        cii = _valid_plain_cii()
+        cii_paths = []
+        for i in range(args.count):
+            target = folder / f"cii-{i:05d}-{cii[i % len(cii)].name}"
+            shutil.copyfile(cii[i % len(cii)], target)
+            cii_paths.append(str(target))
+        print(f"{len(cii)} valid plain-CII corpus invoices repeated to {args.count}")
+        before, _ = _run(
+            "(d0) CII before: Factur-X EN16931 route", cii_route_before, cii_paths, args.workers, _warm_up_cii
+        )
+        after, cii_invalid = _run(
+            "(d) CII flow_check: D22B + CEN CII XSLT", whole_pipeline, cii_paths, args.workers, _warm_up_cii
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     worker_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
@@ -158,6 +204,10 @@ def main() -> None:
     engine_rate = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight))
     print(f"ratio (a)/(b): {xsd_rate / full_rate:.1f}x  (schematron share of the pipeline cost)")
     print(f"ratio (c)/(b): {engine_rate / full_rate:.2f}  (what the store, statuses and business checks cost)")
+    print(
+        f"plain CII per core: {after / args.workers:.0f} invoices/s (d) against {before / args.workers:.0f} (d0), "
+        f"{after / before:.1f}x; {cii_invalid} judged invalid"
+    )
     print(f"max RSS of a worker process: {worker_rss_mib:.0f} MiB")
     verdict = "OK" if full_rate >= TARGET_PER_S and not invalid else "BELOW TARGET"
     print(f"target >= {TARGET_PER_S} UBL invoices/s for (b): {verdict}")

@@ -1,38 +1,46 @@
-"""Run the packaged schematron XSLTs (CEN EN 16931, Factur-X profiles) with saxonche; map SVRL to findings.
+"""Run the schematron XSLTs (CEN EN 16931, Factur-X profiles, French Flux 2) with saxonche; map SVRL to findings.
 
 Invariants:
 
-* One ``PySaxonProcessor`` per process and one compiled ``XsltExecutable`` per artefact, both created
-  lazily and cached; no stylesheet is compiled per invoice.
+* One ``PySaxonProcessor`` per process and one compiled ``XsltExecutable`` per artefact location, both
+  created lazily and cached; no stylesheet is compiled per invoice. An artefact is verified against its
+  pinned sha256 when it is compiled (``engine.validation.artefacts``).
 * Saxon parses the document itself from text (no lxml → Saxon tree conversion); the SVRL is parsed
   with the hardened lxml parser only when it holds a ``failed-assert`` or ``successful-report``.
-* A ``failed-assert`` with flag ``fatal`` or no flag is an error, ``warning`` (or ``information``) a
-  warning; a ``successful-report`` of a Factur-X schematron ("marked as not used in the given
-  context") is an error, as in Mustang.
-* A processor failure raises ``RulesError``; callers report ``CHECK_FAILED``, never a pass.
+* A rule's ``flag`` decides its severity, for every ruleset: ``fatal`` or no flag is an error,
+  ``warning`` (or ``information``) a warning that never rejects an invoice. A ``successful-report`` of a
+  Factur-X schematron ("marked as not used in the given context") follows the same rule (unflagged: an
+  error, as in Mustang).
+* A processor failure raises ``RulesError``, a missing or altered artefact ``ArtefactError``; callers
+  report ``CHECK_FAILED``, never a pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
 from saxonche import PySaxonApiError, PySaxonProcessor
 
 from engine.catalogue import finding
+from engine.catalogue_fr_flux2 import fr_flux2_code
 from engine.formats import xmlparse
 from engine.formats.xmlparse import safe_parser
-from engine.model import Finding
-from engine.validation.artefacts import Artefact, path_of
+from engine.model import Finding, Severity
+from engine.validation.artefacts import Artefact, location, verify
+from engine.validation.routes import Origin
 
 SVRL_NS = "http://purl.oclc.org/dsdl/svrl"
 _FAILED_ASSERT = f"{{{SVRL_NS}}}failed-assert"
 _SUCCESSFUL_REPORT = f"{{{SVRL_NS}}}successful-report"
 _WARNING_FLAGS = frozenset({"warning", "information", "info"})
 _BUSINESS_TERM = re.compile(r"\b(B[TG]-\d+)\b")
+_TERM_IN_RULE = re.compile(r"_(B[TG]-\d+|EXT-FR-FE-(?:BG-)?\d+)")  # BR-FR-01_BT-25 → BT-25
 _RULE_IN_TEXT = re.compile(r"^\s*\[([A-Za-z0-9-]+)\]")
 # Rule ids that are EN 16931 rules (the Factur-X schematrons embed them next to their own FX-* rules).
 _EN16931_RULE = re.compile(r"^(BR-(?!FX)|CII-|UBL-|PEPPOL-EN16931)")
@@ -59,29 +67,34 @@ def _processor() -> Any:  # saxonche ships no type stubs
     return PySaxonProcessor(license=False)
 
 
+def _executable(artefact: Artefact, artefacts_dir: str | None) -> Any:
+    """The compiled stylesheet (cached per process and location); raises ``ArtefactError`` when it is
+    missing, unreadable or not the pinned one."""
+    return _compiled(artefact, str(location(artefact, artefacts_dir)))
+
+
 @functools.cache
-def _executable(artefact: Artefact) -> Any:
-    """The compiled stylesheet (cached per process); raises ``ArtefactMissingError`` when absent."""
-    path = path_of(artefact)
+def _compiled(artefact: Artefact, path: str) -> Any:
+    verify(artefact, Path(path))
     try:
-        return _processor().new_xslt30_processor().compile_stylesheet(stylesheet_file=str(path))
+        return _processor().new_xslt30_processor().compile_stylesheet(stylesheet_file=path)
     except PySaxonApiError as exc:
         raise RulesError(f"cannot compile {artefact.name}: {exc}") from None
 
 
-def warm_up(*artefacts: Artefact) -> None:
-    """Compile the given stylesheets now (a worker process calls this once at start)."""
+def warm_up(*artefacts: Artefact, artefacts_dir: str | None = None) -> None:
+    """Compile the given stylesheets now (a validation process calls this once at start)."""
     for artefact in artefacts:
-        _executable(artefact)
+        _executable(artefact, artefacts_dir)
 
 
-def run_schematron(artefact: Artefact, xml_text: str) -> list[RuleHit]:
+def run_schematron(artefact: Artefact, xml_text: str, artefacts_dir: str | None = None) -> list[RuleHit]:
     """Run one compiled schematron on an XML document given as text; return its asserts and reports.
 
     The text must already have passed ``engine.formats.xmlparse`` (no DOCTYPE). Used for whole
     invoices and for the CEN rule-test fragments alike.
     """
-    executable = _executable(artefact)
+    executable = _executable(artefact, artefacts_dir)
     try:
         node = _processor().parse_xml(xml_text=xml_text)
         svrl = executable.transform_to_string(xdm_node=node)
@@ -115,40 +128,47 @@ def _hits(svrl: bytes) -> list[RuleHit]:
     return hits
 
 
-def to_findings(hits: list[RuleHit], document: str, facturx: bool) -> list[Finding]:
-    """SVRL hits as findings: EN 16931 rules → ``EN16931_RULE``/``EN16931_WARNING``, Factur-X rules and
-    reports → ``FACTURX_PROFILE_RULE`` (warnings of either kind → ``EN16931_WARNING``)."""
+def to_findings(hits: list[RuleHit], document: str, origin: Origin) -> list[Finding]:
+    """SVRL hits as findings, each with its rule's severity: CEN rules → ``EN16931_RULE`` /
+    ``EN16931_WARNING``, Factur-X profile rules and reports → ``FACTURX_PROFILE_RULE`` /
+    ``FACTURX_PROFILE_WARNING``, French Flux 2 rules → their own ``BR_FR_*`` code (English message, then
+    the rule's own French text)."""
     findings = []
     for hit in hits:
-        if not hit.is_error:
-            code = "EN16931_WARNING"
-        elif facturx and (hit.is_report or not _EN16931_RULE.match(hit.rule or "")):
-            code = "FACTURX_PROFILE_RULE"
+        term = _TERM_IN_RULE.search(hit.rule or "") or _BUSINESS_TERM.search(hit.text)
+        message: str | None = hit.text or None
+        if origin is Origin.FR_FLUX2:
+            code = fr_flux2_code(hit.rule)
+        elif origin is Origin.FACTURX:
+            code = "FACTURX_PROFILE_RULE" if hit.is_error else "FACTURX_PROFILE_WARNING"
         else:
-            code = "EN16931_RULE"
-        term = _BUSINESS_TERM.search(hit.text)
-        findings.append(
-            finding(
-                code,
-                hit.text or None,
-                rule=hit.rule or ("FX-NOT-IN-PROFILE" if hit.is_report else None),
-                location=hit.location,
-                document=document,
-                business_term=term.group(1) if term else None,
-            )
+            code = "EN16931_RULE" if hit.is_error else "EN16931_WARNING"
+        found = finding(
+            code,
+            message,
+            rule=hit.rule or ("FX-NOT-IN-PROFILE" if hit.is_report else None),
+            location=hit.location,
+            document=document,
+            business_term=term.group(1) if term else None,
         )
+        if origin is Origin.FR_FLUX2:
+            english = finding(code).message
+            found = dataclasses.replace(found, message=f"{english} — {hit.text}" if hit.text else english)
+        severity = Severity.ERROR if hit.is_error else Severity.WARNING
+        findings.append(found if found.severity is severity else dataclasses.replace(found, severity=severity))
     return findings
 
 
-def en16931_only(hits: list[RuleHit]) -> list[RuleHit]:
-    """Keep the EN 16931 rules of a Factur-X schematron's output (drop FX-* rules and reports)."""
-    return [h for h in hits if not h.is_report and _EN16931_RULE.match(h.rule or "")]
+def profile_rules_only(hits: list[RuleHit]) -> list[RuleHit]:
+    """Drop the EN 16931 rules a Factur-X schematron embeds (the CEN XSLT judges those); keep its own
+    ``FX-*``/``BR-FX*`` rules and its "not in profile" reports."""
+    return [h for h in hits if h.is_report or not _EN16931_RULE.match(h.rule or "")]
 
 
-def run_on_fragment(artefact: Artefact, xml: bytes) -> list[RuleHit]:
+def run_on_fragment(artefact: Artefact, xml: bytes, artefacts_dir: str | None = None) -> list[RuleHit]:
     """Run a schematron on a raw (possibly schema-invalid) XML fragment, e.g. a CEN rule-test case.
 
     The bytes go through the hardened parser first, so a fragment with a DOCTYPE raises ``XmlError``.
     """
     tree = xmlparse.parse(xml, "fragment")
-    return run_schematron(artefact, str(etree.tostring(tree, encoding="unicode")))
+    return run_schematron(artefact, str(etree.tostring(tree, encoding="unicode")), artefacts_dir)
