@@ -21,6 +21,7 @@ $(STAMP): $(LOCK) pyproject.toml
 
 setup: $(STAMP)
 	@chmod 600 config/demo/AAA001_ed25519  # git does not keep modes; ssh refuses a readable key
+	$(BIN)/python -m engine.validation.fetch_artefacts  # the CEN CII XSLT (pinned wheel, sha256 checked); idempotent
 
 # Refresh the lock: the newest versions pyproject.toml allows, for CPython 3.11-3.13 on every platform
 # (markers decide per machine). Prove an upgrade with `make test` before committing it.
@@ -34,6 +35,7 @@ test-latest:
 	rm -rf $(LATEST)
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/pip install $(PIPQ) --upgrade -e '.[dev]'
+	$(LATEST)/bin/python -m engine.validation.fetch_artefacts
 	$(LATEST)/bin/lint-imports
 	$(LATEST)/bin/pytest -p no:cacheprovider
 

@@ -74,10 +74,15 @@ async def _serve_echo(port_out: multiprocessing.SimpleQueue) -> None:  # type: i
 
 
 async def _serve_real(port_out: multiprocessing.SimpleQueue, root: str) -> None:  # type: ignore[type-arg]
+    from grpc_health.v1._async import HealthServicer
+
     from engine.blobs import BlobStore
     from engine.deposit import DepositService
     from engine.directory_file import load_directory
     from engine.model import Limits
+    from engine.services.auth import TokenAuthenticator
+    from engine.services.flows import FlowsService
+    from engine.services.watch import WatchService
     from engine.store import open_store
     from gateway.grpc_server import start_grpc_server
     from tests.harness import DEMO_DIRECTORY
@@ -86,7 +91,15 @@ async def _serve_real(port_out: multiprocessing.SimpleQueue, root: str) -> None:
     await store.import_directory(load_directory(DEMO_DIRECTORY))
     limits = Limits()
     deposits = DepositService(store, BlobStore(Path(root) / "blobs"), limits)
-    server, port = await start_grpc_server(store, deposits, limits, "127.0.0.1:0")
+    server, port = await start_grpc_server(
+        limits,
+        "127.0.0.1:0",
+        flows=FlowsService(store, deposits, stuck_after_s={}),
+        watch=WatchService(store, wait_s=15.0),
+        auth=TokenAuthenticator(store),
+        store=store,
+        health=HealthServicer(),
+    )
     port_out.put(port)
     await server.wait_for_termination()
 

@@ -11,7 +11,7 @@ outbox's drain (the oldest 100 final EDI flows whose integration report is not w
 the flows that are EDI with their reports written) against the return-flow test on every flow.
 
 Then the operator's CSV export through ``ExportSearch``'s own pipeline (``store.iter_search`` in keyset
-batches, ``gateway.grpc_files.csv_chunks``), of 10,000 flows and of all of them: rows/s and the peak
+batches, ``engine.services.exports.csv_bytes``), of 10,000 flows and of all of them: rows/s and the peak
 growth of the process's resident memory (``/proc/self/statm`` sampled every 5 ms), which must not grow
 with the row count. The baseline is one plain ``SELECT`` in the same order, written with ``csv``.
 
@@ -37,9 +37,9 @@ from typing import Any
 from engine.model import FlowRecord
 from engine.permissions import Visibility
 from engine.queries import DashboardQuery, FlowQuery, PageKey
+from engine.services.exports import CSV_COLUMNS, csv_bytes
 from engine.status import FINAL_STATUSES
 from engine.store.sqlite import SqliteStore
-from gateway.grpc_files import CSV_COLUMNS, csv_chunks
 
 OUT = Path(__file__).resolve().parent / "out"
 ISSUERS = [f"{100000000 + i:09d}00011" for i in range(1000)]
@@ -352,9 +352,8 @@ async def measure_export(path: Path, limits: list[int | None]) -> list[tuple[int
             rows = 0
             started = time.perf_counter()
             with PeakRss() as ours:
-                chunks = csv_chunks(_first(store.iter_search(FlowQuery(), everyone), limit), "flows.csv")
-                async for chunk in chunks:
-                    rows += chunk.data.count(b"\n")
+                async for data in csv_bytes(_first(store.iter_search(FlowQuery(), everyone), limit)):
+                    rows += data.count(b"\n")
             seconds = time.perf_counter() - started
             rows -= 1  # the header
             started = time.perf_counter()
@@ -405,7 +404,7 @@ def main() -> None:
     if args.no_export:
         return
     print()
-    print("operator's CSV export (ExportSearch's pipeline: store.iter_search -> csv_chunks)")
+    print("operator's CSV export (ExportSearch's pipeline: store.iter_search -> csv_bytes)")
     print(f"{'rows':>10} {'rows/s':>10} {'peak RSS +MB':>13} | {'raw rows/s':>10} {'raw RSS +MB':>12} {'ratio':>6}")
     for count, seconds, growth, raw_seconds, raw_growth in asyncio.run(measure_export(path, [10_000, None])):
         rate, raw_rate = count / seconds, count / raw_seconds

@@ -77,11 +77,14 @@ async def serve(data: Path, port_file: Path) -> None:
     from engine.deposit import DepositService
     from engine.directory_file import load_directory
     from engine.model import Limits
+    from engine.services.auth import PartnerAuthenticator
     from engine.store import open_store
     from gateway.logs import configure_logging
     from gateway.outbox import OutboxWriter
+    from gateway.sftp_auth import Credentials
+    from gateway.sftp_intake import Intake
     from gateway.sftp_paths import PartnerFolders
-    from gateway.sftp_server import SftpSettings, start_sftp_server
+    from gateway.sftp_server import SftpSettings, auth_settings, intake_settings, start_sftp_server
 
     configure_logging("info", "json")  # as the daemon logs (to stdout, discarded here)
     store = await open_store(f"sqlite:///{data / 'fluxdepot.db'}")
@@ -90,7 +93,10 @@ async def serve(data: Path, port_file: Path) -> None:
     deposits = DepositService(store, BlobStore(data / "blobs"), limits)
     outbox = OutboxWriter(store, PartnerFolders(data / "sftp"), engine_version=ENGINE_VERSION)
     settings = SftpSettings(max_flow_bytes=limits.max_flow_bytes, quota_files=100_000, quota_bytes=1 << 40)
-    server, port = await start_sftp_server(store, deposits, outbox, settings, "127.0.0.1:0")
+    lockouts = auth_settings(settings)  # wired as gateway.daemon wires the SFTP face
+    credentials = Credentials(PartnerAuthenticator(store, lockouts.lockouts), lockouts)
+    intake = Intake(deposits, outbox, outbox.folders, intake_settings(settings), find_partner=store.get_partner)
+    server, port = await start_sftp_server(credentials, intake, settings, "127.0.0.1:0")
     port_file.write_text(str(port))  # noqa: ASYNC240 - once, at start, before any client
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

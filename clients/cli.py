@@ -4,6 +4,9 @@ Exit codes: 0 success; 1 a flow followed with ``--wait`` did not integrate fully
 refused requests; then each ``clients.errors`` class's own code (3 unauthenticated, 4 permission
 denied, 5 not found, 6 already exists, 7 over a limit, 8 wrong state, 9 server unavailable, 10 a call
 outlasted ``--timeout``, or ``deposit --wait`` gave up at it, 11 server error).
+
+This module builds the parser and runs a command; each subcommand names its handler in
+``clients.cli_commands`` (``set_defaults(handler=...)``), and what both share is ``clients.cli_common``.
 """
 
 from __future__ import annotations
@@ -16,23 +19,19 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import shtab
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from clients import cli_commands as commands
 from clients import cli_output as out
+from clients.cli_common import EXIT_USAGE, add_filters, parse_time
 from clients.client import DEFAULT_PORT, DEFAULT_TARGET, AsyncClient
-from clients.errors import DeadlineExceeded, FluxdepotError
-from clients.models import Flow
+from clients.errors import FluxdepotError
 
-EXIT_NOT_INTEGRATED = 1
-EXIT_USAGE = 2
-EXIT_TIMEOUT = DeadlineExceeded.exit_code
 SHELLS = ("bash", "zsh")
 _INVALID_CHOICE = re.compile(r"^(?P<where>.*)invalid choice: (?P<value>.+?) \(choose from (?P<choices>.*)\)$")
 EXAMPLES = """examples:
@@ -79,37 +78,6 @@ def _version() -> str:
         return "unknown"
 
 
-def _time(text: str) -> datetime:
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def _add_filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--issuer", action="append", default=[], metavar="SIRET", help="repeatable")
-    p.add_argument("--status", action="append", default=[], help="name or code, repeatable (e.g. REJECTED)")
-    p.add_argument("--syntax", action="append", default=[], help="syntaxeFlux, repeatable")
-    p.add_argument("--from", dest="deposited_from", type=_time, help="deposited on or after (ISO)")
-    p.add_argument("--to", dest="deposited_to", type=_time, help="deposited before (ISO); not before --from")
-    p.add_argument("--flow-number", default="")
-    p.add_argument("--file-name", default="", help="substring of the file name")
-    p.add_argument("--channel", default="", choices=["", "EDI", "API", "PORTAL"])
-    p.add_argument("--sha256", default="")
-    p.add_argument("--tracking-id", default="")
-    p.add_argument("--updated-after", type=_time)
-
-
-def _filters(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "issuer_sirets": args.issuer, "statuses": args.status, "syntaxes": args.syntax,
-        "deposited_from": args.deposited_from, "deposited_to": args.deposited_to,
-        "flow_number": args.flow_number, "file_name": args.file_name, "channel": args.channel,
-        "sha256": args.sha256, "tracking_id": args.tracking_id, "updated_after": args.updated_after,
-    }  # fmt: skip
-
-
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = CliParser(
@@ -135,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("deposit", help="deposit files (one flow each)", epilog=EXAMPLES, formatter_class=fmt)
+    p.set_defaults(handler=commands.cmd_deposit)
     _file(p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="files to deposit, one flow each"))
     p.add_argument("--syntax", default="", help="declared syntaxeFlux (detected when absent)")
     p.add_argument("--issuer", default="", metavar="SIRET", help="structure deposited for (default: yours)")
@@ -150,10 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("status", help="show flows and their current status")
+    p.set_defaults(handler=commands.cmd_status)
     p.add_argument("flow_numbers", nargs="+", metavar="FLOW", help="flow numbers (e.g. CPP0011100000000000000001)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("watch", help="live status changes: one flow, or every flow you may see")
+    p.set_defaults(handler=commands.cmd_watch)
     p.add_argument("flow_number", nargs="?", metavar="FLOW", help="one flow to follow to its end (default: all)")
     p.add_argument("--cursor", type=int, default=0, help="resume after this event cursor (the #N of an event)")
     p.add_argument("--from-start", action="store_true", help="replay every event from the first")
@@ -163,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = sub.add_parser("search", help="search flows (a readable table, or --csv / --json)")
-    _add_filters(p)
+    p.set_defaults(handler=commands.cmd_search)
+    add_filters(p)
     p.add_argument("--page-size", type=int, default=50)
     p.add_argument("--page-token", default="")
     p.add_argument("--all", action="store_true", help="every page")
@@ -172,29 +144,34 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--json", action="store_true")
 
     p = sub.add_parser("export", help="every matching flow as CSV (streamed)")
-    _add_filters(p)
+    p.set_defaults(handler=commands.cmd_export)
+    add_filters(p)
     _file(p.add_argument("--out", type=Path, help="file to write (default: standard output)"))
 
     p = sub.add_parser("report", help="a flow's integration report: summary with hints, or --out")
+    p.set_defaults(handler=commands.cmd_report)
     p.add_argument("flow_number", metavar="FLOW", help="the flow number")
     _file(p.add_argument("--out", type=Path, help="save the report (.json or .xml)"))
     p.add_argument("--format", choices=["json", "xml"], help="default: from --out's suffix, else json")
     p.add_argument("--json", action="store_true", help="print the JSON report")
 
     p = sub.add_parser("reports", help="a zip of several reports")
+    p.set_defaults(handler=commands.cmd_reports)
     p.add_argument("flow_numbers", nargs="+", metavar="FLOW", help="flow numbers")
     _file(p.add_argument("--out", type=Path, required=True, help="zip file to write"))
     p.add_argument("--format", choices=["json", "xml"], default="json")
 
     p = sub.add_parser("dashboard", help="counts per status and issuer, like the portal's")
+    p.set_defaults(handler=commands.cmd_dashboard)
     p.add_argument("--issuer", action="append", default=[], metavar="SIRET")
     p.add_argument("--syntax", action="append", default=[])
-    p.add_argument("--from", dest="deposited_from", type=_time, help="deposited on or after (ISO)")
-    p.add_argument("--to", dest="deposited_to", type=_time, help="deposited before (ISO); not before --from")
+    p.add_argument("--from", dest="deposited_from", type=parse_time, help="deposited on or after (ISO)")
+    p.add_argument("--to", dest="deposited_to", type=parse_time, help="deposited before (ISO); not before --from")
     p.add_argument("--json", action="store_true")
 
     _admin_parser(sub.add_parser("admin", help="administration (primary managers)"))
     p = sub.add_parser("completion", help="print a shell completion script: source <(fluxdepot-cli completion bash)")
+    p.set_defaults(handler=None)  # answered without a server (main)
     p.add_argument("shell", choices=SHELLS, help="bash or zsh")
     return parser
 
@@ -203,41 +180,49 @@ def _admin_parser(admin: argparse.ArgumentParser) -> None:
     sub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
     for name, text in (("grant-profile", "grant flow follow-up"), ("revoke-profile", "revoke it")):
         p = sub.add_parser(name, help=text)
+        p.set_defaults(handler=commands.admin_profile)
         p.add_argument("login", help="the user's login")
         p.add_argument("siret", help="the structure's SIRET")
         p.add_argument("--profile", default="", help="default SUIVI_FLUX")
     p = sub.add_parser("create-technical-user", help="create a technical user; prints its token once")
+    p.set_defaults(handler=commands.admin_create_technical_user)
     p.add_argument("login", help="the technical user's login (an existing one is refused without --rotate)")
     p.add_argument("siret", help="the SIRET of the structure it deposits for")
     p.add_argument("--rotate", action="store_true", help="the login exists: replace its token (the old one stops)")
     p = sub.add_parser("create-token", help="a new token (the old one stops working); printed once")
+    p.set_defaults(handler=commands.admin_create_token)
     p.add_argument("login", help="the user's or technical user's login")
     p.add_argument("--kind", choices=["technical", "user"], default="technical")
     p = sub.add_parser("add-user", help="create a user if needed and attach it to a structure")
+    p.set_defaults(handler=commands.admin_add_user)
     p.add_argument("login", help="the user's login")
     p.add_argument("siret", help="the structure's SIRET")
     p.add_argument("--name", default="")
     p.add_argument("--role", choices=["user", "primary_manager"], default="user")
     p.add_argument("--issue-token", action="store_true")
     p = sub.add_parser("partner", help="create or update an EDI partner and its SSH keys")
+    p.set_defaults(handler=commands.admin_partner)
     p.add_argument("code", help="partner code, three letters and three digits (e.g. AAA001)")
     p.add_argument("siret", help="the SIRET of the partner's structure")
     _file(p.add_argument("--key-file", action="append", default=[], type=Path, help="OpenSSH public key file"))
     p.add_argument("--status-files", action="store_true")
     p = sub.add_parser("set-rule", help="a partner's rejection rule for a syntax")
+    p.set_defaults(handler=commands.admin_set_rule)
     p.add_argument("code", help="partner code (e.g. AAA001)")
     p.add_argument("syntax", help="syntaxeFlux (e.g. IN_DP_E1_UBL_INVOICE)")
     p.add_argument("rule", choices=["complete", "partial"], help="reject the whole flow, or only its bad invoices")
     p = sub.add_parser("reprocess", help="release or close a held flow, or reprocess a WARNING flow")
+    p.set_defaults(handler=commands.admin_reprocess)
     p.add_argument("flow_number", metavar="FLOW", help="the flow number")
     p.add_argument("action", choices=["release", "close", "reprocess"], help="what to do with it")
     p.add_argument("--detail", default="")
     p = sub.add_parser("rejects", help="invoices not integrated, per issuer and day")
+    p.set_defaults(handler=commands.admin_rejects)
     p.add_argument("--issuer", action="append", default=[], metavar="SIRET")
-    p.add_argument("--from", dest="day_from", type=_time, help="from this day (ISO)")
-    p.add_argument("--to", dest="day_to", type=_time, help="before this day (ISO); not before --from")
+    p.add_argument("--from", dest="day_from", type=parse_time, help="from this day (ISO)")
+    p.add_argument("--to", dest="day_to", type=parse_time, help="before this day (ISO); not before --from")
     p.add_argument("--json", action="store_true")
-    sub.add_parser("structures", help="the structures you belong to")
+    sub.add_parser("structures", help="the structures you belong to").set_defaults(handler=commands.admin_structures)
 
 
 def _client(args: argparse.Namespace) -> AsyncClient:
@@ -251,12 +236,10 @@ def _client(args: argparse.Namespace) -> AsyncClient:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from clients import cli_commands as commands
-
+    """Run the subcommand's handler (``set_defaults(handler=...)``) with a connected client."""
     console, err = out.consoles()
     async with _client(args) as client:
-        handler = getattr(commands, f"cmd_{args.command}")
-        return int(await handler(client, args, console, err))
+        return int(await args.handler(client, args, console, err))
 
 
 def _reversed_range(args: argparse.Namespace) -> str:
@@ -277,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem := _reversed_range(args):
         print(f"{parser.prog}: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    if args.command == "completion":
+    if args.handler is None:  # completion
         sys.stdout.write(shtab.complete(parser, shell=args.shell))
         return 0
     _, err = out.consoles()
@@ -293,17 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-
-
-def deposit_progress(err: Any, total: int) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
-        disable=not err.is_terminal or total < 2, transient=True,
-    )  # fmt: skip
-
-
-def all_integrated(flows: Sequence[Flow | None]) -> bool:
-    return all(f is not None and f.status == "INTEGRATED" for f in flows)
 
 
 if __name__ == "__main__":

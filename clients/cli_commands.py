@@ -1,5 +1,8 @@
 """The commands of ``fluxdepot-cli``: each takes the client, the parsed arguments and two consoles and
-returns the exit code (errors raised by the client are turned into messages by ``clients.cli.main``)."""
+returns the exit code (errors raised by the client are turned into messages by ``clients.cli.main``).
+``clients.cli`` sets each subcommand's handler (``set_defaults(handler=...)``); this module never imports
+it back.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +16,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from clients import cli_output as out
-from clients.cli import EXIT_NOT_INTEGRATED, EXIT_TIMEOUT, _filters, all_integrated, deposit_progress
+from clients.cli_common import EXIT_NOT_INTEGRATED, EXIT_TIMEOUT, EXIT_USAGE, filters
 from clients.client import AsyncClient
 from clients.errors import AlreadyExists, FluxdepotError
+from clients.models import Flow
 
 
 async def cmd_deposit(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
@@ -73,10 +78,21 @@ async def cmd_deposit(client: AsyncClient, args: argparse.Namespace, console: Co
         return EXIT_TIMEOUT
     if failures:
         first = failures[0]
-        return first.exit_code if isinstance(first, FluxdepotError) else 2
+        return first.exit_code if isinstance(first, FluxdepotError) else EXIT_USAGE
     if args.wait and not all_integrated([r.get("flow") for r in results]):
         return EXIT_NOT_INTEGRATED
     return 0
+
+
+def deposit_progress(err: Console, total: int) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
+        disable=not err.is_terminal or total < 2, transient=True,
+    )  # fmt: skip
+
+
+def all_integrated(flows: Sequence[Flow | None]) -> bool:
+    return all(f is not None and f.status == "INTEGRATED" for f in flows)
 
 
 def deposit_summary(results: Sequence[dict[str, Any]]) -> str:
@@ -139,17 +155,17 @@ def resume_hint(args: argparse.Namespace, cursor: int) -> str:
 
 
 async def cmd_search(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
-    filters = _filters(args)
+    wanted = filters(args)
     if args.csv:
-        async for chunk in client.export_search(**filters):
+        async for chunk in client.export_search(**wanted):
             sys.stdout.buffer.write(chunk)
         sys.stdout.flush()
         return 0
     if args.all:
-        flows = [f async for f in client.search_all(**filters, page_size=args.page_size)]
+        flows = [f async for f in client.search_all(**wanted, page_size=args.page_size)]
         total, token = len(flows), ""
     else:
-        page = await client.search(**filters, page_size=args.page_size, page_token=args.page_token)
+        page = await client.search(**wanted, page_size=args.page_size, page_token=args.page_token)
         flows, total, token = list(page.flows), page.total_count, page.next_page_token
     if args.json:
         console.print_json(json.dumps({"flows": json.loads(out.to_json(flows)), "total_count": total,
@@ -166,7 +182,7 @@ async def cmd_export(client: AsyncClient, args: argparse.Namespace, console: Con
     sink = open(args.out, "wb") if args.out else sys.stdout.buffer  # noqa: SIM115, ASYNC230
     size = 0
     try:
-        async for chunk in client.export_search(**_filters(args)):
+        async for chunk in client.export_search(**filters(args)):
             sink.write(chunk)
             size += len(chunk)
     finally:
@@ -214,48 +230,78 @@ async def cmd_dashboard(client: AsyncClient, args: argparse.Namespace, console: 
     return 0
 
 
-async def cmd_admin(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
-    action = args.admin_command
-    if action in ("grant-profile", "revoke-profile"):
-        call = client.grant_profile if action == "grant-profile" else client.revoke_profile
-        await call(args.login, args.siret, args.profile)
-        verb = "granted to" if action == "grant-profile" else "revoked from"
-        console.print(f"{args.profile or 'SUIVI_FLUX'} {verb} {args.login} on {args.siret}")
-    elif action in ("create-technical-user", "create-token"):
-        if action == "create-token":
-            token = await client.create_token(args.login, kind=args.kind)
-        else:
-            try:
-                token = await client.create_technical_user(args.login, args.siret, rotate=args.rotate)
-            except AlreadyExists as exc:
-                exc.hint = "add --rotate to replace its token (the old one stops working at once)"
-                raise
-        err.print(f"new token of {token.kind} user {token.login} (shown once; store it now):")
-        print(token.token)
-    elif action == "add-user":
-        secret = await client.upsert_user(
-            args.login, args.siret, name=args.name, role=args.role, issue_token=args.issue_token
-        )
-        console.print(f"{args.login} is {args.role} of {args.siret}")
-        if secret:
-            err.print("new token (shown once):")
-            print(secret)
-    elif action == "partner":
-        keys = [p.read_text().strip() for p in args.key_file]
-        await client.upsert_partner(args.code, args.siret, public_keys=keys, status_files=args.status_files)
-        console.print(f"partner {args.code} of {args.siret} saved with {len(keys)} key(s)")
-    elif action == "set-rule":
-        await client.set_rejection_rule(args.code, args.syntax, args.rule)
-        console.print(f"{args.code}: {args.syntax} flows follow {args.rule} rejection")
-    elif action == "reprocess":
-        flow = await client.reprocess_flow(args.flow_number, args.action, detail=args.detail)
-        console.print(f"{flow.flow_number} is now {out.status_text(flow.status)} ({flow.status_code})")
-    elif action == "rejects":
-        rejects = await client.list_rejects(issuer_sirets=args.issuer, day_from=args.day_from, day_to=args.day_to)
-        if args.json:
-            console.print_json(out.to_json(rejects))
-            return 0
+# --- admin ACTION -----------------------------------------------------------------------------------
+
+
+async def admin_profile(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    """``grant-profile`` and ``revoke-profile``."""
+    granting = args.admin_command == "grant-profile"
+    call = client.grant_profile if granting else client.revoke_profile
+    await call(args.login, args.siret, args.profile)
+    verb = "granted to" if granting else "revoked from"
+    console.print(f"{args.profile or 'SUIVI_FLUX'} {verb} {args.login} on {args.siret}")
+    return 0
+
+
+async def admin_create_technical_user(
+    client: AsyncClient, args: argparse.Namespace, console: Console, err: Console
+) -> int:
+    try:
+        token = await client.create_technical_user(args.login, args.siret, rotate=args.rotate)
+    except AlreadyExists as exc:
+        exc.hint = "add --rotate to replace its token (the old one stops working at once)"
+        raise
+    err.print(f"new token of {token.kind} user {token.login} (shown once; store it now):")
+    print(token.token)
+    return 0
+
+
+async def admin_create_token(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    token = await client.create_token(args.login, kind=args.kind)
+    err.print(f"new token of {token.kind} user {token.login} (shown once; store it now):")
+    print(token.token)
+    return 0
+
+
+async def admin_add_user(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    secret = await client.upsert_user(
+        args.login, args.siret, name=args.name, role=args.role, issue_token=args.issue_token
+    )
+    console.print(f"{args.login} is {args.role} of {args.siret}")
+    if secret:
+        err.print("new token (shown once):")
+        print(secret)
+    return 0
+
+
+async def admin_partner(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    keys = [p.read_text().strip() for p in args.key_file]
+    await client.upsert_partner(args.code, args.siret, public_keys=keys, status_files=args.status_files)
+    console.print(f"partner {args.code} of {args.siret} saved with {len(keys)} key(s)")
+    return 0
+
+
+async def admin_set_rule(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    await client.set_rejection_rule(args.code, args.syntax, args.rule)
+    console.print(f"{args.code}: {args.syntax} flows follow {args.rule} rejection")
+    return 0
+
+
+async def admin_reprocess(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    flow = await client.reprocess_flow(args.flow_number, args.action, detail=args.detail)
+    console.print(f"{flow.flow_number} is now {out.status_text(flow.status)} ({flow.status_code})")
+    return 0
+
+
+async def admin_rejects(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    rejects = await client.list_rejects(issuer_sirets=args.issuer, day_from=args.day_from, day_to=args.day_to)
+    if args.json:
+        console.print_json(out.to_json(rejects))
+    else:
         console.print(out.rejects_table(rejects, console.width))
-    elif action == "structures":
-        console.print(out.structures_table(await client.list_structures(), console.width))
+    return 0
+
+
+async def admin_structures(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    console.print(out.structures_table(await client.list_structures(), console.width))
     return 0

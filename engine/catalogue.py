@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.catalogue_fr_flux2 import GENERIC_CODE, code_of
+from engine.catalogue_fr_flux2 import RULES as FR_FLUX2_RULES
 from engine.model import Finding, Kind, Severity
 
 
@@ -241,6 +243,22 @@ _ENTRIES = (
         "The invoice breaks a rule of its Factur-X profile.",
         "Fix the element named by the rule, or declare the profile the content matches.",
     ),
+    Entry(
+        "FACTURX_PROFILE_WARNING",
+        B,
+        "The invoice triggers a warning of its Factur-X profile.",
+        "No action required; consider fixing the element named by the rule.",
+        severity=Severity.WARNING,
+    ),
+    # Business, ruleset en16931+fr-flux2: the French e-invoicing reform's "Flux 2" rules; the message is
+    # followed by the rule's own French text (engine/catalogue_fr_flux2.py).
+    Entry(
+        GENERIC_CODE,
+        B,
+        "The invoice breaks a rule of the French e-invoicing reform (Flux 2).",
+        "Fix the business term named by the rule; its French text says what is expected.",
+    ),
+    *(Entry(code_of(rule), B, message, hint, business_term=term) for rule, term, message, hint in FR_FLUX2_RULES),
     Entry(
         "SUPPLIER_UNKNOWN",
         B,

@@ -52,7 +52,7 @@ GiB = 1024 * MiB
 MIN_MEMORY_LIMIT_BYTES = 512 * MiB  # a warm process uses ~250 MiB and a check needs room besides
 NEAR_LIMIT = 0.9  # a check whose peak RSS reached this share of the memory limit is not trusted
 START_RETRY_S = (0.5, 30.0)  # a process that fails to start is started again after 0.5 s, doubling to 30 s
-EXIT_STATUS_WAIT_S = 1.0  # how long to wait for a dead process's exit status (it is being reaped)
+EXIT_STATUS_WAIT_S = 10.0  # a loaded machine may take seconds to let the reaping thread run
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 log = structlog.get_logger("fluxdepot.cpu_pool")
 

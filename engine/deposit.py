@@ -34,6 +34,7 @@ from engine.errors import AlreadyExists, ChecksumMismatch, FlowTooLarge, Invalid
 from engine.flownumber import PARTNER_CODE
 from engine.formats.sniff import HEAD_BYTES, sniff_file, sniff_syntax
 from engine.model import Channel, FlowRecord, Limits, Syntax
+from engine.observer import FlowObserver
 from engine.store.group_commit import GroupCommit
 from engine.store.port import NewFlow, Store
 
@@ -72,7 +73,7 @@ class DepositReceipt:
 
 
 class DepositService:
-    """Check at the door, store the bytes durably, create the flow, wake the workers."""
+    """Check at the door, store the bytes durably, create the flow (the store wakes the workers)."""
 
     def __init__(
         self,
@@ -82,10 +83,11 @@ class DepositService:
         *,
         gateway_code: str = "CPP001",
         clock: Callable[[], datetime] = utcnow,
-        on_deposit: Callable[[FlowRecord], None] | None = None,
+        observer: FlowObserver | None = None,
         inline_max_bytes: int = INLINE_CONTENT_BYTES,
     ) -> None:
-        """``inline_max_bytes``: the biggest deposit the store keeps with its row (module docstring)."""
+        """``inline_max_bytes``: the biggest deposit the store keeps with its row (module docstring);
+        ``observer`` is told of each flow created (metrics)."""
         if not PARTNER_CODE.match(gateway_code):
             raise ValueError(f"gateway code {gateway_code!r} does not match {PARTNER_CODE.pattern}")
         self._store = store
@@ -93,7 +95,7 @@ class DepositService:
         self._limits = limits
         self._gateway_code = gateway_code
         self._clock = clock
-        self._on_deposit = on_deposit
+        self._observer = observer
         self._inline_max_bytes = inline_max_bytes
         self._blob_batches: GroupCommit[bytes, tuple[str, str, int]] = GroupCommit(self._put_blobs)
 
@@ -199,8 +201,8 @@ class DepositService:
             if again is None:
                 raise
             return DepositReceipt(again, already_deposited=True)
-        if self._on_deposit is not None:
-            self._on_deposit(flow)  # wake the workers, count the deposit
+        if self._observer is not None:
+            self._observer.flow_deposited(flow)
         return DepositReceipt(flow)
 
     def _check_request(self, request: DepositRequest, size: int) -> Syntax | None:

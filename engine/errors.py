@@ -12,11 +12,15 @@
     ├── AlreadyExists
     │   └── ProfileAlreadyGranted      "The user already has the selected subscription"
     ├── PermissionDenied               the actor may not do this (e.g. grant without being manager)
+    ├── ArtefactsNotInstalled          the configured ruleset's validation artefacts are missing or altered
+    │                                  (``engine.validation.artefacts``; the daemon does not start)
     └── StoreError                     the store failed; ``__cause__`` keeps the driver error
         ├── StatusConflict             a compare-and-set status update found another status
         │   └── InvoiceAlreadyIntegrated  a racing flow integrated the same invoice (judge again)
         ├── StorageFull                the disk or database is full
-        └── StoreUnavailable           the store cannot be reached
+        ├── StoreUnavailable           the store cannot be reached
+        └── StoreRefused               the SQLite file is damaged, or missing beside used data
+                                       (``engine.store.sqlite_guard``; the daemon exits 65)
 
 A rejected invoice is not an exception: it is a ``Finding`` in a report (``engine.catalogue``).
 """

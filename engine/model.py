@@ -182,6 +182,34 @@ class Limits:
     validation_timeout_s: float = 60.0
 
 
+class Ruleset(enum.Enum):
+    """The rules a flow's content is judged by (README, rulesets); ``engine.validation.routes`` maps each to
+    the artefacts it runs."""
+
+    EN16931 = "en16931"  # the CEN EN 16931 rules, plus the Factur-X profile rules for Factur-X invoices
+    EN16931_FR_FLUX2 = "en16931+fr-flux2"  # the same, plus the French e-invoicing reform's "Flux 2" rules
+
+    @classmethod
+    def parse(cls, text: str) -> Ruleset:
+        """Parse a ruleset name; raises ``ValueError`` naming the accepted ones."""
+        try:
+            return cls(text.strip())
+        except ValueError:
+            accepted = ", ".join(r.value for r in cls)
+            raise ValueError(f"unknown ruleset {text!r}; accepted: {accepted}") from None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Which ruleset judges a flow, and where the downloaded validation artefacts are installed.
+
+    Plain data sent with every check to the validation processes; the daemon fills it from [rules].
+    """
+
+    ruleset: Ruleset = Ruleset.EN16931
+    artefacts_dir: str | None = None  # None: the default, <venv>/share/fluxdepot/artefacts
+
+
 @dataclass(frozen=True)
 class FlowRecord:
     """A flow as the store holds it."""

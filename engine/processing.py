@@ -33,10 +33,10 @@ from engine.cpu_pool import CheckAborted, CheckCrashed, CheckOutOfMemory, CheckT
 from engine.directory import DirectorySnapshot
 from engine.errors import InvoiceAlreadyIntegrated
 from engine.integration import judge, rule_for
-from engine.model import Finding, FlowRecord, FlowVerdict, Limits, RejectionRule, Syntax
+from engine.model import Finding, FlowRecord, FlowVerdict, Limits, RejectionRule, Rules, Syntax
 from engine.status import FlowEvent, FlowStatus
 from engine.store.port import Claim, Store
-from engine.technical import ContentResult, content_check, flow_check
+from engine.technical import DEFAULT_RULES, ContentResult, content_check, flow_check
 
 T = TypeVar("T")
 RunCpu = Callable[..., Awaitable[Any]]
@@ -96,7 +96,7 @@ class FlowProcessor:
         *,
         clock: Callable[[], datetime],
         actor: str,
-        on_verdict: Callable[[FlowRecord, float], None] | None = None,
+        rules: Rules = DEFAULT_RULES,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -104,7 +104,8 @@ class FlowProcessor:
         self._run_cpu = run_cpu
         self._clock = clock
         self._actor = actor
-        self._on_verdict = on_verdict  # (flow, seconds since claim): metrics, outbox wake-up
+        self._rules = rules  # the ruleset every flow is judged by, and where its artefacts are ([rules])
+        self._ruleset = rules.ruleset.value  # a report's ruleset_version when no artefact ran
         self._verdict_lock = asyncio.Lock()
 
     async def process(self, claim: Claim) -> FlowRecord:
@@ -121,14 +122,16 @@ class FlowProcessor:
         if status is FlowStatus.RECEIVED:
             declared = flow.syntax if flow.declared_syntax else None
             try:
-                transport, content = await self._cpu(flow_check, source, flow.file_name, declared, self._limits)
+                transport, content = await self._cpu(
+                    flow_check, source, flow.file_name, declared, self._limits, self._rules
+                )
             except CheckAborted as exc:
                 return await self._fail(flow, status, exc, started)
             if system_failure(transport.findings):
-                verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings)
+                verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings, ruleset_version=self._ruleset)
                 return await self._verdict(flow, status, verdict, started)
             if transport.rejected:
-                verdict = FlowVerdict(FlowEvent.TECHNICAL_REJECTION, transport.findings)
+                verdict = FlowVerdict(FlowEvent.TECHNICAL_REJECTION, transport.findings, ruleset_version=self._ruleset)
                 return await self._verdict(flow, status, verdict, started)
             syntax = transport.syntax or syntax
         steps = _STEPS_TO_IN_PROGRESS.get(status, ())
@@ -139,7 +142,7 @@ class FlowProcessor:
             updated = await self._store.transition(flow.flow_number, status, steps, actor=self._actor, at=self._clock())
             status = updated.status
         try:
-            content = await self._cpu(content_check, source, flow.file_name, syntax, self._limits)
+            content = await self._cpu(content_check, source, flow.file_name, syntax, self._limits, self._rules)
         except CheckAborted as exc:
             return await self._fail(flow, status, exc, started)
         return await self._judge_and_record(flow, status, content, syntax, started)
@@ -193,7 +196,7 @@ class FlowProcessor:
     async def _fail(self, flow: FlowRecord, status: FlowStatus, exc: CheckAborted, started: float) -> FlowRecord:
         """The check gave no result: SYSTEM_FAILURE (WARNING) with the code saying why."""
         code = _ABORTED_CODES.get(type(exc), "CHECK_FAILED")  # the pool could not start a process
-        verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding(code, str(exc)),))
+        verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding(code, str(exc)),), ruleset_version=self._ruleset)
         return await self._verdict(flow, status, verdict, started)
 
     async def _verdict(
@@ -225,6 +228,4 @@ class FlowProcessor:
             rejected=done.rejected_count,
             duration_ms=round(seconds * 1000, 1),
         )
-        if self._on_verdict is not None:
-            self._on_verdict(done, seconds)
         return done

@@ -1,15 +1,17 @@
-"""The integration report of a flow (DESIGN §7): one pure builder, three renderings (JSON, XML, text).
+"""The integration report of a flow (DESIGN §7): one typed ``Report``, built once, and its renderings.
 
-``build_report`` turns a flow, its history, its flow-level findings and its invoice outcomes into a plain
-dict of str, int, bool, None, lists and dicts; every rendering reads only that dict, so the API, the
-``check --json`` output and the partner's XML return flow can never disagree.
+``build_report`` turns a flow, its history, its flow-level findings and its invoice outcomes into a
+``Report`` of frozen dataclasses (datetimes, enums and ``Decimal`` amounts kept as such). Every rendering
+reads only that value — JSON (``report_dict``/``render_json``), XML (``render_xml``), text
+(``render_text``) here; protobuf and CPPStatut in the gateway — so the API, the ``check --json`` output
+and the partner's return flows can never disagree.
 
 Invariants:
 
-* key order is fixed by the builder and renderings are deterministic (same input, same bytes);
-* datetimes are ISO 8601 with an offset (a naive datetime is taken as UTC), to the millisecond;
-* amounts are decimal strings, never floats;
-* every finding carries its catalogue ``kind`` and ``hint``; error-severity findings go to ``errors``,
+* key order is fixed by ``report_dict`` and renderings are deterministic (same input, same bytes);
+* datetimes are rendered ISO 8601 with an offset (a naive datetime is taken as UTC), to the millisecond;
+* amounts are rendered as decimal strings, never floats;
+* every entry carries its catalogue ``kind`` and ``hint``; error-severity findings go to ``errors``,
   warnings and notes to ``warnings``;
 * ``next_action`` always says what the depositor does next: ``NONE``, ``REDEPOSIT_FLOW``,
   ``REDEPOSIT_INVOICES`` (with the invoices to send again) or ``WAIT``; an invoice already integrated by
@@ -20,94 +22,129 @@ Empty values (``flow_number=""`` for ``fluxdepot check``) are kept as they are.
 
 from __future__ import annotations
 
+import enum
 import json
 import xml.etree.ElementTree as ET  # builds and serialises trees only; never parses input
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from engine.catalogue import CATALOGUE
-from engine.model import Finding, FlowRecord, InvoiceOutcome, InvoiceStatus, Kind, StatusChange
+from engine.model import (
+    Finding,
+    FlowRecord,
+    InvoiceFacts,
+    InvoiceOutcome,
+    InvoiceStatus,
+    Kind,
+    Severity,
+    StatusChange,
+)
 from engine.status import FlowStatus
 
 REPORT_NAMESPACE = "urn:fluxdepot:integration-report:1"
 REPORT_VERSION = "1"
 
-NEXT_NONE = "NONE"
-NEXT_REDEPOSIT_FLOW = "REDEPOSIT_FLOW"
-NEXT_REDEPOSIT_INVOICES = "REDEPOSIT_INVOICES"
-NEXT_WAIT = "WAIT"
-
 ALREADY_INTEGRATED = "DUPLICATE_INVOICE"  # the catalogue's code for an invoice an earlier flow integrated
 
 
-def _iso(at: datetime) -> str:
+class NextStep(enum.Enum):
+    """What the depositor does next (``NextAction.code``)."""
+
+    NONE = "NONE"
+    REDEPOSIT_FLOW = "REDEPOSIT_FLOW"
+    REDEPOSIT_INVOICES = "REDEPOSIT_INVOICES"
+    WAIT = "WAIT"
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One error or warning of a report: a ``Finding`` with its catalogue ``kind`` and ``hint``."""
+
+    code: str
+    kind: Kind
+    severity: Severity
+    message: str
+    rule: str | None
+    business_term: str | None
+    location: str | None
+    document: str | None
+    hint: str
+
+
+@dataclass(frozen=True)
+class ReportInvoice:
+    facts: InvoiceFacts
+    status: InvoiceStatus
+    errors: tuple[ReportEntry, ...]
+    warnings: tuple[ReportEntry, ...]
+
+
+@dataclass(frozen=True)
+class NextAction:
+    code: NextStep
+    message: str
+    invoice_numbers: tuple[str, ...] = ()  # the invoices to send again, by number or else by document
+
+
+@dataclass(frozen=True)
+class Report:
+    """The integration report of ``flow``; the counts come from the invoices when there are any."""
+
+    flow: FlowRecord
+    history: tuple[StatusChange, ...]
+    invoice_count: int
+    integrated_count: int
+    rejected_count: int
+    invoices: tuple[ReportInvoice, ...]
+    errors: tuple[ReportEntry, ...]
+    warnings: tuple[ReportEntry, ...]
+    next_action: NextAction
+    engine_version: str
+    ruleset_version: str
+
+
+# --- building -----------------------------------------------------------------------------------------
+
+
+def iso_millis(at: datetime) -> str:
+    """``at`` as ISO 8601 to the millisecond with its offset (naive means UTC): ``2026-12-06T21:00:48.123+00:00``."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     return at.isoformat(timespec="milliseconds")
 
 
-def _amount(value: Decimal | None) -> str | None:
+def amount_text(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:f}"
 
 
-def _entry(f: Finding) -> dict[str, Any]:
+def _entry(f: Finding) -> ReportEntry:
     catalogued = CATALOGUE.get(f.code)
-    return {
-        "code": f.code,
-        "kind": (catalogued.kind if catalogued else Kind.TECHNICAL).value,
-        "severity": f.severity.value,
-        "message": f.message,
-        "rule": f.rule,
-        "business_term": f.business_term,
-        "location": f.location,
-        "document": f.document,
-        "hint": catalogued.hint if catalogued else "",
-    }
+    return ReportEntry(
+        code=f.code,
+        kind=catalogued.kind if catalogued else Kind.TECHNICAL,
+        severity=f.severity,
+        message=f.message,
+        rule=f.rule,
+        business_term=f.business_term,
+        location=f.location,
+        document=f.document,
+        hint=catalogued.hint if catalogued else "",
+    )
 
 
-def _errors(findings: Sequence[Finding]) -> list[dict[str, Any]]:
-    return [_entry(f) for f in findings if f.is_error]
+def _errors(findings: Sequence[Finding]) -> tuple[ReportEntry, ...]:
+    return tuple(_entry(f) for f in findings if f.is_error)
 
 
-def _warnings(findings: Sequence[Finding]) -> list[dict[str, Any]]:
-    return [_entry(f) for f in findings if not f.is_error]
+def _warnings(findings: Sequence[Finding]) -> tuple[ReportEntry, ...]:
+    return tuple(_entry(f) for f in findings if not f.is_error)
 
 
-def _invoice(outcome: InvoiceOutcome) -> dict[str, Any]:
-    facts = outcome.facts
-    return {
-        "document": facts.document,
-        "number": facts.number,
-        "type_code": facts.type_code,
-        "issue_date": facts.issue_date,
-        "currency": facts.currency,
-        "supplier": {"id": facts.supplier_id, "name": facts.supplier_name},
-        "buyer": {"id": facts.buyer_id, "name": facts.buyer_name},
-        "service_code": facts.service_code,
-        "engagement_number": facts.engagement_number,
-        "amount": {
-            "total_without_vat": _amount(facts.total_without_vat),
-            "total_with_vat": _amount(facts.total_with_vat),
-            "amount_due": _amount(facts.amount_due),
-        },
-        "status": outcome.status.value,
-        "errors": _errors(outcome.findings),
-        "warnings": _warnings(outcome.findings),
-    }
-
-
-def _change(change: StatusChange) -> dict[str, Any]:
-    return {
-        "seq": change.seq,
-        "status": change.status.name,
-        "status_code": change.status.code,
-        "at": _iso(change.at),
-        "actor": change.actor,
-        "event": change.event.value if change.event else None,
-        "detail": change.detail,
-    }
+def _invoice(outcome: InvoiceOutcome) -> ReportInvoice:
+    return ReportInvoice(outcome.facts, outcome.status, _errors(outcome.findings), _warnings(outcome.findings))
 
 
 def _label(outcome: InvoiceOutcome) -> str:
@@ -120,35 +157,37 @@ def _already_integrated(outcome: InvoiceOutcome) -> bool:
     return any(f.code == ALREADY_INTEGRATED and f.is_error for f in outcome.findings)
 
 
-def next_action(status: FlowStatus, invoices: Sequence[InvoiceOutcome]) -> dict[str, Any]:
-    """What the depositor does next: ``{"code", "message", "invoice_numbers"}`` (the invoices to send
-    again, by number or, without one, by document).
+def next_action(status: FlowStatus, invoices: Sequence[InvoiceOutcome]) -> NextAction:
+    """What the depositor does next, with the invoices to send again (by number or, without one, by
+    document).
 
     An invoice rejected as already integrated (``DUPLICATE_INVOICE``) is never among the invoices to send
     again, and its flow is never to be deposited whole again: a flow rejected only for such invoices has
     nothing left to deposit (``NONE``); otherwise only the other rejected invoices go again.
     """
     if status is FlowStatus.WAITING_FOR_REPROCESSING:
-        return _action(NEXT_WAIT, "The flow is held for an operator; no action is needed from you yet.")
+        return NextAction(NextStep.WAIT, "The flow is held for an operator; no action is needed from you yet.")
     if not status.is_final:
-        return _action(NEXT_WAIT, "The flow is still being processed; check its status again later.")
+        return NextAction(NextStep.WAIT, "The flow is still being processed; check its status again later.")
     if status is FlowStatus.INTEGRATED:
-        return _action(NEXT_NONE, "Nothing to do: every invoice was integrated.")
+        return NextAction(NextStep.NONE, "Nothing to do: every invoice was integrated.")
     if status is FlowStatus.WARNING:
-        return _action(NEXT_REDEPOSIT_FLOW, "The platform could not process the flow; deposit the whole flow again.")
+        return NextAction(
+            NextStep.REDEPOSIT_FLOW, "The platform could not process the flow; deposit the whole flow again."
+        )
     rejected = [o for o in invoices if o.status is InvoiceStatus.REJECTED]
     received = [_label(o) for o in rejected if _already_integrated(o)]
-    again = [_label(o) for o in rejected if not _already_integrated(o)]
+    again = tuple(_label(o) for o in rejected if not _already_integrated(o))
     if received and not again:
-        return _action(
-            NEXT_NONE,
+        return NextAction(
+            NextStep.NONE,
             "Nothing to deposit again: the rejected invoices were already integrated by an earlier flow ("
             + ", ".join(received)
             + ").",
         )
     if received:
-        return _action(
-            NEXT_REDEPOSIT_INVOICES,
+        return NextAction(
+            NextStep.REDEPOSIT_INVOICES,
             "Deposit again, in a new flow, only these invoices, corrected where errors are listed: "
             + ", ".join(again)
             + ". Leave out "
@@ -157,16 +196,12 @@ def next_action(status: FlowStatus, invoices: Sequence[InvoiceOutcome]) -> dict[
             again,
         )
     if status is FlowStatus.PARTIALLY_INTEGRATED:
-        return _action(
-            NEXT_REDEPOSIT_INVOICES,
+        return NextAction(
+            NextStep.REDEPOSIT_INVOICES,
             "Correct the rejected invoices and deposit only them again, in a new flow: " + ", ".join(again) + ".",
             again,
         )
-    return _action(NEXT_REDEPOSIT_FLOW, "Correct the errors listed and deposit the whole flow again.")
-
-
-def _action(code: str, message: str, invoices: Sequence[str] = ()) -> dict[str, Any]:
-    return {"code": code, "message": message, "invoice_numbers": list(invoices)}
+    return NextAction(NextStep.REDEPOSIT_FLOW, "Correct the errors listed and deposit the whole flow again.")
 
 
 def build_report(
@@ -177,13 +212,85 @@ def build_report(
     *,
     ruleset_version: str,
     engine_version: str,
-) -> dict[str, Any]:
-    """The integration report of ``flow`` as a plain, JSON-ready dict (the one source of every rendering)."""
-    integrated = sum(o.status is InvoiceStatus.INTEGRATED for o in invoices)
+) -> Report:
+    """The integration report of ``flow`` (the one source of every rendering)."""
     if invoices:
+        integrated = sum(o.status is InvoiceStatus.INTEGRATED for o in invoices)
         counts = (len(invoices), integrated, len(invoices) - integrated)
     else:
         counts = (flow.invoice_count, flow.integrated_count, flow.rejected_count)
+    return Report(
+        flow=flow,
+        history=tuple(history),
+        invoice_count=counts[0],
+        integrated_count=counts[1],
+        rejected_count=counts[2],
+        invoices=tuple(_invoice(o) for o in invoices),
+        errors=_errors(flow_findings),
+        warnings=_warnings(flow_findings),
+        next_action=next_action(flow.status, invoices),
+        engine_version=engine_version,
+        ruleset_version=ruleset_version,
+    )
+
+
+# --- JSON ---------------------------------------------------------------------------------------------
+
+
+def _entry_dict(e: ReportEntry) -> dict[str, Any]:
+    return {
+        "code": e.code,
+        "kind": e.kind.value,
+        "severity": e.severity.value,
+        "message": e.message,
+        "rule": e.rule,
+        "business_term": e.business_term,
+        "location": e.location,
+        "document": e.document,
+        "hint": e.hint,
+    }
+
+
+def _invoice_dict(invoice: ReportInvoice) -> dict[str, Any]:
+    facts = invoice.facts
+    return {
+        "document": facts.document,
+        "number": facts.number,
+        "type_code": facts.type_code,
+        "issue_date": facts.issue_date,
+        "currency": facts.currency,
+        "supplier": {"id": facts.supplier_id, "name": facts.supplier_name},
+        "buyer": {"id": facts.buyer_id, "name": facts.buyer_name},
+        "service_code": facts.service_code,
+        "engagement_number": facts.engagement_number,
+        "amount": {
+            "total_without_vat": amount_text(facts.total_without_vat),
+            "total_with_vat": amount_text(facts.total_with_vat),
+            "amount_due": amount_text(facts.amount_due),
+        },
+        "status": invoice.status.value,
+        "errors": [_entry_dict(e) for e in invoice.errors],
+        "warnings": [_entry_dict(e) for e in invoice.warnings],
+    }
+
+
+def _change_dict(change: StatusChange) -> dict[str, Any]:
+    return {
+        "seq": change.seq,
+        "status": change.status.name,
+        "status_code": change.status.code,
+        "at": iso_millis(change.at),
+        "actor": change.actor,
+        "event": change.event.value if change.event else None,
+        "detail": change.detail,
+    }
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """The report as a plain, JSON-ready dict of str, int, bool, None, lists and dicts, keys in the
+    documented order (DESIGN §7, the README's report example)."""
+    flow = report.flow
+    action = report.next_action
     return {
         "report_version": REPORT_VERSION,
         "flow_number": flow.flow_number,
@@ -199,30 +306,31 @@ def build_report(
         "status_code": flow.status.code,
         "status_label": flow.status.label_fr,
         "final": flow.status.is_final,
-        "deposited_at": _iso(flow.deposited_at),
-        "status_changed_at": _iso(flow.status_changed_at),
-        "history": [_change(c) for c in history],
+        "deposited_at": iso_millis(flow.deposited_at),
+        "status_changed_at": iso_millis(flow.status_changed_at),
+        "history": [_change_dict(c) for c in report.history],
         "sha256": flow.sha256,
         "size_bytes": flow.size_bytes,
-        "invoice_count": counts[0],
-        "integrated_count": counts[1],
-        "rejected_count": counts[2],
-        "invoices": [_invoice(o) for o in invoices],
-        "errors": _errors(flow_findings),
-        "warnings": _warnings(flow_findings),
+        "invoice_count": report.invoice_count,
+        "integrated_count": report.integrated_count,
+        "rejected_count": report.rejected_count,
+        "invoices": [_invoice_dict(i) for i in report.invoices],
+        "errors": [_entry_dict(e) for e in report.errors],
+        "warnings": [_entry_dict(e) for e in report.warnings],
         "return_flows": list(flow.return_flows),
-        "next_action": next_action(flow.status, invoices),
-        "engine_version": engine_version,
-        "ruleset_version": ruleset_version,
+        "next_action": {
+            "code": action.code.value,
+            "message": action.message,
+            "invoice_numbers": list(action.invoice_numbers),
+        },
+        "engine_version": report.engine_version,
+        "ruleset_version": report.ruleset_version,
     }
 
 
-# --- JSON ---------------------------------------------------------------------------------------------
-
-
-def render_json(report: dict[str, Any]) -> str:
-    """The report as JSON: the builder's key order, UTF-8 characters kept, indent 2, final newline."""
-    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+def render_json(report: Report) -> str:
+    """The report as JSON: ``report_dict``'s key order, UTF-8 characters kept, indent 2, final newline."""
+    return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
 
 
 # --- XML ----------------------------------------------------------------------------------------------
@@ -270,68 +378,84 @@ def _append(parent: ET.Element, key: str, value: Any) -> None:
                 for sub_key, sub_value in item.items():
                     _append(node, sub_key, sub_value)
             else:
-                _append_text(child, item_name, item)
+                ET.SubElement(child, _qualified(item_name)).text = _scalar_text(item)
     else:
         child.text = _scalar_text(value)
 
 
-def _append_text(parent: ET.Element, name: str, value: Any) -> None:
-    ET.SubElement(parent, _qualified(name)).text = _scalar_text(value)
-
-
-def render_xml(report: dict[str, Any]) -> bytes:
+def render_xml(report: Report) -> bytes:
     """The report as a namespaced ``IntegrationReport`` XML document: UTF-8, declared, indented.
 
-    One element per field in PascalCase (``flow_number`` → ``FlowNumber``); lists are a wrapper holding
-    repeated children (``Invoices/Invoice``, ``Errors/Error``, ``History/StatusChange``,
-    ``ReturnFlows/ReturnFlow``, ``NextAction/InvoiceNumbers/InvoiceNumber``); ``None`` fields are omitted.
+    One element per field of ``report_dict`` in PascalCase (``flow_number`` → ``FlowNumber``), so the XML
+    and the JSON always hold the same values; lists are a wrapper holding repeated children
+    (``Invoices/Invoice``, ``Errors/Error``, ``History/StatusChange``, ``ReturnFlows/ReturnFlow``,
+    ``NextAction/InvoiceNumbers/InvoiceNumber``); ``None`` fields are omitted.
     """
     root = ET.Element(_qualified("IntegrationReport"))
-    for key, value in report.items():
+    for key, value in report_dict(report).items():
         _append(root, key, value)
     ET.indent(root, space="  ")
     body: bytes = ET.tostring(root, encoding="utf-8", default_namespace=REPORT_NAMESPACE)
     return _XML_DECLARATION + body + b"\n"
 
 
+class ReportFormat(enum.Enum):
+    """The file renderings a depositor downloads: ``(extension, content type)``."""
+
+    JSON = ("json", "application/json")
+    XML = ("xml", "application/xml")
+
+    @property
+    def extension(self) -> str:
+        return self.value[0]
+
+    @property
+    def content_type(self) -> str:
+        return self.value[1]
+
+
+def render_file(report: Report, fmt: ReportFormat) -> bytes:
+    """The report rendered as ``fmt`` (``<flow number>.<fmt.extension>`` when saved)."""
+    return render_xml(report) if fmt is ReportFormat.XML else render_json(report).encode()
+
+
 # --- text ---------------------------------------------------------------------------------------------
 
 
-def _finding_lines(entries: Sequence[dict[str, Any]], indent: str) -> list[str]:
+def _entry_lines(entries: Sequence[ReportEntry], indent: str) -> list[str]:
     lines: list[str] = []
     for e in entries:
-        where = ", ".join(str(part) for part in (e["rule"], e["business_term"], e["location"]) if part)
+        where = ", ".join(part for part in (e.rule, e.business_term, e.location) if part)
         suffix = f" [{where}]" if where else ""
-        lines.append(f"{indent}{e['severity']} {e['code']}: {e['message']}{suffix}")
-        if e["hint"]:
-            lines.append(f"{indent}  hint: {e['hint']}")
+        lines.append(f"{indent}{e.severity.value} {e.code}: {e.message}{suffix}")
+        if e.hint:
+            lines.append(f"{indent}  hint: {e.hint}")
     return lines
 
 
-def render_text(report: dict[str, Any]) -> str:
+def render_text(report: Report) -> str:
     """A short human summary: the flow, its status, one line per invoice, each error with its hint."""
-    title = report["flow_number"] or report["file_name"]
-    lines = [
-        f"Flow {title} ({report['file_name']}, {report['syntax']})"
-        if report["flow_number"]
-        else f"File {title} ({report['syntax']})"
-    ]
-    lines.append(f"Status: {report['status']} ({report['status_code']}, {report['status_label']})")
+    flow = report.flow
+    if flow.flow_number:
+        lines = [f"Flow {flow.flow_number} ({flow.file_name}, {flow.syntax.value})"]
+    else:
+        lines = [f"File {flow.file_name} ({flow.syntax.value})"]
+    lines.append(f"Status: {flow.status.name} ({flow.status.code}, {flow.status.label_fr})")
     lines.append(
-        f"Invoices: {report['invoice_count']} ({report['integrated_count']} integrated, "
-        f"{report['rejected_count']} rejected)"
+        f"Invoices: {report.invoice_count} ({report.integrated_count} integrated, {report.rejected_count} rejected)"
     )
-    for invoice in report["invoices"]:
-        amount = invoice["amount"]["total_with_vat"]
-        money = f" {amount} {invoice['currency'] or ''}".rstrip() if amount is not None else ""
+    for invoice in report.invoices:
+        facts = invoice.facts
+        amount = amount_text(facts.total_with_vat)
+        money = f" {amount} {facts.currency or ''}".rstrip() if amount is not None else ""
         lines.append(
-            f"  {invoice['status']:<10} {invoice['number'] or '(no number)'} {invoice['document']}"
-            f" supplier {invoice['supplier']['id'] or '-'} buyer {invoice['buyer']['id'] or '-'}{money}"
+            f"  {invoice.status.value:<10} {facts.number or '(no number)'} {facts.document}"
+            f" supplier {facts.supplier_id or '-'} buyer {facts.buyer_id or '-'}{money}"
         )
-        lines += _finding_lines(invoice["errors"] + invoice["warnings"], "      ")
-    if report["errors"] or report["warnings"]:
+        lines += _entry_lines(invoice.errors + invoice.warnings, "      ")
+    if report.errors or report.warnings:
         lines.append("Flow errors:")
-        lines += _finding_lines(report["errors"] + report["warnings"], "  ")
-    action = report["next_action"]
-    lines.append(f"Next: {action['code']} - {action['message']}")
+        lines += _entry_lines(report.errors + report.warnings, "  ")
+    action = report.next_action
+    lines.append(f"Next: {action.code.value} - {action.message}")
     return "\n".join(lines) + "\n"

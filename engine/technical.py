@@ -7,17 +7,21 @@ Two stages, matching the statuses (DESIGN §4):
   within the flow's resource budget (``engine.model.Limits``), checked before bytes are expanded; the
   XML documents of a flow share one budget of elements (``max_xml_elements``).
 * ``content_check`` (IN_PROGRESS): XSD of every document (technical: any error rejects the flow), then
-  per invoice the EN 16931 rules and the Factur-X profile rules (business findings) and the invoice facts
-  the directory checks need.
+  per invoice the schematrons of the flow's ruleset (``engine.model.Rules``, routes in
+  ``engine.validation.routes``: business findings, each with its rule's severity) and the invoice facts
+  the directory checks need. The result names the ruleset and every artefact used, with its version
+  and sha256 (``ContentResult.ruleset_version``).
 
 Both take the flow as ``source``: the bytes the store kept with a small flow, or the path of its blob
 (a big flow's bytes are never sent across processes). They return plain data and never raise for bad
-input: every problem is a ``Finding``. When a check cannot run (missing artefact, processor
-failure) the result carries a ``CHECK_FAILED`` finding, which sends the flow to WARNING, never INTEGRATED.
+input: every problem is a ``Finding``. When a check cannot run (an artefact missing, unreadable or not
+the pinned one, a processor failure) the result carries a ``CHECK_FAILED`` finding, which sends the flow
+to WARNING, never INTEGRATED.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +31,13 @@ from lxml import etree
 from engine.catalogue import finding
 from engine.formats import archive, facts, xmlparse
 from engine.formats.detect import DETECTED_SYNTAX, NOT_ACCEPTED_PROFILES, Detected, DocumentError, detect
-from engine.model import DocumentFamily, Finding, InvoiceFacts, Limits, Syntax
-from engine.validation import rules, xsd
-from engine.validation.artefacts import ArtefactMissingError, ruleset_version
-from engine.validation.routes import steps_for
+from engine.model import DocumentFamily, Finding, InvoiceFacts, Limits, Rules, Syntax
+from engine.validation import rules as schematrons
+from engine.validation import xsd
+from engine.validation.artefacts import Artefact, ArtefactError
+from engine.validation.routes import describe, steps_for
+
+DEFAULT_RULES = Rules()
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,9 @@ class DocumentResult:
 class ContentResult:
     flow_findings: tuple[Finding, ...]  # technical errors (XSD, CHECK_FAILED ...)
     documents: tuple[DocumentResult, ...]
-    ruleset_version: str  # e.g. "EN16931 1.3.16; Factur-X 1.09.2; UBL 2.1 XSD"
+    # The ruleset and each artefact used with its version and sha256 (engine.validation.routes.describe),
+    # e.g. "en16931: CEN EN16931-UBL-validation.xslt 1.3.16 sha256:1865...; OASIS UBL Invoice XSD 2.1 sha256:936e..."
+    ruleset_version: str
 
 
 def transport_check(source: str | bytes, file_name: str, declared: Syntax | None, limits: Limits) -> TransportResult:
@@ -67,30 +76,25 @@ def transport_check(source: str | bytes, file_name: str, declared: Syntax | None
         return TransportResult(declared, (), (_check_failed(exc, file_name),))
 
 
-def content_check(source: str | bytes, file_name: str, syntax: Syntax, limits: Limits) -> ContentResult:
-    """IN_PROGRESS checks: XSD, schematrons and facts of every document; raises only ``MemoryError``."""
+def content_check(
+    source: str | bytes, file_name: str, syntax: Syntax, limits: Limits, rules: Rules = DEFAULT_RULES
+) -> ContentResult:
+    """IN_PROGRESS checks: XSD, the ruleset's schematrons and facts of every document; raises only
+    ``MemoryError``."""
     try:
-        version = ruleset_version()
-    except Exception:  # artefacts unreadable: still report CHECK_FAILED below
-        version = ""
-    try:
-        return _content(source, file_name, limits, version)
+        return _content(source, file_name, limits, rules)
     except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
         raise
     except Exception as exc:
-        return ContentResult((_check_failed(exc, file_name),), (), version)
+        return ContentResult((_check_failed(exc, file_name),), (), describe(rules.ruleset, set()))
 
 
 def flow_check(
-    source: str | bytes, file_name: str, declared: Syntax | None, limits: Limits
+    source: str | bytes, file_name: str, declared: Syntax | None, limits: Limits, rules: Rules = DEFAULT_RULES
 ) -> tuple[TransportResult, ContentResult | None]:
     """``transport_check``, then ``content_check`` when the flow passed it, in ONE call: the file is
     read and each document parsed once (the worker saves a pool round trip and a parse per flow).
     The results are those the two calls would give; raises only ``MemoryError``."""
-    try:
-        version = ruleset_version()
-    except Exception:  # artefacts unreadable: content_check reports CHECK_FAILED
-        version = ""
     try:
         members = _read_documents(source, file_name, limits)
     except _FlowError as exc:
@@ -108,11 +112,11 @@ def flow_check(
     if transport.rejected:
         return transport, None
     try:
-        return transport, _content_of(members, detected, version)
+        return transport, _content_of(members, detected, rules)
     except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
         raise
     except Exception as exc:
-        return transport, ContentResult((_check_failed(exc, file_name),), (), version)
+        return transport, ContentResult((_check_failed(exc, file_name),), (), describe(rules.ruleset, set()))
 
 
 # Transport -------------------------------------------------------------------------------------------
@@ -226,46 +230,52 @@ def _read_documents(source: str | bytes, file_name: str, limits: Limits) -> tupl
 # Content ---------------------------------------------------------------------------------------------
 
 
-def _content(source: str | bytes, file_name: str, limits: Limits, version: str) -> ContentResult:
+def _content(source: str | bytes, file_name: str, limits: Limits, rules: Rules) -> ContentResult:
     try:
         members = _read_documents(source, file_name, limits)
     except _FlowError as exc:
-        return ContentResult((exc.finding,), (), version)
-    return _content_of(members, _detect_all(members, limits), version)
+        return ContentResult((exc.finding,), (), describe(rules.ruleset, set()))
+    return _content_of(members, _detect_all(members, limits), rules)
 
 
 def _content_of(
-    members: tuple[archive.Member, ...], outcomes: list[Detected | DocumentError], version: str
+    members: tuple[archive.Member, ...], outcomes: list[Detected | DocumentError], rules: Rules
 ) -> ContentResult:
     flow_findings: list[Finding] = []
     documents: list[DocumentResult] = []
+    used: set[Artefact] = set()
     for member, detected in zip(members, outcomes, strict=True):
         if isinstance(detected, DocumentError):
             flow_findings.append(detected.finding)
             documents.append(DocumentResult(facts.empty_facts(member.name), ()))
             continue
-        technical, business = _validate(detected)
+        technical, business = _validate(detected, rules, used)
         flow_findings.extend(technical)
         documents.append(DocumentResult(_facts(detected), tuple(business)))
-    return ContentResult(tuple(flow_findings), tuple(documents), version)
+    return ContentResult(tuple(flow_findings), tuple(documents), describe(rules.ruleset, used))
 
 
-def _validate(document: Detected) -> tuple[list[Finding], list[Finding]]:
-    """(technical, business) findings of one document along its route."""
+def _validate(document: Detected, rules: Rules, used: set[Artefact]) -> tuple[list[Finding], list[Finding]]:
+    """(technical, business) findings of one document along its route; adds the artefacts run to ``used``."""
     technical: list[Finding] = []
     business: list[Finding] = []
     text: str | None = None
-    for step in steps_for(document):
+    where = rules.artefacts_dir
+    for step in steps_for(document, rules.ruleset):
         try:
             if step.xsd is not None:
-                technical.extend(xsd.validate(document.tree, step.xsd, document.name))
+                technical.extend(xsd.validate(document.tree, step.xsd, document.name, where))
+                used.add(step.xsd)
             if step.schematron is not None:
                 text = text if text is not None else _xml_text(document)
-                hits = rules.run_schematron(step.schematron, text)
-                if step.en16931_only:
-                    hits = rules.en16931_only(hits)
-                business.extend(rules.to_findings(hits, document.name, facturx=step.facturx))
-        except (ArtefactMissingError, rules.RulesError, etree.Error) as exc:
+                hits = schematrons.run_schematron(step.schematron, text, where)
+                used.add(step.schematron)
+                if step.profile_only:
+                    hits = schematrons.profile_rules_only(hits)
+                if step.not_applied:
+                    hits = [h for h in hits if h.rule not in step.not_applied]
+                business.extend(schematrons.to_findings(hits, document.name, step.origin))
+        except (ArtefactError, schematrons.RulesError, etree.Error) as exc:
             technical.append(_check_failed(exc, document.name))
     return technical, business
 
@@ -298,11 +308,19 @@ def _check_failed(exc: BaseException, document: str) -> Finding:
     )
 
 
-def warm_up() -> None:
-    """Load the schemas and compile the stylesheets most flows need (a pool process calls this at start)."""
-    from engine.validation import rules, xsd
-    from engine.validation.artefacts import Artefact
+_WARM_SCHEMAS = (Artefact.UBL_INVOICE_XSD, Artefact.UBL_CREDIT_NOTE_XSD, Artefact.CII_D22B_XSD, Artefact.FX_EN16931_XSD)
+_WARM_STYLESHEETS = (Artefact.EN16931_UBL_XSLT, Artefact.EN16931_CII_XSLT, Artefact.FX_EN16931_XSLT)
 
-    for artefact in (Artefact.UBL_INVOICE_XSD, Artefact.UBL_CREDIT_NOTE_XSD, Artefact.FX_EN16931_XSD):
-        xsd.schema(artefact)
-    rules.warm_up(Artefact.EN16931_UBL_XSLT, Artefact.FX_EN16931_XSLT)
+
+def warm_up(rules: Rules = DEFAULT_RULES) -> None:
+    """Load the schemas and compile the stylesheets most flows need (a pool process calls this at start).
+
+    An artefact that cannot be loaded is skipped: the flows that need it end in WARNING with
+    ``CHECK_FAILED``, and the daemon refuses to start without its artefacts (``require_artefacts``).
+    """
+    for schema in _WARM_SCHEMAS:
+        with contextlib.suppress(ArtefactError):
+            xsd.schema(schema, rules.artefacts_dir)
+    for stylesheet in _WARM_STYLESHEETS:
+        with contextlib.suppress(ArtefactError, schematrons.RulesError):
+            schematrons.warm_up(stylesheet, artefacts_dir=rules.artefacts_dir)

@@ -1,6 +1,10 @@
 """The worker pool: asyncio workers that claim queued flows under a lease and process them.
 
 * A worker claims one job at a time; while it works, a heartbeat extends the lease every third of it.
+* An idle worker waits on the store (``Store.wait_for_work``): a job enqueued by any process wakes it
+  at once, and it claims again every ``poll_s`` whatever happens. Nothing else wakes it.
+* Each verdict a worker records is reported to the pool's observer with the time since its claim
+  (``engine.observer``: the metrics).
 * On start (and every ``recover_every_s``) expired leases are recovered: the first expiry requeues the
   flow, the second holds it in WAITING_FOR_REPROCESSING (DESIGN §9.2). With ``exclusive=True`` (one
   process owns the store, e.g. SQLite) every lease left by a previous run is dead and is recovered at
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ import structlog
 
 from engine.catalogue import finding
 from engine.errors import StatusConflict, StoreError
+from engine.observer import FlowObserver
 from engine.processing import FlowProcessor
 from engine.status import FlowEvent, FlowStatus
 from engine.store.port import Claim, Store
@@ -37,7 +43,7 @@ log = structlog.get_logger("fluxdepot.worker")
 class WorkerSettings:
     workers: int = 2
     lease_s: float = 30.0
-    poll_s: float = 1.0  # idle wait when no wake-up comes (deposits wake the pool directly)
+    poll_s: float = 1.0  # the longest idle wait: the store wakes idle workers when work is enqueued
     recover_every_s: float = 10.0
     exclusive: bool = True
 
@@ -51,13 +57,14 @@ class WorkerPool:
         *,
         clock: Callable[[], datetime],
         instance: str | None = None,
+        observer: FlowObserver | None = None,
     ) -> None:
         self._store = store
         self._processor = processor
         self._settings = settings
         self._clock = clock
         self._instance = instance or uuid.uuid4().hex[:8]
-        self._wakeup = asyncio.Event()
+        self._observer = observer
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._current: dict[str, str] = {}  # worker id -> flow number being processed
@@ -67,10 +74,6 @@ class WorkerPool:
     @property
     def in_flight(self) -> int:
         return len(self._current)
-
-    def wake(self) -> None:
-        """A deposit arrived: let an idle worker claim it now rather than at its next poll."""
-        self._wakeup.set()
 
     async def start(self) -> None:
         now = self._clock()
@@ -93,7 +96,6 @@ class WorkerPool:
     async def stop(self, grace_s: float) -> None:
         """Stop claiming; finish running flows within ``grace_s``, hand back the rest."""
         self._stopping.set()
-        self._wakeup.set()
         if self._busy:
             await asyncio.wait(set(self._busy), timeout=grace_s)
         unfinished = [t for t in self._busy if not t.done()]
@@ -129,24 +131,20 @@ class WorkerPool:
                 self._current.pop(worker_id, None)
 
     async def _idle(self) -> None:
-        """Wait for a local deposit, a job enqueued by any process (the store's hint), or ``poll_s``."""
-        self._wakeup.clear()
-        waits = {
-            asyncio.ensure_future(self._wakeup.wait()),
-            asyncio.ensure_future(self._store.wait_for_work(self._settings.poll_s)),
-        }
-        try:
-            await asyncio.wait(waits, timeout=self._settings.poll_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in waits:
-                task.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+        """Wait for the store's hint that a job was enqueued (by any process), at most ``poll_s``: the
+        worker claims again either way."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.poll_s):  # even while the store reconnects
+                await self._store.wait_for_work(self._settings.poll_s)
 
     async def _process(self, worker_id: str, claim: Claim) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(worker_id, claim.flow_number))
+        started = time.monotonic()
         try:
-            await self._processor.process(claim)
+            done = await self._processor.process(claim)
             self.processed += 1
+            if self._observer is not None:
+                self._observer.flow_judged(done, time.monotonic() - started)
         except StatusConflict as exc:
             log.warning("flow_status_conflict", flow_number=claim.flow_number, error=str(exc))
         except StoreError as exc:  # the store went away mid-flow: not the flow's fault, hand it back

@@ -2,8 +2,10 @@
 
 The same functions the workers run (``flow_check``, ``judge_content``) and the
 same report builder; with ``--config`` the business checks use that config's directory, without it
-they are listed as not run. Exit 0 when every file is integrated, 1 when any is rejected, partly
-integrated or in WARNING, 2 on usage or I/O errors.
+they are listed as not run. The ruleset is ``--ruleset``, else the config's ``[rules] ruleset``, else
+``en16931``; a missing or altered artefact puts the file in WARNING (``CHECK_FAILED``), as in the daemon.
+Exit 0 when every file is integrated, 1 when any is rejected, partly integrated or in WARNING, 2 on usage
+or I/O errors.
 """
 
 from __future__ import annotations
@@ -15,17 +17,27 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from engine import ENGINE_VERSION
 from engine.directory import DirectorySnapshot
 from engine.directory_file import DirectoryFileError, load_directory
 from engine.formats.sniff import HEAD_BYTES, sniff_syntax
-from engine.model import Channel, FlowRecord, FlowVerdict, InvoiceStatus, Limits, RejectionRule, Syntax
+from engine.model import (
+    Channel,
+    FlowRecord,
+    FlowVerdict,
+    InvoiceStatus,
+    Limits,
+    RejectionRule,
+    Rules,
+    Ruleset,
+    Syntax,
+)
 from engine.processing import judge_content, system_failure
-from engine.report import build_report, render_json, render_text
+from engine.report import Report, build_report, render_text, report_dict
 from engine.status import FlowEvent, FlowStatus, advance
-from engine.technical import flow_check
+from engine.technical import DEFAULT_RULES, flow_check
 from gateway.settings import SettingsError, load_settings
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
@@ -38,6 +50,7 @@ def run_check(
     config: str | None,
     as_json: bool,
     issuer: str | None,
+    ruleset: str | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
@@ -49,30 +62,38 @@ def run_check(
             print(f"fluxdepot check: --syntax: {exc}", file=err)
             return EXIT_USAGE
     limits = Limits()
+    rules = DEFAULT_RULES
     directory: DirectorySnapshot | None = None
     if config:
         try:
             settings = load_settings(Path(config))
             limits = settings.engine_limits
+            rules = settings.engine_rules
             if settings.directory_file is not None:
                 data = load_directory(settings.directory_file)
                 directory = DirectorySnapshot({s.siret: s for s in data.structures})
         except (SettingsError, DirectoryFileError) as exc:
             print(f"fluxdepot check: {exc}", file=err)
             return EXIT_USAGE
-    reports: list[dict[str, Any]] = []
+    if ruleset:  # --ruleset wins over the config's [rules] ruleset
+        try:
+            rules = replace(rules, ruleset=Ruleset.parse(ruleset))
+        except ValueError as exc:
+            print(f"fluxdepot check: --ruleset: {exc}", file=err)
+            return EXIT_USAGE
+    reports: list[Report] = []
     for name in files:
         path = Path(name)
         if not path.is_file():
             print(f"fluxdepot check: {name}: no such file", file=err)
             return EXIT_USAGE
-        reports.append(check_file(path, declared, limits, directory, issuer))
+        reports.append(check_file(path, declared, limits, directory, issuer, rules))
     if as_json:
-        out.write(json.dumps(reports, ensure_ascii=False, indent=2) + "\n")
+        out.write(json.dumps([report_dict(r) for r in reports], ensure_ascii=False, indent=2) + "\n")
     else:
         for report in reports:
             out.write(render_text(report) + "\n")
-    integrated = all(r["status"] == FlowStatus.INTEGRATED.name for r in reports)
+    integrated = all(r.flow.status is FlowStatus.INTEGRATED for r in reports)
     return EXIT_OK if integrated else EXIT_REJECTED
 
 
@@ -82,7 +103,8 @@ def check_file(
     limits: Limits,
     directory: DirectorySnapshot | None,
     issuer: str | None,
-) -> dict[str, Any]:
+    rules: Rules = DEFAULT_RULES,
+) -> Report:
     """One file's report, as the daemon would produce it for a deposit of that file."""
     stat = path.stat()
     with open(path, "rb") as fh:
@@ -104,7 +126,7 @@ def check_file(
         size_bytes=stat.st_size,
         declared_syntax=declared is not None,
     )
-    verdict, status = _evaluate(str(path), flow, declared, limits, directory, issuer)
+    verdict, status = _evaluate(str(path), flow, declared, limits, directory, issuer, rules)
     flow = replace(
         flow,
         status=status,
@@ -113,7 +135,7 @@ def check_file(
         integrated_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.INTEGRATED),
         rejected_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.REJECTED),
     )
-    report = build_report(
+    return build_report(
         flow,
         [],
         verdict.flow_findings,
@@ -121,7 +143,6 @@ def check_file(
         ruleset_version=verdict.ruleset_version,
         engine_version=ENGINE_VERSION,
     )
-    return json.loads(render_json(report))  # type: ignore[no-any-return]
 
 
 def _evaluate(
@@ -131,12 +152,19 @@ def _evaluate(
     limits: Limits,
     directory: DirectorySnapshot | None,
     issuer: str | None,
+    rules: Rules,
 ) -> tuple[FlowVerdict, FlowStatus]:
-    transport, content = flow_check(path, flow.file_name, declared, limits)
+    transport, content = flow_check(path, flow.file_name, declared, limits, rules)
     if system_failure(transport.findings):
-        return FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings), FlowStatus.WARNING
+        failed = FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings, ruleset_version=rules.ruleset.value)
+        return failed, FlowStatus.WARNING
     if transport.rejected or content is None:  # flow_check gives no content only for a rejected flow
-        verdict = FlowVerdict(FlowEvent.TECHNICAL_REJECTION, transport.findings, detected_syntax=transport.syntax)
+        verdict = FlowVerdict(
+            FlowEvent.TECHNICAL_REJECTION,
+            transport.findings,
+            ruleset_version=rules.ruleset.value,
+            detected_syntax=transport.syntax,
+        )
         return verdict, advance(FlowStatus.RECEIVED, verdict.event)
     syntax = transport.syntax or flow.syntax
     # Offline, the file is judged as if its own supplier deposited it, unless --issuer says otherwise.

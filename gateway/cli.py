@@ -1,4 +1,4 @@
-"""The ``fluxdepot`` command (server side): ``serve``, ``check`` and ``admin`` (DESIGN §3)."""
+"""The ``fluxdepot`` command (server side): ``serve``, ``check``, ``rulesets`` and ``admin`` (DESIGN §3)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.validation.artefacts import ArtefactsNotInstalled
 from gateway.check_command import EXIT_USAGE, run_check
 from gateway.data_lock import DataFolderBusy, DataFolderLock
+from gateway.rulesets_command import run_rulesets
 from gateway.settings import EX_CONFIG, Settings, SettingsError, load_settings
 from gateway.startup import EX_TEMPFAIL, StartupError
 from gateway.third_party_warnings import filter_known
@@ -22,6 +24,8 @@ WRITING_TASKS = frozenset({"migrate", "import-directory", "restore", "purge"})
 EXAMPLES = """examples:
   fluxdepot serve --config config/fluxdepot.example.toml
   fluxdepot check --config config/fluxdepot.example.toml config/demo/invoices/ok/*
+  fluxdepot check --ruleset en16931+fr-flux2 invoice.xml
+  fluxdepot rulesets
   fluxdepot admin --config /etc/fluxdepot/fluxdepot.toml verify-audit
 """
 
@@ -71,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", help="daemon config file: business checks use its directory")
     check.add_argument("--issuer", metavar="SIRET", help="structure the flow is deposited for (default: the supplier)")
     check.add_argument("--json", action="store_true", help="print a JSON array of the reports")
+    check.add_argument(
+        "--ruleset", metavar="NAME", help="en16931 or en16931+fr-flux2 (default: the config's [rules] ruleset)"
+    )
+
+    rulesets = sub.add_parser(
+        "rulesets",
+        help="list the rulesets and the state of their artefacts",
+        formatter_class=fmt,
+        description="List each ruleset with the version, sha256 and state of every artefact it runs. Exit 0 "
+        "when the configured ruleset is installed, 1 when it is not, 2 on usage errors.",
+    )
+    rulesets.add_argument("--config", help="daemon config file: its [rules] ruleset and artefacts_dir")
+    rulesets.add_argument("--json", action="store_true", help="print JSON")
 
     admin = sub.add_parser("admin", help="offline administration of the configured store", formatter_class=fmt)
     admin.add_argument("--config", required=True, type=Path, help="TOML config file")
@@ -118,7 +135,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     if args.command == "check":
-        return run_check(args.files, syntax=args.syntax, config=args.config, as_json=args.json, issuer=args.issuer)
+        return run_check(
+            args.files,
+            syntax=args.syntax,
+            config=args.config,
+            as_json=args.json,
+            issuer=args.issuer,
+            ruleset=args.ruleset,
+        )
+    if args.command == "rulesets":
+        return run_rulesets(args.config, as_json=args.json)
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -131,12 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(settings: Settings, *, init: bool = False) -> int:
     from gateway.daemon import Daemon
-    from gateway.listeners import build_listeners
     from gateway.memory import return_big_buffers
 
     return_big_buffers()
 
-    daemon = Daemon(settings, listeners=build_listeners, init=init)
+    daemon = Daemon(settings, init=init)
     try:
         return asyncio.run(daemon.run())
     except SettingsError as exc:  # found while starting (e.g. the directory file): before anything listens
@@ -145,6 +170,9 @@ def _serve(settings: Settings, *, init: bool = False) -> int:
     except StartupError as exc:  # the daemon has already stopped what it had started
         print(f"fluxdepot: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ArtefactsNotInstalled as exc:  # the daemon's first check: before anything listens
+        print(f"fluxdepot: error: {exc}", file=sys.stderr)
+        return EX_CONFIG
 
 
 def _admin(args: argparse.Namespace, settings: Settings) -> int:

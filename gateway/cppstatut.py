@@ -3,14 +3,14 @@
 For EDI software that already reads Chorus Pro's status returns: one ``CPPFluxStatutUnitaire`` with the
 flow status code (90 received, 93 reception error, 96 received with partial integration) and one
 ``LigneErreurDetail`` per error of the integration report (flow-level errors, then each invoice's).
-Built from the report dict (``engine.report.build_report``), so it can never disagree with the report.
+A rendering of the typed ``engine.report.Report``, so it can never disagree with the report.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET  # builds and serialises only; never parses input
-from typing import Any
 
+from engine.report import Report, ReportEntry, iso_millis
 from engine.status import FlowStatus
 
 CPPSTATUT_VERSION = "1.19"
@@ -18,10 +18,10 @@ RECEIVED = "90"
 RECEPTION_ERROR = "93"
 PARTIAL_INTEGRATION = "96"
 _STATUS_CODES = {
-    FlowStatus.INTEGRATED.name: RECEIVED,
-    FlowStatus.PARTIALLY_INTEGRATED.name: PARTIAL_INTEGRATION,
-    FlowStatus.REJECTED.name: RECEPTION_ERROR,
-    FlowStatus.WARNING.name: RECEPTION_ERROR,
+    FlowStatus.INTEGRATED: RECEIVED,
+    FlowStatus.PARTIALLY_INTEGRATED: PARTIAL_INTEGRATION,
+    FlowStatus.REJECTED: RECEPTION_ERROR,
+    FlowStatus.WARNING: RECEPTION_ERROR,
 }
 _MAX_COMPLEMENT = 40
 
@@ -30,14 +30,14 @@ def cppstatut_name(partner_code: str, flow_number: str) -> str:
     return f"CPPStatut_{partner_code}_{flow_number}.xml"
 
 
-def flow_status_code(report: dict[str, Any]) -> str:
-    return _STATUS_CODES.get(str(report["status"]), RECEPTION_ERROR)
+def flow_status_code(report: Report) -> str:
+    return _STATUS_CODES.get(report.flow.status, RECEPTION_ERROR)
 
 
-def _error_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
-    lines = list(report["errors"])
-    for invoice in report["invoices"]:
-        lines.extend(invoice["errors"])
+def _error_lines(report: Report) -> list[ReportEntry]:
+    lines = list(report.errors)
+    for invoice in report.invoices:
+        lines.extend(invoice.errors)
     return lines
 
 
@@ -47,35 +47,36 @@ def _text(parent: ET.Element, tag: str, value: object) -> ET.Element:
     return child
 
 
-def render_cppstatut(report: dict[str, Any], *, sender_id: str, produced_at: str) -> bytes:
+def render_cppstatut(report: Report, *, sender_id: str, produced_at: str) -> bytes:
     """The CPPStatut document for a final flow's ``report``; ``sender_id`` is the gateway's code."""
     root = ET.Element("CPPStatut", {"Version": CPPSTATUT_VERSION})
     envelope = ET.SubElement(ET.SubElement(root, "Enveloppe"), "EnveloppeUnitaire", {"NumOrdre": "1"})
     parameters = ET.SubElement(envelope, "Parametres")
-    for n, (code, value) in enumerate((("DtPrd", produced_at), ("IdFlx", report["flow_number"])), start=1):
+    flow = report.flow
+    for n, (code, value) in enumerate((("DtPrd", produced_at), ("IdFlx", flow.flow_number)), start=1):
         parameter = ET.SubElement(parameters, "ParametreIndiv", {"NumOrdre": f"{n:04d}"})
         _text(parameter, "Code", code)
         _text(parameter, "Valeurparametre", value)
     partners = ET.SubElement(envelope, "Partenaires")
-    _text(ET.SubElement(partners, "Recepteur"), "Id", report["partner_code"])
+    _text(ET.SubElement(partners, "Recepteur"), "Id", flow.partner_code)
     _text(ET.SubElement(partners, "Emetteur"), "Id", sender_id)
     statuses = ET.SubElement(root, "CPPFluxStatuts", {"compteur": "1"})
     data = ET.SubElement(ET.SubElement(statuses, "CPPFluxStatutUnitaire", {"NumOrdre": "1"}), "DonneesStatut")
     _text(data, "IdStatut", flow_status_code(report))
-    _text(data, "ComplementStatut", str(report["status_label"])[:_MAX_COMPLEMENT])
-    _text(data, "Commentaire", report["next_action"]["message"])
-    _text(data, "Horodatage", report["status_changed_at"])
-    _text(data, "IdFlux", report["flow_number"])
+    _text(data, "ComplementStatut", flow.status.label_fr[:_MAX_COMPLEMENT])
+    _text(data, "Commentaire", report.next_action.message)
+    _text(data, "Horodatage", iso_millis(flow.status_changed_at))
+    _text(data, "IdFlux", flow.flow_number)
     errors = _error_lines(report)
     if errors:
         details = ET.SubElement(data, "Details", {"NbLignesErreur": str(len(errors))})
         for n, error in enumerate(errors, start=1):
             line = ET.SubElement(details, "LigneErreurDetail", {"IdLigne": str(n)})
-            _text(line, "NatureErreur", error["kind"])
-            _text(line, "CodeErreur", error["code"])
-            _text(line, "LibelleErreur", error["message"])
-            where = " ".join(str(p) for p in (error["document"], error["location"]) if p)
-            description = "; ".join(p for p in (where, error["hint"]) if p)
+            _text(line, "NatureErreur", error.kind.value)
+            _text(line, "CodeErreur", error.code)
+            _text(line, "LibelleErreur", error.message)
+            where = " ".join(p for p in (error.document, error.location) if p)
+            description = "; ".join(p for p in (where, error.hint) if p)
             if description:
                 _text(line, "DescriptionErreur", description)
     ET.indent(root, space="  ")

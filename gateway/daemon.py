@@ -1,5 +1,9 @@
 """The composition root (STYLE rule 3): ``fluxdepot serve`` reads settings, opens the store, builds the
-engine, starts the servers, and owns the ordered, bounded shutdown (STYLE rule 14).
+engine and the faces over it (``Engine``, ``build_faces``: the whole object graph, here and nowhere
+else), starts the servers, and owns the ordered, bounded shutdown (STYLE rule 14). Calls go one way:
+faces → engine → store; workers and the outbox learn of new work and new verdicts from the store
+(``engine.store.wakeups``), and the engine reports deposits and verdicts to the metrics
+(``engine.observer``).
 
 Start: logging → metrics → store (migrated) → directory import → blobs → validation pool (warmed) →
 workers (recovering leases left by a previous run) → outbox → gRPC → SFTP → one ``ready`` event and
@@ -29,62 +33,60 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+import grpc
 import structlog
+from grpc_health.v1._async import HealthServicer  # the asyncio servicer (grpc_health.v1.aio)
 
+from engine import ENGINE_VERSION
 from engine.blobs import BlobStore
 from engine.clock import utcnow
 from engine.cpu_pool import CpuPool
 from engine.deposit import DepositService
 from engine.directory_file import DirectoryFileError, load_directory
 from engine.errors import AlreadyExists
-from engine.model import FlowRecord
 from engine.permissions import Visibility
 from engine.processing import FlowProcessor
 from engine.queries import DashboardQuery
+from engine.services.admin import AdminService
+from engine.services.auth import PartnerAuthenticator, TokenAuthenticator
+from engine.services.flows import FlowsService
+from engine.services.watch import WatchService
 from engine.status import FlowStatus
 from engine.store import open_store, sqlite_path
 from engine.store.port import Store
+from engine.store.sqlite_guard import Mark, StoreRefused, check_before_open, keep_numbers_rising, refresh_mark
 from engine.technical import warm_up
+from engine.validation.rulesets import require_artefacts
 from engine.watchdog import StuckFlowWatchdog
 from engine.worker import WorkerPool, WorkerSettings
 from gateway.data_lock import DataFolderBusy, DataFolderLock
 from gateway.demo_secrets import demo_secrets_in
+from gateway.grpc_server import TlsFiles, start_grpc_server
+from gateway.listeners import GrpcListener, Listener, OutboxListener, SftpListener
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
+from gateway.outbox import OutboxWriter
 from gateway.settings import Settings, SettingsError
-from gateway.startup import EX_TEMPFAIL, StartupError, cannot_listen
-from gateway.store_guard import Mark, check_before_open, keep_numbers_rising, refresh_mark
+from gateway.sftp_auth import Credentials
+from gateway.sftp_intake import Intake
+from gateway.sftp_paths import PartnerFolders
+from gateway.sftp_server import SftpServer, SftpSettings, auth_settings, intake_settings, start_sftp_server
+from gateway.startup import EX_DATAERR, EX_TEMPFAIL, StartupError, cannot_listen
 from gateway.systemd import Notifier, watchdog_interval_s
 
 log = structlog.get_logger("fluxdepot.daemon")
 EX_OK, EX_FORCED = 0, 1
 WATCHDOG_SINGLETON = "watchdog"  # one daemon of those sharing a store runs the stuck-flow watchdog
-MARK_EVERY_S = 5.0  # how often the flow-number mark follows the store (gateway.store_guard)
+MARK_EVERY_S = 5.0  # how often the flow-number mark follows the store (engine.store.sqlite_guard)
 SHARED_TEMP_AGE_S = 3600.0  # on a shared data folder, only temporary files this old are from a dead daemon
-
-
-class Listener(Protocol):
-    """A network face the daemon starts and stops (gRPC, SFTP, outbox writer)."""
-
-    name: str
-
-    async def start(self) -> dict[str, Any]:
-        """Start serving; return what to log in the ``ready`` event (e.g. the bound address)."""
-
-    async def stop_accepting(self) -> None:
-        """Refuse new connections/calls (first step of shutdown)."""
-
-    async def stop(self, grace_s: float) -> None:
-        """Finish in-flight work within ``grace_s``, then close."""
-
-    async def set_health(self, service: str, serving: bool) -> None:
-        """Report a health status ("" = the whole server); a no-op for faces without health."""
+WATCH_WAIT_S = 15.0  # a watch stream re-reads the feed at least this often (besides the store's signal)
 
 
 class Engine:
-    """The engine's parts, built once and handed to the network faces."""
+    """The engine's parts, built once: the application layer the faces call, the workers, the pool.
+    ``metrics`` observes deposits and verdicts (``engine.observer``)."""
 
     def __init__(self, settings: Settings, store: Store, metrics: Metrics) -> None:
         self.settings = settings
@@ -93,15 +95,8 @@ class Engine:
         self.limits = settings.engine_limits
         self.blobs = BlobStore(settings.data_dir / "blobs")
         self.cpu = CpuPool(settings.workers.processes, initializer=warm_up, limits=settings.workers.process_limits())
-        self.verdict_hooks: list[Callable[[FlowRecord], None]] = []
         self.processor = FlowProcessor(
-            store,
-            self.blobs,
-            self.limits,
-            self.cpu.run,
-            clock=utcnow,
-            actor="worker",
-            on_verdict=self._on_verdict,
+            store, self.blobs, self.limits, self.cpu.run, clock=utcnow, actor="worker", rules=settings.engine_rules
         )
         w = settings.workers
         self.workers = WorkerPool(
@@ -115,6 +110,7 @@ class Engine:
                 exclusive=settings.store_url.startswith("sqlite:"),  # one process owns a SQLite file
             ),
             clock=utcnow,
+            observer=metrics,
         )
         self.deposits = DepositService(
             store,
@@ -122,21 +118,65 @@ class Engine:
             self.limits,
             gateway_code=settings.gateway_code,
             clock=utcnow,
-            on_deposit=self._on_deposit,
+            observer=metrics,
         )
-
-    def _on_deposit(self, flow: FlowRecord) -> None:
-        self.metrics.deposits.labels(flow.channel.value).inc()
-        self.workers.wake()
-
-    def _on_verdict(self, flow: FlowRecord, seconds: float) -> None:
-        self.metrics.flows_finished.labels(flow.status.name).inc()
-        self.metrics.processing.observe(seconds)
-        for hook in self.verdict_hooks:
-            hook(flow)
+        self.flows = FlowsService(store, self.deposits, stuck_after_s=settings.stuck_after(), clock=utcnow)
+        self.watch = WatchService(store, wait_s=WATCH_WAIT_S)
 
 
-ListenerFactory = Callable[[Engine], Awaitable[list[Listener]]]
+def build_faces(engine: Engine) -> list[Listener]:
+    """The faces over ``engine``, in their start order: the outbox always (EDI flows may come from another
+    daemon sharing the store), then gRPC and SFTP when they have a listen address."""
+    s, store, metrics = engine.settings, engine.store, engine.metrics
+    outbox = OutboxWriter(
+        store,
+        PartnerFolders(s.data_dir / "sftp"),
+        engine_version=ENGINE_VERSION,
+        gateway_code=s.gateway_code,
+        retention_s=s.retention.outbox_days * 86400,
+    )
+    faces: list[Listener] = [OutboxListener(outbox, store, metrics)]
+    if s.grpc.listen:
+        health = HealthServicer()
+        auth = TokenAuthenticator(store, ttl_s=s.grpc.token_cache_s)
+
+        async def serve_grpc(listen: str, tls: TlsFiles | None) -> tuple[grpc.aio.Server, int]:
+            return await start_grpc_server(
+                engine.limits,
+                listen,
+                flows=engine.flows,
+                watch=engine.watch,
+                auth=auth,
+                admin=AdminService(store, auth),
+                health=health,
+                tls=tls,
+                on_call=lambda method, code: metrics.grpc_calls.labels(method, code).inc(),
+                max_message_bytes=s.grpc.max_message_bytes,
+            )
+
+        faces.append(GrpcListener(s.grpc, serve_grpc, health))
+    if s.sftp.listen:
+        sftp = SftpSettings(
+            max_flow_bytes=s.limits.max_flow_bytes,
+            password_auth=s.sftp.password_auth,
+            max_auth_failures=s.sftp.max_auth_failures,
+            max_address_failures=s.sftp.max_address_failures,
+            max_partner_failures=s.sftp.max_partner_failures,
+            first_lockout_s=s.sftp.first_lockout_s,
+            max_upload_holes=s.sftp.max_upload_holes,
+            lockout_s=s.sftp.lockout_s,
+            quota_bytes=s.sftp.quota_bytes,
+            quota_files=s.sftp.quota_files,
+        )
+        lockouts = auth_settings(sftp)
+        credentials = Credentials(PartnerAuthenticator(store, lockouts.lockouts, utcnow), lockouts)
+        intake = Intake(engine.deposits, outbox, outbox.folders, intake_settings(sftp), find_partner=store.get_partner)
+
+        async def serve_sftp(listen: str) -> tuple[SftpServer, int]:
+            return await start_sftp_server(credentials, intake, sftp, listen)
+
+        faces.append(SftpListener(s.sftp.listen, serve_sftp, metrics))
+    return faces
 
 
 class Daemon:
@@ -144,14 +184,12 @@ class Daemon:
         self,
         settings: Settings,
         *,
-        listeners: ListenerFactory | None = None,
         notifier: Notifier | None = None,
         init: bool = False,
     ) -> None:
         self.settings = settings
         self._init = init  # --init: a new SQLite store in a data folder that held one
         self._mark: Mark | None = None
-        self._listener_factory = listeners
         self._notifier = notifier or Notifier()
         self._stop = asyncio.Event()
         self._signals = 0
@@ -187,6 +225,7 @@ class Daemon:
         s = self.settings
         configure_logging(s.logging.level, s.logging.format)
         log.info("starting", config=str(s.source), data_dir=str(s.data_dir), environment=s.environment)
+        require_artefacts(s.engine_rules)  # ArtefactsNotInstalled: one line, exit 78 (gateway.cli)
         # Before anything opens: one daemon per folder on SQLite, shared by the daemons of one PostgreSQL.
         shared = not s.store_url.startswith("sqlite:")
         try:
@@ -195,22 +234,24 @@ class Daemon:
             raise StartupError(f"{exc}; stop it first, or give this daemon another --data-dir", EX_TEMPFAIL) from None
         metrics = Metrics()
         db = Path(sqlite_path(s.store_url)) if not shared else None
-        if db is not None:
-            await asyncio.to_thread(check_before_open, db, s.data_dir, init=self._init)
-        store = await open_store(s.store_url, pool_min=s.store.pool_min, pool_max=s.store.pool_max)
-        self.engine = engine = Engine(s, store, metrics)
-        if db is not None:
-            await self._keep_numbers_rising(db)
+        try:
+            if db is not None:
+                await asyncio.to_thread(check_before_open, db, s.data_dir, init=self._init)
+            store = await open_store(s.store_url, pool_min=s.store.pool_min, pool_max=s.store.pool_max)
+            self.engine = engine = Engine(s, store, metrics)
+            if db is not None:
+                await self._keep_numbers_rising(db)
+        except StoreRefused as exc:  # damaged, or missing beside the data it kept: a restart would not help
+            raise StartupError(str(exc), EX_DATAERR) from None
         await self._import_directory()
         # A data folder shared by several daemons (PostgreSQL) may hold other daemons' writes in progress.
         await asyncio.to_thread(engine.blobs.sweep_temp, SHARED_TEMP_AGE_S if shared else 0.0)
         await asyncio.to_thread(engine.cpu.warm_up, warm_up)
         await engine.workers.start()
         ready: dict[str, Any] = {"workers": s.workers.count, "processes": s.workers.processes}
-        if self._listener_factory is not None:
-            self._listeners = await self._listener_factory(engine)
-            for listener in self._listeners:
-                ready.update(await listener.start())
+        self._listeners = build_faces(engine)
+        for listener in self._listeners:
+            ready.update(await listener.start())
         if s.metrics.listen:
             try:
                 self._metrics_server = metrics.serve(s.metrics.listen)

@@ -13,15 +13,11 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from engine.deposit import DepositReceipt
 from engine.model import Channel, FlowRecord, Syntax
-from engine.queries import (
-    MAX_PAGE_SIZE,
-    Dashboard,
-    DashboardQuery,
-    EventRecord,
-    FlowQuery,
-    PageKey,
-)
+from engine.queries import MAX_PAGE_SIZE, DashboardQuery, EventRecord, FlowQuery, PageKey
+from engine.report import Report, ReportEntry, ReportFormat, ReportInvoice, amount_text
+from engine.services.flows import MAX_REPORTS_PER_ZIP, DashboardView, DepositForm
 from engine.status import FlowStatus
 from fluxdepot.v1 import flows_pb2 as pb
 from gateway.grpc_errors import InvalidArgument
@@ -100,7 +96,8 @@ def status_count(siret: str, status: FlowStatus, n: int) -> pb.StatusCount:
     )
 
 
-def dashboard_message(board: Dashboard, now: datetime) -> pb.DashboardResponse:
+def dashboard_message(view: DashboardView) -> pb.DashboardResponse:
+    board, now = view.board, view.at
     count = status_count
     order = list(FlowStatus)
     totals = board.totals()
@@ -118,59 +115,92 @@ def dashboard_message(board: Dashboard, now: datetime) -> pb.DashboardResponse:
         ],
         top_errors=[pb.ErrorCount(code=e.code, rule=e.rule or "", count=e.count) for e in board.top_errors],
         total_count=sum(totals.values()),
+        stuck=[count("", s, n) for s, n in view.stuck.items()],
     )
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _error(entry: dict[str, Any]) -> pb.ReportError:
-    return pb.ReportError(**{k: _text(entry.get(k)) for k in pb.ReportError.DESCRIPTOR.fields_by_name if k in entry})
-
-
-def report_message(report: dict[str, Any], flow: FlowRecord) -> pb.Report:
-    """The structured part of ``GetReport``'s answer, read from ``engine.report.build_report``'s dict."""
-    action = report.get("next_action") or {}
-    return pb.Report(
+def deposit_response(receipt: DepositReceipt) -> pb.DepositResponse:
+    flow = receipt.flow
+    return pb.DepositResponse(
+        flow_number=flow.flow_number,
+        deposited_at=timestamp(flow.deposited_at),
+        syntax=flow.syntax.value,
+        status=STATUS_TO_PB[flow.status],  # type: ignore[arg-type]
+        status_code=flow.status.code,
+        sha256=flow.sha256,
+        already_deposited=receipt.already_deposited,
         flow=flow_message(flow),
+    )
+
+
+def _text(value: str | None) -> str:
+    return "" if value is None else value
+
+
+def _error(e: ReportEntry) -> pb.ReportError:
+    return pb.ReportError(
+        code=e.code,
+        kind=e.kind.value,
+        severity=e.severity.value,
+        message=e.message,
+        rule=_text(e.rule),
+        business_term=_text(e.business_term),
+        location=_text(e.location),
+        document=_text(e.document),
+        hint=e.hint,
+    )
+
+
+def _invoice(invoice: ReportInvoice) -> pb.ReportInvoice:
+    facts = invoice.facts
+    return pb.ReportInvoice(
+        document=facts.document,
+        number=_text(facts.number),
+        supplier=_text(facts.supplier_id),
+        buyer=_text(facts.buyer_id),
+        service_code=_text(facts.service_code),
+        engagement_number=_text(facts.engagement_number),
+        amount=_text(amount_text(facts.total_with_vat)),
+        currency=_text(facts.currency),
+        status=invoice.status.value,
+        errors=[_error(e) for e in invoice.errors],
+    )
+
+
+def report_message(report: Report) -> pb.Report:
+    """The structured part of ``GetReport``'s answer: a rendering of ``engine.report.Report``."""
+    action = report.next_action
+    return pb.Report(
+        flow=flow_message(report.flow),
         history=[
             pb.StatusChange(
-                status=STATUS_TO_PB[FlowStatus.parse(str(c["status"]))],  # type: ignore[arg-type]
-                status_code=FlowStatus.parse(str(c["status"])).code,
-                event=_text(c.get("event")),
-                at=timestamp(datetime.fromisoformat(str(c["at"]))),
-                actor=_text(c.get("actor")),
-                detail=_text(c.get("detail")),
+                status=STATUS_TO_PB[c.status],  # type: ignore[arg-type]
+                status_code=c.status.code,
+                event=c.event.value if c.event else "",
+                at=timestamp(c.at),
+                actor=c.actor,
+                detail=_text(c.detail),
             )
-            for c in report.get("history", [])
+            for c in report.history
         ],
-        invoices=[
-            pb.ReportInvoice(
-                document=_text(i.get("document")),
-                number=_text(i.get("number")),
-                supplier=_text((i.get("supplier") or {}).get("id")),
-                buyer=_text((i.get("buyer") or {}).get("id")),
-                service_code=_text(i.get("service_code")),
-                engagement_number=_text(i.get("engagement_number")),
-                amount=_text((i.get("amount") or {}).get("total_with_vat")),
-                currency=_text(i.get("currency")),
-                status=_text(i.get("status")),
-                errors=[_error(x) for x in i.get("errors", [])],
-            )
-            for i in report.get("invoices", [])
-        ],
-        errors=[_error(x) for x in report.get("errors", [])],
-        warnings=[_error(x) for x in report.get("warnings", [])],
-        return_flows=[str(n) for n in report.get("return_flows", [])],
+        invoices=[_invoice(i) for i in report.invoices],
+        errors=[_error(e) for e in report.errors],
+        warnings=[_error(e) for e in report.warnings],
+        return_flows=report.flow.return_flows,
         next_action=pb.NextAction(
-            code=_text(action.get("code")),
-            message=_text(action.get("message")),
-            invoice_numbers=[str(n) for n in action.get("invoice_numbers", [])],
+            code=action.code.value, message=action.message, invoice_numbers=action.invoice_numbers
         ),
-        engine_version=_text(report.get("engine_version")),
-        ruleset_version=_text(report.get("ruleset_version")),
+        engine_version=report.engine_version,
+        ruleset_version=report.ruleset_version,
     )
+
+
+def report_format(value: int) -> ReportFormat:
+    """A ``ReportFormat`` of the API (unspecified: JSON)."""
+    return ReportFormat.XML if value == pb.REPORT_FORMAT_XML else ReportFormat.JSON
+
+
+FORMAT_TO_PB = {ReportFormat.JSON: pb.REPORT_FORMAT_JSON, ReportFormat.XML: pb.REPORT_FORMAT_XML}
 
 
 # --- in: request fields → engine values ------------------------------------------------------------------
@@ -258,6 +288,28 @@ def dashboard_query(request: pb.DashboardRequest) -> DashboardQuery:
         deposited_to=optional_time(request, "deposited_to"),
         top_errors=request.top_errors or DEFAULT_TOP_ERRORS,
     )
+
+
+def deposit_form(request: pb.DepositRequest) -> DepositForm:
+    """What a ``Deposit`` or a ``DepositStream`` header says besides the bytes."""
+    return DepositForm(
+        file_name=request.file_name,
+        issuer_siret=request.issuer_siret,
+        syntax=request.syntax or None,
+        tracking_id=request.tracking_id or None,
+        sha256=request.sha256 or None,
+        with_signature=request.with_signature,
+    )
+
+
+def flow_numbers(values: Iterable[str]) -> list[str]:
+    """The flows of a zip of reports: at least one, at most ``MAX_REPORTS_PER_ZIP`` different ones."""
+    numbers = [flow_number(n) for n in values]
+    if not numbers:
+        raise InvalidArgument("flow_numbers", "name at least one flow")
+    if len(set(numbers)) > MAX_REPORTS_PER_ZIP:
+        raise InvalidArgument("flow_numbers", f"at most {MAX_REPORTS_PER_ZIP} flows per zip")
+    return numbers
 
 
 def flow_number(value: str) -> str:

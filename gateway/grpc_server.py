@@ -1,7 +1,8 @@
 """Build and start the gRPC server: ``FlowService``, ``AdminService``, health and reflection (DESIGN §10).
 
-The daemon (``gateway.daemon``, the composition root) calls ``start_grpc_server`` with the store and
-the deposit service it built; nothing here is a module-level singleton. Shutdown is the caller's:
+The daemon (``gateway.daemon``, the composition root) calls ``start_grpc_server`` with the application
+layer it built (``engine.services``) and the authenticator; nothing here builds a collaborator or is a
+module-level singleton. Shutdown is the caller's:
 ``await health.enter_graceful_shutdown()`` (every service NOT_SERVING), then ``await server.stop(grace)``.
 
 The server accepts messages a little larger than the flow size limit, so a deposit over the limit reaches
@@ -12,7 +13,7 @@ grpc's generic one; anything much larger is cut by grpc itself before it is buff
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,10 @@ from grpc_health.v1 import health_pb2_grpc as health_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from engine import ENGINE_VERSION
-from engine.deposit import DepositService
 from engine.model import Limits
-from engine.status import FlowStatus
-from engine.store.port import Store
+from engine.services.admin import AdminService
+from engine.services.flows import FlowsService
+from engine.services.watch import WatchService
 from fluxdepot.v1 import admin_pb2 as admin_pb
 from fluxdepot.v1 import admin_pb2_grpc as admin_grpc
 from fluxdepot.v1 import flows_pb2 as flows_pb
@@ -139,25 +139,22 @@ def _bind_stream(
 
 
 async def start_grpc_server(
-    store: Store,
-    deposits: DepositService,
     limits: Limits,
     listen: str,
     *,
+    flows: FlowsService,
+    watch: WatchService,
+    auth: Authenticator,
+    admin: AdminService,
+    health: HealthServicer,
     tls: TlsFiles | None = None,
-    health: HealthServicer | None = None,
-    auth: Authenticator | None = None,
-    engine_version: str = ENGINE_VERSION,
-    watch_wait_s: float = 15.0,
     on_call: CallObserver | None = None,
-    stuck_after_s: Mapping[FlowStatus, float] | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> tuple[grpc.aio.Server, int]:
     """Start serving on ``listen`` (``HOST:PORT``; port 0 picks one) and return the server and its port.
 
-    Pass ``health`` to keep a handle on the health service (the daemon sets NOT_SERVING on shutdown).
+    ``health`` is the caller's handle on the health service (the daemon sets NOT_SERVING on shutdown).
     """
-    auth = auth or Authenticator(store)
     server = grpc.aio.server(
         interceptors=[CallContextInterceptor(on_call)],
         options=[
@@ -169,19 +166,8 @@ async def start_grpc_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    flows_grpc.add_FlowServiceServicer_to_server(
-        FlowServicer(
-            store,
-            deposits,
-            auth,
-            engine_version=engine_version,
-            watch_wait_s=watch_wait_s,
-            stuck_after_s=stuck_after_s,
-        ),
-        server,
-    )
-    admin_grpc.add_AdminServiceServicer_to_server(AdminServicer(store, auth), server)
-    health = health or HealthServicer()
+    flows_grpc.add_FlowServiceServicer_to_server(FlowServicer(flows, watch, auth), server)
+    admin_grpc.add_AdminServiceServicer_to_server(AdminServicer(admin, flows, auth), server)
     health_grpc.add_HealthServicer_to_server(health, server)
     for name in ("", FLOW_SERVICE, ADMIN_SERVICE):
         await health.set(name, health_pb.HealthCheckResponse.SERVING)

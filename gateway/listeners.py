@@ -1,48 +1,69 @@
-"""The network faces the daemon starts, built from the engine: gRPC, the SFTP server and the outbox writer.
+"""The network faces the daemon starts and stops: gRPC, the SFTP server and the outbox writer.
 
-Each is a ``gateway.daemon.Listener``: started in order, told to stop accepting first at shutdown, then
-stopped within the grace (STYLE rule 14).
+Each is a ``Listener``: started in order, told to stop accepting first at shutdown, then stopped within
+the grace (STYLE rule 14). A listener receives what it runs, built by the composition root
+(``gateway.daemon``); it builds no collaborator and knows nothing of the daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2 as health_pb
 from grpc_health.v1._async import HealthServicer  # the asyncio servicer (grpc_health.v1.aio)
 
-from engine import ENGINE_VERSION
 from engine.errors import StoreError
-from gateway.grpc_auth import Authenticator
-from gateway.grpc_server import ADMIN_SERVICE, FLOW_SERVICE, BindFailed, TlsFiles, start_grpc_server
-from gateway.outbox import OUTBOX_SINGLETON, PURGE_SINGLETON, OutboxWriter, has_return_flows
-from gateway.settings import EX_CONFIG
-from gateway.sftp_paths import PartnerFolders
-from gateway.sftp_server import SftpServer, SftpSettings, start_sftp_server
+from engine.return_flows import ReturnFlowStore
+from gateway.grpc_server import ADMIN_SERVICE, FLOW_SERVICE, BindFailed, TlsFiles
+from gateway.metrics import Metrics
+from gateway.outbox import OUTBOX_SINGLETON, PURGE_SINGLETON, OutboxWriter
+from gateway.settings import EX_CONFIG, GrpcSection
+from gateway.sftp_server import SftpServer
 from gateway.startup import BIND_ERRNOS, StartupError, bind_error, cannot_listen
-
-if TYPE_CHECKING:
-    from engine.model import FlowRecord
-    from gateway.daemon import Engine, Listener
 
 log = structlog.get_logger("fluxdepot.listeners")
 PROCESSING_SERVICE = "fluxdepot.processing"  # NOT_SERVING while the watchdog sees stuck flows
+PURGE_EVERY_S = 3600.0
+
+# Start a server on an address: returns it and the port it is bound to.
+GrpcServe = Callable[[str, TlsFiles | None], Awaitable[tuple[grpc.aio.Server, int]]]
+SftpServe = Callable[[str], Awaitable[tuple[SftpServer, int]]]
+
+
+class Listener(Protocol):
+    """A network face the daemon starts and stops (gRPC, SFTP, outbox writer)."""
+
+    name: str
+
+    async def start(self) -> dict[str, Any]:
+        """Start serving; return what to log in the ``ready`` event (e.g. the bound address)."""
+
+    async def stop_accepting(self) -> None:
+        """Refuse new connections/calls (first step of shutdown)."""
+
+    async def stop(self, grace_s: float) -> None:
+        """Finish in-flight work within ``grace_s``, then close."""
+
+    async def set_health(self, service: str, serving: bool) -> None:
+        """Report a health status ("" = the whole server); a no-op for faces without health."""
 
 
 class GrpcListener:
     name = "grpc"
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._health = HealthServicer()
+    def __init__(self, settings: GrpcSection, serve: GrpcServe, health: HealthServicer) -> None:
+        self._settings = settings
+        self._serve = serve
+        self._health = health
         self._server: grpc.aio.Server | None = None
 
     async def start(self) -> dict[str, Any]:
-        settings = self._engine.settings.grpc
+        settings = self._settings
         assert settings.listen is not None
         tls = None
         if settings.tls_cert and settings.tls_key:
@@ -51,7 +72,7 @@ class GrpcListener:
         if (busy := bind_error(settings.listen)) is not None:
             raise cannot_listen("grpc", settings.listen, busy)
         try:
-            self._server, port = await self._start(settings.listen, tls)
+            self._server, port = await self._serve(settings.listen, tls)
         except BindFailed:
             raise cannot_listen("grpc", settings.listen, bind_error(settings.listen)) from None
         except OSError as exc:  # the TLS files, read before binding
@@ -61,21 +82,6 @@ class GrpcListener:
         await self._health.set(PROCESSING_SERVICE, health_pb.HealthCheckResponse.SERVING)
         host = settings.listen.rpartition(":")[0]
         return {"grpc": f"{host}:{port}", "grpc_tls": tls is not None}
-
-    async def _start(self, listen: str, tls: TlsFiles | None) -> tuple[grpc.aio.Server, int]:
-        metrics = self._engine.metrics
-        return await start_grpc_server(
-            self._engine.store,
-            self._engine.deposits,
-            self._engine.limits,
-            listen,
-            tls=tls,
-            health=self._health,
-            auth=Authenticator(self._engine.store, ttl_s=self._engine.settings.grpc.token_cache_s),
-            on_call=lambda method, code: metrics.grpc_calls.labels(method, code).inc(),
-            stuck_after_s=self._engine.settings.stuck_after(),
-            max_message_bytes=self._engine.settings.grpc.max_message_bytes,
-        )
 
     async def set_health(self, service: str, serving: bool) -> None:
         status = health_pb.HealthCheckResponse.SERVING if serving else health_pb.HealthCheckResponse.NOT_SERVING
@@ -95,54 +101,40 @@ class GrpcListener:
 
 class OutboxListener:
     """Return flows to partners' out/ folders: drained once before SFTP opens (finishing any write a
-    crash interrupted), then a loop woken after the verdict of every EDI partner's flow, and a periodic
-    retention purge. Both run on the one daemon holding their singleton (``gateway.outbox``), whatever
-    the number of daemons."""
+    crash interrupted), then the writer's loop, woken by its store after the verdict of every EDI
+    partner's flow, and a periodic retention purge. Both run on the one daemon holding their singleton
+    (``gateway.outbox``), whatever the number of daemons."""
 
     name = "outbox"
 
-    def __init__(self, engine: Engine) -> None:
-        settings = engine.settings
-        self.writer = OutboxWriter(
-            engine.store,
-            PartnerFolders(settings.data_dir / "sftp"),
-            engine_version=ENGINE_VERSION,
-            gateway_code=settings.gateway_code,
-            retention_s=settings.retention.outbox_days * 86400,
-        )
-        engine.verdict_hooks.append(self._on_verdict)
-        self._engine = engine
+    def __init__(self, writer: OutboxWriter, store: ReturnFlowStore, metrics: Metrics) -> None:
+        self.writer = writer
+        self._store = store
+        self._metrics = metrics
         self._tasks: list[asyncio.Task[Any]] = []
-
-    def _on_verdict(self, flow: FlowRecord) -> None:
-        """Only an EDI partner's flow has return flows: any other verdict would start a drain (reads,
-        thread hops) that finds nothing to write."""
-        if has_return_flows(flow):
-            self.writer.wake()
 
     async def start(self) -> dict[str, Any]:
         self.writer.folders.create()
-        store = self._engine.store
         written = 0
-        if await store.try_singleton(OUTBOX_SINGLETON):  # else another daemon is the writer
+        if await self._store.try_singleton(OUTBOX_SINGLETON):  # else another daemon is the writer
             written = await self.writer.drain(singleton=True)
-        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._purge_daily())]
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._purge_hourly())]
         return {"outbox_written_at_start": written}
 
     async def _run(self) -> None:
         writer = self.writer
-        self._engine.metrics.singletons.labels(OUTBOX_SINGLETON).set_function(lambda: float(writer.holding))
+        self._metrics.singletons.labels(OUTBOX_SINGLETON).set_function(lambda: float(writer.holding))
         await writer.run()
 
-    async def _purge_daily(self) -> None:
+    async def _purge_hourly(self) -> None:
         """Hourly, on the daemon holding the purge singleton: delete return flows past the retention."""
         while True:
             try:
-                if await self._engine.store.try_singleton(PURGE_SINGLETON):
+                if await self._store.try_singleton(PURGE_SINGLETON):
                     await self.writer.purge()
             except (OSError, StoreError):
                 log.exception("outbox_purge_failed")
-            await asyncio.sleep(3600)
+            await asyncio.sleep(PURGE_EVERY_S)
 
     async def set_health(self, service: str, serving: bool) -> None:
         return None
@@ -157,43 +149,28 @@ class OutboxListener:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for name in (OUTBOX_SINGLETON, PURGE_SINGLETON):  # let another daemon take over at once
             with contextlib.suppress(StoreError):
-                await self._engine.store.release_singleton(name)
+                await self._store.release_singleton(name)
 
 
 class SftpListener:
     name = "sftp"
 
-    def __init__(self, engine: Engine, outbox: OutboxWriter) -> None:
-        self._engine = engine
-        self._outbox = outbox
+    def __init__(self, listen: str, serve: SftpServe, metrics: Metrics) -> None:
+        self._listen = listen
+        self._serve = serve
+        self._metrics = metrics
         self._server: SftpServer | None = None
 
     async def start(self) -> dict[str, Any]:
-        s = self._engine.settings
-        assert s.sftp.listen is not None
-        settings = SftpSettings(
-            max_flow_bytes=s.limits.max_flow_bytes,
-            password_auth=s.sftp.password_auth,
-            max_auth_failures=s.sftp.max_auth_failures,
-            max_address_failures=s.sftp.max_address_failures,
-            max_partner_failures=s.sftp.max_partner_failures,
-            first_lockout_s=s.sftp.first_lockout_s,
-            max_upload_holes=s.sftp.max_upload_holes,
-            lockout_s=s.sftp.lockout_s,
-            quota_bytes=s.sftp.quota_bytes,
-            quota_files=s.sftp.quota_files,
-        )
         try:
-            self._server, port = await start_sftp_server(
-                self._engine.store, self._engine.deposits, self._outbox, settings, s.sftp.listen
-            )
+            self._server, port = await self._serve(self._listen)
         except OSError as exc:
             if exc.errno not in BIND_ERRNOS:
                 raise
-            raise cannot_listen("sftp", s.sftp.listen, exc) from None
+            raise cannot_listen("sftp", self._listen, exc) from None
         server = self._server
-        self._engine.metrics.sftp_sessions.set_function(lambda: float(server.session_count))
-        host = s.sftp.listen.rpartition(":")[0]
+        self._metrics.sftp_sessions.set_function(lambda: float(server.session_count))
+        host = self._listen.rpartition(":")[0]
         return {"sftp": f"{host}:{port}"}
 
     async def set_health(self, service: str, serving: bool) -> None:
@@ -207,16 +184,3 @@ class SftpListener:
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), grace_s)
-
-
-async def build_listeners(engine: Engine) -> list[Listener]:
-    """The outbox always runs (EDI flows may come from another daemon sharing the store); gRPC and SFTP
-    when they have a listen address."""
-    outbox = OutboxListener(engine)
-    listeners: list[Listener] = [outbox]
-    settings = engine.settings
-    if settings.grpc.listen:
-        listeners.append(GrpcListener(engine))
-    if settings.sftp.listen:
-        listeners.append(SftpListener(engine, outbox.writer))
-    return listeners

@@ -1,7 +1,8 @@
 """Prometheus metrics (prometheus-client), on one registry owned by the daemon (no module globals).
 
 Served on ``[metrics] listen`` as ``/metrics``. Names follow Prometheus conventions (``_total`` counters,
-``_seconds`` units).
+``_seconds`` units). ``Metrics`` is also the engine's ``engine.observer.FlowObserver``: the deposit service
+counts each deposit and the worker pool each verdict, where they happen.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from engine.model import FlowRecord
 
 
 @dataclass
@@ -56,6 +59,14 @@ class Metrics:
         self.grpc_calls = Counter(
             "fluxdepot_grpc_calls", "gRPC calls by method and status code.", ["method", "code"], registry=r
         )
+
+    # --- engine.observer.FlowObserver ------------------------------------------------------------
+    def flow_deposited(self, flow: FlowRecord) -> None:
+        self.deposits.labels(flow.channel.value).inc()
+
+    def flow_judged(self, flow: FlowRecord, seconds: float) -> None:
+        self.flows_finished.labels(flow.status.name).inc()
+        self.processing.observe(seconds)
 
     def serve(self, listen: str) -> Any:
         """Start the /metrics HTTP endpoint in a background thread; returns the server (``shutdown()``)."""

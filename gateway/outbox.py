@@ -1,9 +1,11 @@
 """Return flows: integration reports (and optional CPPStatut files) written to EDI partners' ``out/``.
 
 ``OutboxWriter.run()`` drains ``store.pending_return_flows()`` (EDI flows in a final status whose
-integration report is not recorded), then sleeps until ``wake()`` (called after the verdict of an EDI
-partner's flow; then ``gather_s`` more, so the verdicts of the same moment go out in one batch), a status
-change committed by any daemon (``store.wait_for_events``, coalesced over ``settle_s``) or ``poll_s``.
+integration report is not recorded), then sleeps until its store commits the verdict of an EDI partner's
+flow (``store.wait_for_verdicts``; then ``gather_s`` more, so the verdicts of the same moment go out in
+one batch), a status change committed by any daemon (``store.wait_for_events``, coalesced over
+``settle_s``), ``poll_s``, or ``stop()``. Nothing calls into it to wake it: it learns of new verdicts from
+the store, like the workers of new work (``engine.store.wakeups``).
 
 Daemons sharing one store and one data folder write through ONE writer: ``run()`` drains only while its
 store holds the ``outbox`` singleton (``Store.try_singleton``, checked again before each batch), and the
@@ -30,7 +32,6 @@ pending exactly while its report is unrecorded. Files refused at the door get a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import secrets
@@ -40,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -47,9 +49,9 @@ from engine.blobs import syncfs_function
 from engine.clock import utcnow
 from engine.directory import Partner
 from engine.errors import StoreError, StoreUnavailable
-from engine.model import Channel, FlowRecord
+from engine.model import FlowRecord
 from engine.report import build_report, render_xml
-from engine.store.port import Store
+from engine.return_flows import ReturnFlowStore
 from gateway.cppstatut import cppstatut_name, render_cppstatut
 from gateway.sftp_paths import PartnerFolders
 
@@ -59,11 +61,6 @@ REJECT_NAMESPACE = "urn:fluxdepot:deposit-reject:1"
 OUTBOX_SINGLETON = "outbox"  # the one daemon writing return flows (and repairing interrupted writes)
 PURGE_SINGLETON = "outbox_purge"  # the one daemon purging partners' out/ folders
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def has_return_flows(flow: FlowRecord) -> bool:
-    """Whether the flow gets return flows: an EDI partner's deposit (the terms of ``pending_return_flows``)."""
-    return flow.channel is Channel.EDI and flow.partner_code is not None
 
 
 def report_name(flow: FlowRecord) -> str:
@@ -86,7 +83,7 @@ class OutboxWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: ReturnFlowStore,
         folders: PartnerFolders,
         *,
         engine_version: str,
@@ -110,25 +107,21 @@ class OutboxWriter:
         self._gather_s = gather_s
         self._batch = batch
         self._clock = clock
-        self._wakeup = asyncio.Event()
-        self._stopping = False
+        self._stopped = asyncio.Event()
         self.written = 0
         self.batches = 0  # publish() calls that wrote files (tests and benchmarks read it)
         self.holding = False  # whether run() holds the outbox singleton (a metric)
 
-    def wake(self) -> None:
-        """A flow may have reached a final status: drain now rather than at the next poll."""
-        self._wakeup.set()
-
     def stop(self) -> None:
-        self._stopping = True
-        self._wakeup.set()
+        """End ``run()`` (at once if it waits)."""
+        self._stopped.set()
 
     async def run(self) -> None:
-        """Holding the ``outbox`` singleton: drain, then wait for a wake-up; otherwise ask for it again
+        """Holding the ``outbox`` singleton: drain, then wait for a verdict; otherwise ask for it again
         every ``standby_s``. Until ``stop()``; store and file errors are logged and retried."""
-        while not self._stopping:
-            self._wakeup.clear()
+        while not self._stopped.is_set():
+            # The verdicts counted so far: one committed from here on (during the drain too) ends the wait.
+            seen = await self._store.wait_for_verdicts(-1, 0.0)
             cursor: int | None = None
             try:
                 self.holding = await self._store.try_singleton(OUTBOX_SINGLETON)
@@ -139,30 +132,41 @@ class OutboxWriter:
                 log.warning("outbox_drain_failed", error=str(exc))
             except (StoreError, OSError):
                 log.exception("outbox_drain_failed")
-            await self._wait(cursor)
+            await self._wait(cursor, seen)
 
-    async def _wait(self, cursor: int | None) -> None:
-        """Without the singleton (``cursor`` None): ``standby_s``. With it: a local verdict, a status
-        change after ``cursor`` committed by any daemon (then up to ``settle_s`` more, cut short by a
-        local verdict), or ``poll_s``; after a local verdict, ``gather_s`` more. The pauses write in
+    async def _wait(self, cursor: int | None, seen: int) -> None:
+        """Without the singleton (``cursor`` None): a verdict or ``standby_s``. With it: a verdict of this
+        store's, a status change after ``cursor`` committed by any daemon (then up to ``settle_s`` more,
+        cut short by a verdict), or ``poll_s``; after a verdict, ``gather_s`` more. The pauses write in
         batches: a drain per verdict cost more than the reports themselves (reads, thread hops, syncs)."""
         if cursor is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._standby_s)
+            await self._verdict_within(seen, self._standby_s)
             return
-        local = asyncio.ensure_future(self._wakeup.wait())
+        verdict = asyncio.ensure_future(self._store.wait_for_verdicts(seen, self._poll_s))
         remote = asyncio.ensure_future(self._store.wait_for_events(cursor, self._poll_s))
-        try:
-            done, _ = await asyncio.wait({local, remote}, timeout=self._poll_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (local, remote):
-                task.cancel()
-            await asyncio.gather(local, remote, return_exceptions=True)
-        if remote in done and local not in done and not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._settle_s)
-        if self._wakeup.is_set() and not self._stopping:
+        done = await self._first(verdict, remote, timeout_s=self._poll_s)
+        judged = verdict in done and verdict.result() > seen
+        if remote in done and not judged and not self._stopped.is_set():
+            judged = await self._verdict_within(seen, self._settle_s)
+        if judged and not self._stopped.is_set():
             await asyncio.sleep(self._gather_s)
+
+    async def _verdict_within(self, seen: int, timeout_s: float) -> bool:
+        """Whether the store counts a verdict past ``seen`` within ``timeout_s`` (False on ``stop()``)."""
+        verdict = asyncio.ensure_future(self._store.wait_for_verdicts(seen, timeout_s))
+        return verdict in await self._first(verdict, timeout_s=timeout_s) and verdict.result() > seen
+
+    async def _first(self, *waits: asyncio.Future[Any], timeout_s: float) -> set[asyncio.Future[Any]]:
+        """Those of ``waits`` done once the first of them, ``stop()`` or ``timeout_s`` came; the others
+        are cancelled."""
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            done, _ = await asyncio.wait({*waits, stopped}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (*waits, stopped):
+                task.cancel()
+            await asyncio.gather(*waits, stopped, return_exceptions=True)
+        return {task for task in waits if task in done}
 
     async def drain(self, *, singleton: bool = False) -> int:
         """Publish the return flows of every pending flow, ``batch`` flows at a time; returns how many flows

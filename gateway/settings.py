@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from engine.cpu_pool import MIN_MEMORY_LIMIT_BYTES, ProcessLimits
 from engine.flownumber import PARTNER_CODE
-from engine.model import Limits
+from engine.model import Limits, Rules, Ruleset
 from engine.status import FINAL_STATUSES, FlowStatus
 
 ENV_PREFIX = "FLUXDEPOT_"
@@ -143,6 +143,14 @@ class LimitsSection(_Section):
         return Limits(**{f.name: getattr(self, f.name) for f in fields(Limits)})
 
 
+class RulesSection(_Section):
+    ruleset: Ruleset = Ruleset.EN16931  # en16931 | en16931+fr-flux2, for every flow
+    artefacts_dir: Path | None = None  # downloaded artefacts; default <venv>/share/fluxdepot/artefacts
+
+    def to_rules(self) -> Rules:
+        return Rules(self.ruleset, str(self.artefacts_dir) if self.artefacts_dir is not None else None)
+
+
 class WorkersSection(_Section):
     # Workers wait on the store between validations: twice the validation processes keeps those busy.
     count: int = Field(default_factory=lambda: 2 * (os.cpu_count() or 1), ge=0)
@@ -224,6 +232,7 @@ class Settings(BaseSettings):
     grpc: GrpcSection = GrpcSection()
     sftp: SftpSection = SftpSection()
     limits: LimitsSection = LimitsSection()
+    rules: RulesSection = RulesSection()
     workers: WorkersSection = WorkersSection()
     shutdown: ShutdownSection = ShutdownSection()
     retention: RetentionSection = RetentionSection()
@@ -264,6 +273,10 @@ class Settings(BaseSettings):
     def engine_limits(self) -> Limits:
         return self.limits.to_limits()
 
+    @property
+    def engine_rules(self) -> Rules:
+        return self.rules.to_rules()
+
     def stuck_after(self) -> dict[FlowStatus, float]:
         return {FlowStatus[k]: v for k, v in self.watchdog.stuck_after_s.items()}
 
@@ -274,6 +287,7 @@ _FILE_PATHS = (
     ("grpc", "tls_cert"),
     ("grpc", "tls_key"),
     ("grpc", "tls_client_ca"),
+    ("rules", "artefacts_dir"),
 )
 
 

@@ -4,10 +4,17 @@ The root holds ``in/`` (write-only: uploads become deposits on close; a listing 
 and ``out/`` (read and delete: return flows) and nothing else. Client paths go through
 ``sftp_paths.resolve`` only; disk paths are built from the partner code and checked names, so ``..``,
 absolute paths, symlinks, hard links and renames across roots can reach nothing. Every refusal is an
-SFTP error with a message for the partner, translated in one place (``_sftp_error``).
+SFTP error with a message for the partner: the request handlers raise what they meet, and
+``gateway.sftp_errors.translated`` applies the one translation table to all of them.
 
-A file handle that asyncssh closes while tearing the session down (the connection dropped) is an
-abandoned upload: it is discarded, never deposited.
+An upload the client did not close itself was abandoned: it is discarded, never deposited. asyncssh
+(2.24) calls ``SFTPServer.close`` both for a client's close request and, when the session ends (the
+connection dropped, the client sent EOF or closed the channel, the server is stopping), for every handle
+left open, before its ``exit`` hook; no public hook tells the two apart. The teardown runs while asyncssh
+handles the EOF or error that ended the session's requests, so ``close`` reads that from
+``sys.exc_info()``: exact where the channel's state is not (``is_closing`` misses a half-closed channel,
+e.g. a killed ``sftp`` whose ``ssh`` lives on, and catches a close request sent just before the client
+quit, which must still be deposited). ``exit`` drops any upload left.
 
 asyncssh handles a channel's requests one after the other without returning to the event loop while more
 are queued: a client pipelining thousands of small writes would hold the loop for every other partner.
@@ -29,8 +36,9 @@ import structlog
 from asyncssh import SFTPAttrs, SFTPName
 
 from engine.model import Syntax
-from gateway.sftp_intake import Intake, IntakeRefused, Upload
-from gateway.sftp_paths import Area, PathRefused, VirtualPath, is_temporary_name, resolve
+from gateway.sftp_errors import translated
+from gateway.sftp_intake import Intake, Upload
+from gateway.sftp_paths import Area, VirtualPath, is_temporary_name, resolve
 
 log = structlog.get_logger("fluxdepot.sftp")
 
@@ -40,7 +48,6 @@ _FILE_MODE = stat.S_IFREG | 0o640
 _READ = asyncssh.FXF_READ
 _WRITE = asyncssh.FXF_WRITE
 _RECENT_DEPOSITS = 64
-_TEARDOWN = "_cleanup"  # asyncssh's SFTPServerHandler method that closes handles left open on exit
 
 
 class OutFile:
@@ -48,27 +55,6 @@ class OutFile:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-
-
-def _sftp_error(exc: Exception) -> asyncssh.SFTPError:
-    """The one translation from our refusals and OS errors to SFTP status codes."""
-    if isinstance(exc, asyncssh.SFTPError):
-        return exc
-    if isinstance(exc, PathRefused):
-        return asyncssh.SFTPNoSuchFile(str(exc)) if exc.missing else asyncssh.SFTPPermissionDenied(str(exc))
-    if isinstance(exc, IntakeRefused):
-        if exc.reason.startswith("QUOTA"):
-            return asyncssh.SFTPQuotaExceeded(exc.message)
-        return asyncssh.SFTPFailure(exc.message)
-    if isinstance(exc, FileNotFoundError):
-        return asyncssh.SFTPNoSuchFile("no such file")
-    if isinstance(exc, FileExistsError):
-        return asyncssh.SFTPFileAlreadyExists("the file already exists")
-    if isinstance(exc, OSError):
-        log.warning("sftp_os_error", error=str(exc))
-        return asyncssh.SFTPFailure("the gateway could not complete the operation")
-    log.error("sftp_unexpected_error", error=repr(exc), exc_info=exc)
-    return asyncssh.SFTPFailure("internal error")
 
 
 def _dir_attrs(mode: int = _DIR_MODE) -> SFTPAttrs:
@@ -80,6 +66,7 @@ def _file_attrs(size: int, mtime: float | None = None) -> SFTPAttrs:
     return SFTPAttrs(type=asyncssh.FILEXFER_TYPE_REGULAR, permissions=_FILE_MODE, size=size, atime=at, mtime=at)
 
 
+@translated
 class PartnerSftpServer(asyncssh.SFTPServer):
     """One partner's SFTP session; the partner is the authenticated user name."""
 
@@ -93,14 +80,8 @@ class PartnerSftpServer(asyncssh.SFTPServer):
         self._folders.create(self._partner)
 
     # --- paths ---------------------------------------------------------------------------------
-    def _resolve(self, path: bytes) -> VirtualPath:
-        try:
-            return resolve(path)
-        except PathRefused as exc:
-            raise _sftp_error(exc) from None
-
     def realpath(self, path: bytes) -> bytes:
-        return self._resolve(path).text.encode()
+        return resolve(path).text.encode()
 
     def _out_path(self, where: VirtualPath) -> Path:
         assert where.name is not None
@@ -126,10 +107,7 @@ class PartnerSftpServer(asyncssh.SFTPServer):
         return _file_attrs(st.st_size, st.st_mtime)
 
     def stat(self, path: bytes) -> SFTPAttrs:
-        try:
-            return self._stat(self._resolve(path))
-        except Exception as exc:
-            raise _sftp_error(exc) from None
+        return self._stat(resolve(path))
 
     lstat = stat
 
@@ -151,16 +129,13 @@ class PartnerSftpServer(asyncssh.SFTPServer):
 
     # --- listings ------------------------------------------------------------------------------
     async def scandir(self, path: bytes) -> AsyncIterator[SFTPName]:
-        where = self._resolve(path)
+        where = resolve(path)
         if not where.is_dir:
             raise asyncssh.SFTPNoSuchFile("not a folder")
         yield SFTPName(b".", attrs=_dir_attrs())
         yield SFTPName(b"..", attrs=_dir_attrs())
-        try:
-            for name, attrs in await asyncio.to_thread(self._entries, where):
-                yield SFTPName(name.encode(), attrs=attrs)
-        except Exception as exc:
-            raise _sftp_error(exc) from None
+        for name, attrs in await asyncio.to_thread(self._entries, where):
+            yield SFTPName(name.encode(), attrs=attrs)
 
     def _entries(self, where: VirtualPath) -> list[tuple[str, SFTPAttrs]]:
         if where.area is Area.ROOT:
@@ -185,27 +160,24 @@ class PartnerSftpServer(asyncssh.SFTPServer):
 
     # --- files ---------------------------------------------------------------------------------
     async def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
-        try:
-            where = self._resolve(path)
-            if where.is_dir:
-                raise asyncssh.SFTPFileIsADirectory(f"{where.text} is a folder")
-            if where.area is Area.OUT:
-                if pflags & (_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC | asyncssh.FXF_APPEND):
-                    raise asyncssh.SFTPPermissionDenied("out/ is read-only: it holds your return flows")
-                fd = os.open(self._out_path(where), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    os.close(fd)
-                    raise asyncssh.SFTPNoSuchFile("no such file in out/")
-                return OutFile(fd)
-            if pflags & _READ or not pflags & _WRITE:
-                raise asyncssh.SFTPPermissionDenied("in/ is write-only: upload flows there, collect reports in out/")
-            if pflags & asyncssh.FXF_EXCL and self._exists(where):
-                raise asyncssh.SFTPFileAlreadyExists(f"{where.text} already exists")
-            upload = await self._intake.begin(self._partner, where, append=bool(pflags & asyncssh.FXF_APPEND))
-            self._uploads.add(upload)
-            return upload
-        except Exception as exc:
-            raise _sftp_error(exc) from None
+        where = resolve(path)
+        if where.is_dir:
+            raise asyncssh.SFTPFileIsADirectory(f"{where.text} is a folder")
+        if where.area is Area.OUT:
+            if pflags & (_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC | asyncssh.FXF_APPEND):
+                raise asyncssh.SFTPPermissionDenied("out/ is read-only: it holds your return flows")
+            fd = os.open(self._out_path(where), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise asyncssh.SFTPNoSuchFile("no such file in out/")
+            return OutFile(fd)
+        if pflags & _READ or not pflags & _WRITE:
+            raise asyncssh.SFTPPermissionDenied("in/ is write-only: upload flows there, collect reports in out/")
+        if pflags & asyncssh.FXF_EXCL and self._exists(where):
+            raise asyncssh.SFTPFileAlreadyExists(f"{where.text} already exists")
+        upload = await self._intake.begin(self._partner, where, append=bool(pflags & asyncssh.FXF_APPEND))
+        self._uploads.add(upload)
+        return upload
 
     def _exists(self, where: VirtualPath) -> bool:
         try:
@@ -220,19 +192,13 @@ class PartnerSftpServer(asyncssh.SFTPServer):
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
         if not isinstance(file_obj, OutFile):
             raise asyncssh.SFTPPermissionDenied("in/ is write-only")
-        try:
-            return os.pread(file_obj.fd, size, offset)
-        except OSError as exc:
-            raise _sftp_error(exc) from None
+        return os.pread(file_obj.fd, size, offset)
 
     async def write(self, file_obj: object, offset: int, data: bytes) -> int:
         if not isinstance(file_obj, Upload):
             raise asyncssh.SFTPPermissionDenied("out/ is read-only")
         await asyncio.sleep(0)  # let other connections in (see the module docstring)
-        try:
-            await self._intake.write(file_obj, offset, data)
-        except Exception as exc:
-            raise _sftp_error(exc) from None
+        await self._intake.write(file_obj, offset, data)
         return len(data)
 
     def close(self, file_obj: object) -> Any:
@@ -242,17 +208,14 @@ class PartnerSftpServer(asyncssh.SFTPServer):
             return None
         assert isinstance(file_obj, Upload)
         self._uploads.discard(file_obj)
-        if sys._getframe(1).f_code.co_name == _TEARDOWN:  # the connection dropped: never a deposit
+        if sys.exc_info()[1] is not None:  # the session's teardown, not a close request (module docstring)
             log.info("sftp_upload_abandoned", partner=self._partner, file_name=file_obj.where.name)
             self._intake.drop(file_obj)
             return None
         return self._finish(file_obj)
 
     async def _finish(self, upload: Upload) -> None:
-        try:
-            flow_number = await self._intake.finish(upload)
-        except Exception as exc:
-            raise _sftp_error(exc) from None
+        flow_number = await self._intake.finish(upload)
         if flow_number is not None:
             self._remember(upload.where, upload.size)
 
@@ -268,52 +231,46 @@ class PartnerSftpServer(asyncssh.SFTPServer):
 
     # --- names ---------------------------------------------------------------------------------
     async def remove(self, path: bytes) -> None:
-        try:
-            where = self._resolve(path)
-            if where.is_dir:
-                raise asyncssh.SFTPFileIsADirectory(f"{where.text} is a folder")
-            if where.area is Area.OUT:
-                target = self._out_path(where)
-            else:
-                if any(u.where == where for u in self._intake.uploading(self._partner)):
-                    raise asyncssh.SFTPFailure(f"{where.text} is still being uploaded")
-                target = self._folders.held(self._partner, where)
-            if not stat.S_ISREG(target.lstat().st_mode):
-                raise asyncssh.SFTPNoSuchFile("no such file")
-            await asyncio.to_thread(target.unlink)
-            if where.area is Area.IN:
-                self._intake.forget_held(self._partner, target)
-        except Exception as exc:
-            raise _sftp_error(exc) from None
+        where = resolve(path)
+        if where.is_dir:
+            raise asyncssh.SFTPFileIsADirectory(f"{where.text} is a folder")
+        if where.area is Area.OUT:
+            target = self._out_path(where)
+        else:
+            if any(u.where == where for u in self._intake.uploading(self._partner)):
+                raise asyncssh.SFTPFailure(f"{where.text} is still being uploaded")
+            target = self._folders.held(self._partner, where)
+        if not stat.S_ISREG(target.lstat().st_mode):
+            raise asyncssh.SFTPNoSuchFile("no such file")
+        await asyncio.to_thread(target.unlink)
+        if where.area is Area.IN:
+            self._intake.forget_held(self._partner, target)
 
     async def rename(self, oldpath: bytes, newpath: bytes) -> None:
-        try:
-            old, new = self._resolve(oldpath), self._resolve(newpath)
-            if old.area is not Area.IN or new.area is not Area.IN or old.is_dir or new.is_dir:
-                raise asyncssh.SFTPPermissionDenied(
-                    "only a file uploaded under a temporary name in in/ can be renamed, within in/"
-                )
-            assert old.name is not None
-            if not is_temporary_name(old.name) or not self._folders.held(self._partner, old).is_file():
-                raise asyncssh.SFTPNoSuchFile(f"{old.text} is not a held upload")
-            if self._exists(new):
-                raise asyncssh.SFTPFileAlreadyExists(f"{new.text} already exists")
-            size = self._folders.held(self._partner, old).stat().st_size
-            if await self._intake.deposit_held(self._partner, old, new) is not None:
-                self._remember(new, size)
-        except Exception as exc:
-            raise _sftp_error(exc) from None
+        old, new = resolve(oldpath), resolve(newpath)
+        if old.area is not Area.IN or new.area is not Area.IN or old.is_dir or new.is_dir:
+            raise asyncssh.SFTPPermissionDenied(
+                "only a file uploaded under a temporary name in in/ can be renamed, within in/"
+            )
+        assert old.name is not None
+        if not is_temporary_name(old.name) or not self._folders.held(self._partner, old).is_file():
+            raise asyncssh.SFTPNoSuchFile(f"{old.text} is not a held upload")
+        if self._exists(new):
+            raise asyncssh.SFTPFileAlreadyExists(f"{new.text} already exists")
+        size = self._folders.held(self._partner, old).stat().st_size
+        if await self._intake.deposit_held(self._partner, old, new) is not None:
+            self._remember(new, size)
 
     posix_rename = rename
 
     def mkdir(self, path: bytes, attrs: SFTPAttrs) -> None:
-        where = self._resolve(path)
+        where = resolve(path)
         if where.is_dir:
             raise asyncssh.SFTPFileAlreadyExists(f"{where.text} already exists")
         raise asyncssh.SFTPPermissionDenied("folders cannot be created: in/ has one sub-folder per syntax")
 
     def rmdir(self, path: bytes) -> None:
-        self._resolve(path)
+        resolve(path)
         raise asyncssh.SFTPPermissionDenied("the folders of your root cannot be removed")
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
@@ -323,7 +280,7 @@ class PartnerSftpServer(asyncssh.SFTPServer):
         raise asyncssh.SFTPPermissionDenied("links are not allowed")
 
     def readlink(self, path: bytes) -> bytes:
-        self._resolve(path)
+        resolve(path)
         raise asyncssh.SFTPNoSuchFile("there are no links here")
 
     def statvfs(self, path: bytes) -> None:
@@ -333,7 +290,9 @@ class PartnerSftpServer(asyncssh.SFTPServer):
         raise asyncssh.SFTPOpUnsupported("statvfs is not supported")
 
     def exit(self) -> None:
-        for upload in list(self._uploads):  # belt and braces: the teardown closes them first
+        """The session ended (asyncssh's hook, after it closed the handles left open): drop any upload."""
+        for upload in list(self._uploads):
+            log.info("sftp_upload_abandoned", partner=self._partner, file_name=upload.where.name)
             self._intake.drop(upload)
         self._uploads.clear()
 

@@ -15,7 +15,9 @@ Invariants (DESIGN §8, §9.1):
   held in ``in/`` (fsynced) until renamed into place. ``discard`` (dropped connection, failed write)
   removes every trace. The intake never reads the content: the engine decides what the bytes are.
 * A file refused at the door (over-size, over quota, bad name, refused deposit) gets a reject report in
-  the partner's ``out/`` (``OutboxWriter.write_reject``).
+  the partner's ``out/`` (``OutboxWriter.write_reject``). The intake raises its own refusals
+  (``IntakeRefused``) and lets the engine's errors through: ``gateway.sftp_errors`` turns both into SFTP
+  statuses.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import itertools
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,6 @@ from engine.deposit import DepositRequest, DepositService
 from engine.directory import Partner
 from engine.errors import DepositRefused, StorageFull, StoreError, StoreUnavailable
 from engine.model import Channel, Limits, Syntax
-from engine.store.port import Store
 from gateway.outbox import OutboxWriter
 from gateway.sftp_paths import PartnerFolders, VirtualPath, check_file_name, is_temporary_name
 from gateway.sftp_ranges import WrittenRanges
@@ -43,6 +44,7 @@ from gateway.sftp_ranges import WrittenRanges
 log = structlog.get_logger("fluxdepot.sftp")
 
 PARTNER_CACHE_S = 2.0
+FindPartner = Callable[[str], Awaitable[Partner | None]]  # a partner's directory entry by its code
 
 
 @dataclass(frozen=True)
@@ -166,17 +168,19 @@ def fsync_dir(path: Path) -> None:
 
 
 class Intake:
-    """Shared by every SFTP session: uploads in progress, quota, deposits, rejects."""
+    """Shared by every SFTP session: uploads in progress, quota, deposits, rejects. ``find_partner`` reads
+    a partner's directory entry (the issuer of its deposits)."""
 
     def __init__(
         self,
-        store: Store,
         deposits: DepositService,
         outbox: OutboxWriter,
         folders: PartnerFolders,
         settings: IntakeSettings,
+        *,
+        find_partner: FindPartner,
     ) -> None:
-        self._store = store
+        self._find_partner = find_partner
         self._deposits = deposits
         self._outbox = outbox
         self.folders = folders
@@ -349,22 +353,16 @@ class Intake:
             else:
                 receipt = await self._deposits.deposit_file(request, content)
         except DepositRefused as exc:
-            raise await self.rejected(
-                partner_code, where.name, IntakeRefused(type(exc).__name__, exc.message)
-            ) from None
-        except StorageFull:
-            raise IntakeRefused("STORAGE_FULL", "the gateway's storage is full; upload the flow again later") from None
+            await self.rejected(partner_code, where.name, IntakeRefused(type(exc).__name__, exc.message))
+            raise
+        except StorageFull:  # the partner is told to upload again later; nothing for an operator to read
+            raise
         except StoreUnavailable as exc:
             log.warning("sftp_deposit_failed", partner=partner_code, file_name=where.name, error=str(exc))
-            raise IntakeRefused(
-                "STORE_UNAVAILABLE",
-                "the gateway's database is unavailable; nothing was deposited, upload the flow again later",
-            ) from None
+            raise
         except StoreError:
             log.exception("sftp_deposit_failed", partner=partner_code, file_name=where.name)
-            raise IntakeRefused(
-                "STORE_ERROR", "the gateway could not store the flow; nothing was deposited, upload it again"
-            ) from None
+            raise
         flow = receipt.flow
         log.info(
             "flow_received",
@@ -383,7 +381,7 @@ class Intake:
         cached = self._partners.get(code)
         if cached is not None and cached[0] > now:
             return cached[1]
-        partner = await self._store.get_partner(code)
+        partner = await self._find_partner(code)
         self._partners[code] = (now + PARTNER_CACHE_S, partner)
         return partner
 

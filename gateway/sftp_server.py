@@ -1,10 +1,11 @@
-"""The SFTP server for EDI partners (DESIGN §8): asyncssh, wired from the collaborators the daemon passes in.
+"""The SFTP server for EDI partners (DESIGN §8): asyncssh, over the collaborators the daemon builds.
 
 ``start_sftp_server`` loads (or creates) the host keys, then listens with SFTP as the only service: no
-shell, exec, scp, port, X11 or agent forwarding, SFTP version 3. Authentication is ``sftp_auth``; each
-session is a ``sftp_fs.PartnerSftpServer`` over the partner's virtual root; uploads go through
-``sftp_intake.Intake`` to the engine's deposit service; reject reports and the folders come from the
-``OutboxWriter``. Stop it with ``server.close(); await server.wait_closed()`` (STYLE rule 14).
+shell, exec, scp, port, X11 or agent forwarding, SFTP version 3. Authentication is its ``sftp_auth``
+``Credentials``; each session is a ``sftp_fs.PartnerSftpServer`` over the partner's virtual root; uploads
+go through its ``sftp_intake.Intake`` to the engine's deposit service. ``auth_settings`` and
+``intake_settings`` split the face's ``SftpSettings`` for them. Stop it with ``server.close(); await
+server.wait_closed()`` (STYLE rule 14).
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ from pathlib import Path
 import asyncssh
 import structlog
 
-from engine.deposit import DepositService
 from engine.model import Limits
-from engine.store.port import Store
-from gateway.outbox import OutboxWriter
-from gateway.sftp_auth import AuthGuard, AuthSettings, Credentials, PartnerSshServer
+from gateway.sftp_auth import AuthSettings, Credentials, PartnerSshServer
 from gateway.sftp_fs import sftp_factory
 from gateway.sftp_host_keys import load_or_create_host_keys
 from gateway.sftp_intake import Intake, IntakeSettings
@@ -82,18 +80,9 @@ def parse_listen(listen: str | tuple[str, int]) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - an explicit ":port" means every address
 
 
-async def start_sftp_server(
-    store: Store,
-    deposits: DepositService,
-    outbox: OutboxWriter,
-    settings: SftpSettings,
-    listen: str | tuple[str, int],
-) -> tuple[SftpServer, int]:
-    """Listen for partners on ``listen`` (port 0: any free port); returns the server and its port."""
-    folders = outbox.folders
-    folders.create()
-    host_keys = load_or_create_host_keys(settings.host_keys_dir or folders.host_keys, rsa=settings.rsa_host_key)
-    auth = AuthSettings(
+def auth_settings(settings: SftpSettings) -> AuthSettings:
+    """What ``sftp_auth`` needs of the face's settings."""
+    return AuthSettings(
         password_auth=settings.password_auth,
         max_auth_failures=settings.max_auth_failures,
         max_address_failures=settings.max_address_failures,
@@ -102,19 +91,28 @@ async def start_sftp_server(
         lockout_s=settings.lockout_s,
         auth_delay_s=settings.auth_delay_s,
     )
-    credentials = Credentials(store, AuthGuard(store, auth), auth)
-    intake = Intake(
-        store,
-        deposits,
-        outbox,
-        folders,
-        IntakeSettings(
-            max_flow_bytes=settings.max_flow_bytes,
-            quota_bytes=settings.quota_bytes,
-            quota_files=settings.quota_files,
-            max_upload_holes=settings.max_upload_holes,
-        ),
+
+
+def intake_settings(settings: SftpSettings) -> IntakeSettings:
+    """What ``sftp_intake`` needs of the face's settings."""
+    return IntakeSettings(
+        max_flow_bytes=settings.max_flow_bytes,
+        quota_bytes=settings.quota_bytes,
+        quota_files=settings.quota_files,
+        max_upload_holes=settings.max_upload_holes,
     )
+
+
+async def start_sftp_server(
+    credentials: Credentials,
+    intake: Intake,
+    settings: SftpSettings,
+    listen: str | tuple[str, int],
+) -> tuple[SftpServer, int]:
+    """Listen for partners on ``listen`` (port 0: any free port); returns the server and its port."""
+    folders = intake.folders
+    folders.create()
+    host_keys = load_or_create_host_keys(settings.host_keys_dir or folders.host_keys, rsa=settings.rsa_host_key)
     host, port = parse_listen(listen)
     options: dict[str, object] = {}
     if settings.encryption_algs:

@@ -1,8 +1,9 @@
 """A real gRPC server on 127.0.0.1:0 in front of the real engine (``tests.harness``), for gRPC tests.
 
-``GrpcEnv.start`` builds the server the daemon builds (``gateway.grpc_server.start_grpc_server``) on a
-fresh store with the demo directory; with ``workers=True`` a real ``WorkerPool`` processes deposits as
-they arrive (deposits wake it), otherwise tests call ``harness.process_all()`` when they choose.
+``GrpcEnv.start`` builds the server the daemon builds (``gateway.grpc_server.start_grpc_server``, in
+front of the application layer ``engine.services``) on a fresh store with the demo directory; with
+``workers=True`` a real ``WorkerPool`` processes deposits as they arrive (the store wakes it), otherwise
+tests call ``harness.process_all()`` when they choose.
 """
 
 from __future__ import annotations
@@ -12,15 +13,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
+from grpc_health.v1._async import HealthServicer
 
 from clients.client import AsyncClient
 from engine.cpu_pool import CpuPool
-from engine.deposit import DepositService
 from engine.model import Limits
+from engine.services.admin import AdminService
+from engine.services.flows import FlowsService
+from engine.services.watch import WatchService
 from engine.status import FlowStatus
 from engine.worker import WorkerPool, WorkerSettings
 from fluxdepot.v1 import admin_pb2_grpc, flows_pb2_grpc
-from gateway.grpc_server import start_grpc_server
+from gateway.grpc_auth import Authenticator
+from gateway.grpc_server import TlsFiles, start_grpc_server
 from tests.factory import integrating, ubl_invoice
 from tests.harness import Harness, now
 
@@ -39,6 +44,23 @@ def invoice(number: str = "FA-2026-0001", **changes: object) -> bytes:
 
 def metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+async def serve(
+    harness: Harness, listen: str = "127.0.0.1:0", *, tls: TlsFiles | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """The daemon's gRPC server over ``harness``: its services built as the composition root builds them."""
+    auth = Authenticator(harness.store)
+    return await start_grpc_server(
+        harness.limits,
+        listen,
+        flows=FlowsService(harness.store, harness.deposits, stuck_after_s={FlowStatus.RECEIVED: 3600.0}, clock=now),
+        watch=WatchService(harness.store, wait_s=0.5),
+        auth=auth,
+        admin=AdminService(harness.store, auth),
+        health=HealthServicer(),
+        tls=tls,
+    )
 
 
 @dataclass
@@ -70,19 +92,8 @@ class GrpcEnv:
         pool_ = None
         if workers:
             pool_ = WorkerPool(harness.store, harness.processor, WorkerSettings(workers=2, poll_s=0.2), clock=now)
-            wake = pool_.wake
-            harness.deposits = DepositService(
-                harness.store, harness.blobs, harness.limits, on_deposit=lambda _flow: wake()
-            )
-            await pool_.start()
-        server, port = await start_grpc_server(
-            harness.store,
-            harness.deposits,
-            harness.limits,
-            "127.0.0.1:0",
-            watch_wait_s=0.5,
-            stuck_after_s={FlowStatus.RECEIVED: 3600.0},
-        )
+            await pool_.start()  # deposits wake it through the store
+        server, port = await serve(harness)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
         return cls(harness, server, port, channel, pool_)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from engine.blobs import BlobStore
 from engine.cpu_pool import CpuPool
@@ -12,7 +13,7 @@ from engine.deposit import DepositReceipt, DepositRequest, DepositService
 from engine.directory_file import load_directory
 from engine.model import Channel, FlowRecord, Limits
 from engine.processing import FlowProcessor
-from engine.report import build_report
+from engine.report import Report, build_report, report_dict
 from engine.store import open_store
 from engine.store.port import Store
 
@@ -94,7 +95,11 @@ class Harness:
         assert flow is not None
         return flow
 
-    async def report(self, flow_number: str) -> dict[str, object]:
+    async def report(self, flow_number: str) -> dict[str, Any]:
+        """The flow's report as its JSON rendering reads (``engine.report.report_dict``)."""
+        return report_dict(await self.integration_report(flow_number))
+
+    async def integration_report(self, flow_number: str) -> Report:
         flow = await self.store.get_flow(flow_number)
         assert flow is not None
         return build_report(

@@ -1,6 +1,5 @@
-"""Driver-neutral building of directory entries and principals from stored rows, shared by
-``sqlite_directory``/``sqlite_admin`` and ``postgres_directory``/``postgres_admin`` (the SQL stays per
-driver). Rows are read by column name; booleans may come back as booleans or as 0/1.
+"""Driver-neutral building of directory entries and principals from stored rows (``directory_store``).
+Rows are read by column name; booleans may come back as booleans or as 0/1.
 """
 
 from __future__ import annotations

@@ -1,16 +1,28 @@
-"""The driver-neutral half of the monitoring queries (DESIGN §10), shared by ``sqlite_queries`` and
-``postgres_monitoring``: which issuers a visibility lets through, when the counters can answer a count,
-the dashboard's whole-day period, keyset paging, and the results built from rows. The SQL stays per
-driver; nothing here does I/O but call the batch reader it is given.
+"""The monitoring queries of both stores (DESIGN §10), once, on a backend's ``Database``: search with keyset
+pages, exports, the dashboard, the event feed and rejects. The statements are ``sql_monitoring``'s.
 
-Invariants: a page holds at most ``MAX_PAGE_SIZE`` flows and has a next key only when a further match
-exists; the counters answer only for a visibility by issuers and whole UTC days without row filters.
+Invariants:
+
+* ``Visibility`` is part of every statement (``Scope``), pages and counts alike: a hidden flow is never
+  returned nor counted; a visibility that names nothing matches nothing (no statement runs).
+* Search order is (issuer ASC, deposited_at DESC, flow_number DESC), unique since flow numbers are; a
+  page resumes strictly after its ``PageKey`` (two index range scans), so every page costs what the
+  first does. A page holds at most ``MAX_PAGE_SIZE`` flows, with a next key only when a match follows.
+* ``total_count`` and the dashboard read the counters (per issuer, syntax, status and UTC deposit day;
+  SQLite's migration 0003 adds coarser ones, the smallest that answers is read) whenever the filters are
+  expressible on them: a visibility by issuers only (or everything), filters on issuers, statuses,
+  syntaxes and whole UTC days. Anything else counts rows. The dashboard's period is rounded out to whole
+  UTC deposit days, so its counts stay counter-cheap.
+* Event cursors are in commit order and never reused (SQLite: ``event_feed.id``, AUTOINCREMENT, one
+  writer; PostgreSQL: ``postgres_status``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime, time, timedelta
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from engine.model import FlowRecord
@@ -18,6 +30,7 @@ from engine.permissions import Visibility
 from engine.queries import (
     MAX_PAGE_SIZE,
     Dashboard,
+    DashboardQuery,
     DashboardRow,
     ErrorCount,
     EventRecord,
@@ -27,18 +40,84 @@ from engine.queries import (
     SearchPage,
 )
 from engine.status import FlowEvent, FlowStatus
+from engine.store import sql_flows
+from engine.store import sql_monitoring as sql
+from engine.store.database import Connection, Database
 from engine.store.rows import Row, utc
 
 NON_FINAL = tuple(s for s in FlowStatus if not s.is_final)
 # A dict lookup: ``FlowStatus(code)`` costs ~2x more, which shows on a dashboard's ~8,000 rows.
 _STATUS_OF_CODE = {s.code: s for s in FlowStatus}
 
-ReadTime = Callable[[Any], datetime]  # a driver's stored timestamp to an aware UTC datetime
+
+@dataclass(frozen=True)
+class Scope:
+    """Visibility plus the issuer filter, as the scope parameters of ``sql_monitoring``."""
+
+    issuers: list[str] | None = None  # None: any issuer
+    depositor: str | None = None  # the flows it deposited, only
+    vis_depositor: str | None = None  # the flows it deposited, and those of ``vis_sirets``
+    vis_sirets: list[str] | None = None
+
+    @property
+    def counters_apply(self) -> bool:
+        """Whether the per-issuer counters can answer (no depositor restriction)."""
+        return self.depositor is None and self.vis_depositor is None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "issuers": self.issuers,
+            "depositor": self.depositor,
+            "vis_depositor": self.vis_depositor,
+            "vis_sirets": self.vis_sirets,
+        }
+
+
+def scope_of(vis: Visibility, issuer_sirets: Sequence[str]) -> Scope | None:
+    """The scope, or None when nothing can match."""
+    wanted = sorted(set(issuer_sirets)) or None
+    if vis.everything:
+        return Scope(issuers=wanted)
+    if vis.depositor is None:  # issuers only: one list (the visible ones, narrowed by the filter)
+        sirets = visible_issuers(vis, issuer_sirets)
+        return Scope(issuers=sorted(sirets)) if sirets else None
+    if vis.sirets:
+        return Scope(issuers=wanted, vis_depositor=vis.depositor, vis_sirets=sorted(vis.sirets))
+    return Scope(issuers=wanted, depositor=vis.depositor)
 
 
 def visible_issuers(vis: Visibility, issuer_sirets: Sequence[str]) -> set[str]:
     """For a visibility by issuers only: its issuers, narrowed to ``issuer_sirets`` when given."""
     return set(vis.sirets) & set(issuer_sirets) if issuer_sirets else set(vis.sirets)
+
+
+def _codes(statuses: Sequence[FlowStatus]) -> list[str] | None:
+    return [s.code for s in statuses] or None
+
+
+def _values(items: Sequence[Any]) -> list[str] | None:
+    return [i.value for i in items] or None
+
+
+def flow_filters(query: FlowQuery) -> dict[str, Any]:
+    """The flow filter parameters of ``sql_monitoring`` (None: not filtered)."""
+    return {
+        "statuses": _codes(query.statuses),
+        "syntaxes": _values(query.syntaxes),
+        "deposited_from": query.deposited_from,
+        "deposited_to": query.deposited_to,
+        "flow_number": query.flow_number,
+        "file_name": query.file_name_contains,
+        "channel": query.channel.value if query.channel else None,
+        "sha256": query.sha256,
+        "tracking_id": query.tracking_id,
+        "updated_after": query.updated_after,
+        "updated_before": query.updated_before,
+    }
+
+
+def _day(at: datetime | None) -> date | None:
+    return utc(at).date() if at else None
 
 
 def midnight(at: datetime) -> bool:
@@ -110,9 +189,9 @@ def dashboard_of(count_rows: Iterable[Row], oldest: dict[FlowStatus, datetime], 
     )
 
 
-def event_from_row(row: Row, *, cursor: int, read_time: ReadTime) -> EventRecord:
+def event_from_row(row: Row, read_time: Callable[[Any], datetime]) -> EventRecord:
     return EventRecord(
-        cursor=cursor,
+        cursor=int(row["cursor"]),
         flow_number=str(row["flow_number"]),
         issuer_siret=str(row["issuer_siret"]),
         depositor=str(row["depositor"]),
@@ -122,7 +201,7 @@ def event_from_row(row: Row, *, cursor: int, read_time: ReadTime) -> EventRecord
     )
 
 
-def reject_from_row(row: Row, *, read_time: ReadTime) -> RejectRow:
+def reject_from_row(row: Row, read_time: Callable[[Any], datetime]) -> RejectRow:
     return RejectRow(
         flow_number=str(row["flow_number"]),
         issuer_siret=str(row["issuer_siret"]),
@@ -131,3 +210,128 @@ def reject_from_row(row: Row, *, read_time: ReadTime) -> RejectRow:
         document=str(row["document"]),
         reason=str(row["reason"]),
     )
+
+
+async def search_rows(conn: Connection, params: dict[str, Any], limit: int, after: PageKey | None) -> list[FlowRecord]:
+    """Up to ``limit`` matches (scope and filter ``params``) in search order, strictly after ``after``."""
+    if after is None:
+        rows = list(await conn.rows(sql.SEARCH_FIRST, {**params, "limit": limit}))
+    else:
+        key = {"k_issuer": after.issuer_siret, "k_at": after.deposited_at, "k_number": after.flow_number}
+        rows = list(await conn.rows(sql.SEARCH_SAME_ISSUER, {**params, **key, "limit": limit}))
+        if len(rows) < limit:
+            rest = {**params, "k_issuer": after.issuer_siret, "limit": limit - len(rows)}
+            rows += await conn.rows(sql.SEARCH_LATER_ISSUERS, rest)
+    return [conn.decode.flow(r) for r in rows]
+
+
+async def count_matches(conn: Connection, query: FlowQuery, scope: Scope, params: dict[str, Any]) -> int:
+    """The matches of ``query``: from the smallest counters that answer, else counted."""
+    if not countable(query, by_issuers_only=scope.counters_apply):
+        return int(await conn.value(sql.COUNT_FLOWS, params))
+    counters = {"issuers": scope.issuers, "statuses": params["statuses"], "syntaxes": params["syntaxes"]}
+    if query.deposited_from is not None or query.deposited_to is not None:
+        days = {"day_from": _day(query.deposited_from), "day_to": _day(query.deposited_to)}
+        return int(await conn.value(sql.SUM_DAYS, {**counters, **days}))
+    if query.syntaxes:
+        return int(await conn.value(sql.SUM_TOTALS, counters))
+    return int(await conn.value(sql.SUM_STATUS if scope.issuers is None else sql.SUM_ISSUER_STATUS, counters))
+
+
+class Monitoring:
+    """Part of ``engine.store.sql_store.SqlStore``."""
+
+    _db: Database
+
+    async def search(
+        self, query: FlowQuery, visibility: Visibility, *, page_size: int, after: PageKey | None = None
+    ) -> SearchPage:
+        """One page (``page_size`` clamped to ``MAX_PAGE_SIZE``) after ``after``, and the total count."""
+        page_size = page_limit(page_size)
+        scope = scope_of(visibility, query.issuer_sirets)
+        if scope is None:
+            return SearchPage((), None, 0)
+        params = {**scope.params(), **flow_filters(query)}
+        async with self._db.snapshot(custom_plans=True) as conn:
+            flows = await search_rows(conn, params, page_size + 1, after)
+            total = await count_matches(conn, query, scope, params)
+        return page_of(flows, page_size, total)
+
+    async def iter_search(
+        self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000
+    ) -> AsyncIterator[FlowRecord]:
+        """Every match in search order, one keyset batch per read (other readers interleave: flat memory)."""
+        scope = scope_of(visibility, query.issuer_sirets)
+        if scope is None:
+            return
+        params = {**scope.params(), **flow_filters(query)}
+
+        async def read(size: int, after: PageKey | None) -> list[FlowRecord]:
+            async with self._db.read(custom_plans=True) as conn:
+                return await search_rows(conn, params, size, after)
+
+        async with aclosing(keyset_scan(read, batch)) as flows:
+            async for flow in flows:
+                yield flow
+
+    async def dashboard(self, query: DashboardQuery, visibility: Visibility) -> Dashboard:
+        """Counts per issuer × status and top errors from the counters (whole UTC days), oldest per
+        non-final status from ``flows_status_changed``; rows are counted instead for a depositor's view."""
+        scope = scope_of(visibility, query.issuer_sirets)
+        if scope is None:
+            return Dashboard((), {}, ())
+        start, end = round_out(query.deposited_from, query.deposited_to)
+        syntaxes = _values(query.syntaxes)
+        flows = {**scope.params(), "syntaxes": syntaxes, "deposited_from": start, "deposited_to": end}
+        top = query.top_errors
+        async with self._db.snapshot(custom_plans=True) as conn:
+            if not scope.counters_apply:
+                count_rows = await conn.rows(sql.ROWS_SCAN, flows)
+                error_rows = await conn.rows(sql.ERRORS_SCAN, {**flows, "top": top})
+            elif start is not None or end is not None:
+                days = {"issuers": scope.issuers, "syntaxes": syntaxes, "day_from": _day(start), "day_to": _day(end)}
+                count_rows = await conn.rows(sql.ROWS_DAYS, days)
+                error_rows = await conn.rows(sql.ERRORS_DAYS, {**days, "top": top})
+            else:
+                totals = {"issuers": scope.issuers, "syntaxes": syntaxes, "top": top}
+                count_rows = await conn.rows(sql.ROWS_TOTALS if syntaxes else sql.ROWS_ISSUER_STATUS, totals)
+                every_issuer = not syntaxes and scope.issuers is None
+                error_rows = await conn.rows(sql.ERRORS_CODES if every_issuer else sql.ERRORS_TOTALS, totals)
+            oldest: dict[FlowStatus, datetime] = {}
+            for status in NON_FINAL:
+                found = await conn.value(sql.OLDEST, {**flows, "status": status.code})
+                if found is not None:
+                    oldest[status] = conn.decode.time(found)
+        return dashboard_of(count_rows, oldest, error_rows)
+
+    async def events_after(
+        self, cursor: int, visibility: Visibility, *, limit: int = 500, flow_number: str | None = None
+    ) -> list[EventRecord]:
+        """Visible status changes with a cursor above ``cursor``, in commit order."""
+        scope = scope_of(visibility, ())
+        if scope is None:
+            return []
+        params = {**scope.params(), "cursor": cursor, "flow_number": flow_number, "limit": limit}
+        async with self._db.read(custom_plans=True) as conn:
+            return [event_from_row(r, conn.decode.time) for r in await conn.rows(sql.EVENTS_AFTER, params)]
+
+    async def latest_cursor(self) -> int:
+        """The cursor of the last committed status change (0 when none)."""
+        async with self._db.read() as conn:
+            return int(await conn.value(sql_flows.LATEST_CURSOR))
+
+    async def list_rejects(
+        self,
+        visibility: Visibility,
+        *,
+        issuer_sirets: Sequence[str] = (),
+        day_from: datetime | None = None,
+        day_to: datetime | None = None,
+    ) -> list[RejectRow]:
+        """Rejected invoices of visible flows deposited in [day_from, day_to), with their first error."""
+        scope = scope_of(visibility, issuer_sirets)
+        if scope is None:
+            return []
+        params = {**scope.params(), "deposited_from": day_from, "deposited_to": day_to}
+        async with self._db.read(custom_plans=True) as conn:
+            return [reject_from_row(r, conn.decode.time) for r in await conn.rows(sql.REJECTS, params)]

@@ -339,3 +339,10 @@ class Store(Protocol):
     # --- return flows (SFTP outbox) ----------------------------------------------------------------
     async def pending_return_flows(self, limit: int = 100) -> list[FlowRecord]:
         """EDI flows in a final status whose integration report has not been written to the outbox."""
+
+    # --- wake-ups (engine.store.wakeups) -----------------------------------------------------------
+    async def wait_for_verdicts(self, seen: int, timeout_s: float) -> int:
+        """How many verdicts giving return flows (``engine.return_flows.has_return_flows``) this store
+        object has committed, returned once that count is above ``seen`` or after ``timeout_s`` (at once
+        when it already is: ``seen=-1`` reads it). A hint for the outbox, which then looks for pending
+        return flows; other processes' verdicts come as status events (``wait_for_events``)."""

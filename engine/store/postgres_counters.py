@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from engine.store.postgres_rows import utc
+from engine.store.rows import utc
 
 
 def deposit_day(deposited_at: datetime) -> date:

@@ -24,15 +24,16 @@ from typing import Any
 
 import asyncpg
 
-from engine.store.postgres_db import DriverError
+from engine.store.postgres_db import DriverError, PgConnection
+from engine.store.sql import both
 
 SINGLETON_KEY_BASE = 0x66786401_00000000  # 'fxd' + 0x01: singletons (the migration lock is 0x…00_00000001)
 CONNECT_TIMEOUT_S = 5.0
 RECONNECT_EVERY_S = 1.0
 
-_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
-_UNLOCK = "SELECT pg_advisory_unlock($1)"
-_ALIVE = "SELECT 1"
+_TRY_LOCK = both("SELECT pg_try_advisory_lock(:key)")
+_UNLOCK = both("SELECT pg_advisory_unlock(:key)")
+_ALIVE = both("SELECT 1")
 
 
 def singleton_key(name: str) -> int:
@@ -60,9 +61,9 @@ class Singletons:
                 return False
             try:
                 if name in self._held:
-                    await conn.fetchval(_ALIVE)
+                    await conn.value(_ALIVE)
                     return True
-                if await conn.fetchval(_TRY_LOCK, singleton_key(name)):
+                if await conn.value(_TRY_LOCK, {"key": singleton_key(name)}):
                     self._held.add(name)
                     return True
                 return False
@@ -79,7 +80,7 @@ class Singletons:
             conn = self._conn
             if conn is not None and not conn.is_closed():
                 try:
-                    await conn.fetchval(_UNLOCK, singleton_key(name))
+                    await PgConnection(conn).value(_UNLOCK, {"key": singleton_key(name)})
                 except DriverError:
                     await self._drop()
 
@@ -92,9 +93,9 @@ class Singletons:
             self._closed = True
             await self._drop()
 
-    async def _connection(self) -> Any:
+    async def _connection(self) -> PgConnection | None:
         if self._conn is not None and not self._conn.is_closed():
-            return self._conn
+            return PgConnection(self._conn)
         self._held.clear()  # a lost session lost its locks
         loop = asyncio.get_running_loop()
         if self._closed or loop.time() < self._next_attempt:
@@ -104,7 +105,8 @@ class Singletons:
             self._conn = await asyncpg.connect(self._dsn, timeout=CONNECT_TIMEOUT_S)
         except DriverError:
             self._conn = None
-        return self._conn
+            return None
+        return PgConnection(self._conn)
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -1,8 +1,8 @@
-"""Driver-neutral grouping of the rows ``Store.report_inputs`` reads for many flows at once.
+"""Driver-neutral grouping of the rows of ``sql_flows.REPORT_*``: what reports are built from, per flow.
 
-Each query returns the rows of every requested flow, ordered by flow number then by the order a single
-flow's query uses (event seq; finding position; invoice idx, then finding position), so grouping keeps
-each flow's order. A flow absent from the ``flows`` rows is unknown and left out.
+Each query returns the rows of every requested flow, ordered by flow number then by seq (events),
+position (findings) or invoice idx then finding position (invoices), so grouping keeps each flow's order.
+A flow absent from the ``REPORT_VERSIONS`` rows is unknown and left out of ``report_inputs_from_rows``.
 """
 
 from __future__ import annotations
@@ -14,24 +14,27 @@ from engine.store.port import ReportInputs
 from engine.store.rows import Row, facts_from_row, finding_from_row, opt_str
 
 
-def report_inputs_from_rows(
-    change_from_row: Callable[[Row], StatusChange],
-    versions: Iterable[Row],
-    history: Iterable[Row],
-    flow_findings: Iterable[Row],
-    invoices: Iterable[Row],
-) -> dict[str, ReportInputs]:
-    """The report inputs per flow number from the four batch queries' rows (see the module docstring);
-    ``change_from_row`` is the driver's status event reader."""
+def changes_by_flow(
+    change_from_row: Callable[[Row], StatusChange], rows: Iterable[Row]
+) -> dict[str, list[StatusChange]]:
     changes: dict[str, list[StatusChange]] = {}
-    for row in history:
+    for row in rows:
         changes.setdefault(str(row["flow_number"]), []).append(change_from_row(row))
+    return changes
+
+
+def findings_by_flow(rows: Iterable[Row]) -> dict[str, list[Finding]]:
     findings: dict[str, list[Finding]] = {}
-    for row in flow_findings:
+    for row in rows:
         findings.setdefault(str(row["flow_number"]), []).append(finding_from_row(row))
+    return findings
+
+
+def invoices_by_flow(rows: Iterable[Row]) -> dict[str, list[InvoiceOutcome]]:
+    """Invoices with their findings (columns prefixed ``f_``, NULL for an invoice without any)."""
     heads: dict[tuple[str, int], Row] = {}
     invoice_findings: dict[tuple[str, int], list[Finding]] = {}
-    for row in invoices:
+    for row in rows:
         key = (str(row["flow_number"]), int(row["idx"]))
         heads.setdefault(key, row)
         found = invoice_findings.setdefault(key, [])
@@ -40,8 +43,24 @@ def report_inputs_from_rows(
     outcomes: dict[str, list[InvoiceOutcome]] = {}
     for key, row in heads.items():  # in (flow number, idx) order: the rows' order
         status = InvoiceStatus(row["invoice_status"])
-        outcome = InvoiceOutcome(facts_from_row(row), status, tuple(invoice_findings[key]))
-        outcomes.setdefault(key[0], []).append(outcome)
+        outcomes.setdefault(key[0], []).append(
+            InvoiceOutcome(facts_from_row(row), status, tuple(invoice_findings[key]))
+        )
+    return outcomes
+
+
+def report_inputs_from_rows(
+    change_from_row: Callable[[Row], StatusChange],
+    versions: Iterable[Row],
+    history: Iterable[Row],
+    flow_findings: Iterable[Row],
+    invoices: Iterable[Row],
+) -> dict[str, ReportInputs]:
+    """The report inputs per flow number from the four queries' rows; ``change_from_row`` is the driver's
+    status event reader."""
+    changes = changes_by_flow(change_from_row, history)
+    findings = findings_by_flow(flow_findings)
+    outcomes = invoices_by_flow(invoices)
     result: dict[str, ReportInputs] = {}
     for row in versions:
         number = str(row["flow_number"])

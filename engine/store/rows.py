@@ -2,11 +2,11 @@
 
 A row is anything whose columns read by name (``sqlite3.Row``, ``asyncpg.Record``, a ``Mapping``). What differs
 between drivers is only how a stored timestamp and a stored list of names read back; each store gives
-that as a ``RowReader`` (``sqlite_rows.READER``, ``postgres_rows.READER``), and everything else is here.
+that as a ``RowReader`` (``sqlite_database.READER``, ``postgres_db.READER``), and everything else is here.
 
 Invariants: datetimes are timezone-aware UTC both ways (a naive datetime is refused with ``ValueError``);
 enums are stored as their stable values (status codes, syntax names); decimals as exact text. The values
-written for a finding or an invoice are in the column order of the stores' insert statements.
+written for a finding or an invoice are named by their columns.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from engine.model import (
     Syntax,
 )
 from engine.status import FlowEvent, FlowStatus
-from engine.store.port import NewFlow
+from engine.store.port import Claim, NewFlow
 
 
 class Row(Protocol):
@@ -198,4 +198,17 @@ def new_flow_record(number: str, new: NewFlow, deposited_at: datetime) -> FlowRe
         integrated_count=0,
         rejected_count=0,
         return_flows=(),
+    )
+
+
+def claim_from_row(row: Row, lease_expires_at: datetime) -> Claim:
+    """A claim from the job row just leased (``flow_number``, ``status``, ``attempts``, ``blob_key``,
+    ``content``)."""
+    return Claim(
+        flow_number=str(row["flow_number"]),
+        status=FlowStatus(row["status"]),
+        attempts=int(row["attempts"]),
+        lease_expires_at=lease_expires_at,
+        blob_key=str(row["blob_key"]),
+        content=row["content"],
     )

@@ -22,7 +22,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,12 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import TypeVar
 
 import aiosqlite
 
 from engine.errors import StorageFull, StoreError, StoreUnavailable
+from engine.store.database import migration_files
 
 T = TypeVar("T")
 
@@ -65,7 +64,6 @@ _APPLIED = "SELECT version FROM schema_migrations WHERE version = :version"
 _MAX_APPLIED = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
 _RECORD = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :applied_at)"
 
-_MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 # sqlite3 primary result codes (the low byte of an extended code).
 _FULL_CODES = {sqlite3.SQLITE_FULL}
@@ -269,17 +267,7 @@ def split_statements(script: str) -> tuple[str, ...]:
 
 def load_migrations() -> list[Migration]:
     """The packaged SQLite migrations, in version order."""
-    folder = resources.files("engine.store").joinpath("migrations", "sqlite")
-    found: list[Migration] = []
-    for entry in folder.iterdir():
-        m = _MIGRATION_FILE.match(entry.name)
-        if m:
-            found.append(Migration(int(m.group(1)), m.group(2), split_statements(entry.read_text("utf-8"))))
-    found.sort(key=lambda mig: mig.version)
-    versions = [mig.version for mig in found]
-    if len(set(versions)) != len(versions):
-        raise StoreError(f"duplicate migration versions in {versions}")
-    return found
+    return [Migration(f.version, f.name, split_statements(f.text)) for f in migration_files("sqlite")]
 
 
 async def migrate(conn: aiosqlite.Connection, lock: asyncio.Lock) -> list[int]:

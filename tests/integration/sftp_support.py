@@ -24,9 +24,12 @@ import pytest
 from engine.cpu_pool import CpuPool
 from engine.directory import Partner
 from engine.secrets import hash_secret
+from engine.services.auth import PartnerAuthenticator
 from gateway.outbox import OutboxWriter
+from gateway.sftp_auth import Credentials
+from gateway.sftp_intake import Intake
 from gateway.sftp_paths import PartnerFolders
-from gateway.sftp_server import SftpServer, SftpSettings, start_sftp_server
+from gateway.sftp_server import SftpServer, SftpSettings, auth_settings, intake_settings, start_sftp_server
 from tests.harness import DEMO_SUPPLIER_SIRET, REPO, Harness
 
 DEMO_KEY = REPO / "config" / "demo" / "AAA001_ed25519"
@@ -56,15 +59,25 @@ class SftpEnv:
         self.server.close()
         await self.server.wait_closed()
         self.settings = settings or self.settings
-        self.server, self.port = await start_sftp_server(
-            self.harness.store, self.harness.deposits, self.outbox, self.settings, ("127.0.0.1", 0)
-        )
+        self.server, self.port = await start_server(self.harness, self.outbox, self.settings, ("127.0.0.1", 0))
 
     async def settle(self) -> list[str]:
         """Process every queued flow and write its return flows; returns AAA001's out/ listing."""
         await self.harness.process_all()
         await self.outbox.drain()
         return self.out_files()
+
+
+async def start_server(
+    harness: Harness, outbox: OutboxWriter, settings: SftpSettings, listen: str | tuple[str, int] = "127.0.0.1:0"
+) -> tuple[SftpServer, int]:
+    """The SFTP server over ``harness``'s engine, wired as the daemon wires it (``gateway.daemon``)."""
+    lockouts = auth_settings(settings)
+    credentials = Credentials(PartnerAuthenticator(harness.store, lockouts.lockouts), lockouts)
+    intake = Intake(
+        harness.deposits, outbox, outbox.folders, intake_settings(settings), find_partner=harness.store.get_partner
+    )
+    return await start_sftp_server(credentials, intake, settings, listen)
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +112,7 @@ async def sftp_env(tmp_path: Path, cpu_pool: CpuPool, sftp_settings: SftpSetting
     )
     folders = PartnerFolders(tmp_path / "sftp")
     outbox = OutboxWriter(harness.store, folders, engine_version="test")
-    server, port = await start_sftp_server(harness.store, harness.deposits, outbox, sftp_settings, "127.0.0.1:0")
+    server, port = await start_server(harness, outbox, sftp_settings)
     env = SftpEnv(tmp_path, harness, outbox, folders, server, port, sftp_settings, keys)
     try:
         yield env

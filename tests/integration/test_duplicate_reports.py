@@ -7,11 +7,10 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import replace
-from typing import Any
 
 from engine.directory import DirectoryData, Partner
 from engine.model import Channel, RejectionRule, Syntax
-from engine.report import render_text
+from engine.report import Report, render_text
 from engine.status import FlowStatus
 from tests import factory
 from tests.harness import DEMO_PROVIDER_SIRET, Harness
@@ -25,11 +24,11 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _readable(report: dict[str, Any]) -> str:
+def _readable(report: Report) -> str:
     """Everything a depositor reads: the next action, every hint, the text rendering."""
-    hints = [e["hint"] for i in report["invoices"] for e in i["errors"] + i["warnings"]]
-    hints += [e["hint"] for e in report["errors"] + report["warnings"]]
-    return "\n".join([report["next_action"]["message"], *hints, render_text(report)])
+    hints = [e.hint for i in report.invoices for e in i.errors + i.warnings]
+    hints += [e.hint for e in report.errors + report.warnings]
+    return "\n".join([report.next_action.message, *hints, render_text(report)])
 
 
 async def test_a_flow_of_duplicates_only_has_nothing_to_deposit_again(harness: Harness) -> None:
@@ -46,7 +45,7 @@ async def test_a_flow_of_duplicates_only_has_nothing_to_deposit_again(harness: H
     assert action["message"] == (
         "Nothing to deposit again: the rejected invoices were already integrated by an earlier flow (DUPR-0001)."
     )
-    readable = _readable(report)
+    readable = _readable(await harness.integration_report(second.flow_number))
     assert "Do not deposit an invoice twice" in readable
     assert "deposit the whole flow again" not in readable.lower()
 
@@ -73,7 +72,7 @@ async def test_duplicates_are_left_out_of_the_invoices_to_send_again(harness: Ha
         "Deposit again, in a new flow, only these invoices, corrected where errors are listed: DUPR-0012. "
         "Leave out DUPR-0010: already integrated by an earlier flow."
     )
-    assert "deposit the whole flow again" not in _readable(report).lower()
+    assert "deposit the whole flow again" not in _readable(await harness.integration_report(flow.flow_number)).lower()
 
 
 async def test_complete_rejection_caused_by_a_duplicate_asks_only_for_the_others(harness: Harness) -> None:
@@ -104,4 +103,4 @@ async def test_complete_rejection_caused_by_a_duplicate_asks_only_for_the_others
     report = await harness.report(flow.flow_number)
     action = report["next_action"]
     assert action["code"] == "REDEPOSIT_INVOICES" and action["invoice_numbers"] == ["DUPR-0021"]
-    assert "deposit the whole flow again" not in _readable(report).lower()
+    assert "deposit the whole flow again" not in _readable(await harness.integration_report(flow.flow_number)).lower()

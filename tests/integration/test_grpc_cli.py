@@ -19,9 +19,7 @@ import pytest
 
 from clients.client import with_default_port
 from engine.cpu_pool import CpuPool
-from engine.status import FlowStatus
-from gateway.grpc_server import start_grpc_server
-from tests.grpc_support import MANAGER, SUPPLIER, TECH, GrpcEnv, invoice
+from tests.grpc_support import MANAGER, SUPPLIER, TECH, GrpcEnv, invoice, serve
 from tests.harness import Harness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -239,9 +237,7 @@ async def test_target_localhost_reaches_a_server_on_50051(tmp_path: Path, cpu_po
     if not _port_free(50051):
         pytest.skip("port 50051 is in use on this machine")
     harness = await Harness.open(tmp_path, cpu_pool)
-    server, _ = await start_grpc_server(
-        harness.store, harness.deposits, harness.limits, "127.0.0.1:50051", stuck_after_s={FlowStatus.RECEIVED: 60}
-    )
+    server, _ = await serve(harness, "127.0.0.1:50051")
     try:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("FLUXDEPOT_")}
         proc = await asyncio.create_subprocess_exec(

@@ -23,8 +23,8 @@ from cryptography.x509.oid import NameOID
 from clients.client import AsyncClient
 from clients.errors import Unavailable
 from clients.models import DepositResult
-from gateway.grpc_server import TlsFiles, start_grpc_server
-from tests.grpc_support import SUPPLIER, TECH, invoice
+from gateway.grpc_server import TlsFiles
+from tests.grpc_support import SUPPLIER, TECH, invoice, serve
 from tests.harness import Harness
 
 Issued = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
@@ -102,7 +102,7 @@ def pki(tmp_path: Path) -> Pki:
 @contextlib.asynccontextmanager
 async def serving(harness: Harness, tls: TlsFiles) -> AsyncIterator[int]:
     """The daemon's gRPC server on 127.0.0.1:0 with ``tls``; yields its port, stops it on exit."""
-    server, port = await start_grpc_server(harness.store, harness.deposits, harness.limits, "127.0.0.1:0", tls=tls)
+    server, port = await serve(harness, tls=tls)
     try:
         yield port
     finally:

@@ -11,7 +11,7 @@ import asyncssh
 import paramiko
 import pytest
 
-from gateway.sftp_server import SftpSettings, start_sftp_server
+from gateway.sftp_server import SftpSettings
 from tests.integration.sftp_support import (
     BBB002_PASSWORD,
     SftpEnv,
@@ -21,6 +21,7 @@ from tests.integration.sftp_support import (
     paramiko_sftp,
     sftp_env,
     sftp_host_keys,
+    start_server,
 )
 
 __all__ = ["sftp_env", "sftp_host_keys"]  # fixtures used by these tests
@@ -252,9 +253,7 @@ async def test_no_shell_exec_or_forwarding(sftp_env: SftpEnv) -> None:
 async def test_a_lockout_holds_on_every_server_sharing_the_store(sftp_env: SftpEnv) -> None:
     """Two SFTP servers on one store (two daemons behind a load balancer): failures through the first lock
     the partner (from that address) on the second too, and the lock survives a restart of the first."""
-    other, other_port = await start_sftp_server(
-        sftp_env.harness.store, sftp_env.harness.deposits, sftp_env.outbox, sftp_env.settings, ("127.0.0.1", 0)
-    )
+    other, other_port = await start_server(sftp_env.harness, sftp_env.outbox, sftp_env.settings, ("127.0.0.1", 0))
     try:
         for _ in range(3):
             with pytest.raises(asyncssh.PermissionDenied):

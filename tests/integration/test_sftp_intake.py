@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
+import signal
+import struct
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +41,40 @@ NS = {"r": "urn:fluxdepot:integration-report:1"}
 
 async def flows(env: SftpEnv) -> list[str]:
     return await env.harness.store.all_flow_numbers()
+
+
+def sftp_packet(kind: int, body: bytes, request_id: int | None = None) -> bytes:
+    """One SFTP v3 packet as a client sends it (``request_id`` None: INIT, which has none)."""
+    payload = bytes([kind]) + (b"" if request_id is None else struct.pack(">I", request_id)) + body
+    return struct.pack(">I", len(payload)) + payload
+
+
+def sftp_string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+async def raw_upload(
+    conn: asyncssh.SSHClientConnection, name: str, content: bytes
+) -> tuple[asyncssh.SSHWriter[bytes], bytes]:
+    """Open an SFTP session on the wire, open ``/in/<name>`` and write ``content``, as a client would,
+    without closing it; returns the channel's writer and the file handle."""
+    writer, reader, _ = await conn.open_session(subsystem="sftp", encoding=None)
+
+    async def response() -> bytes:
+        (size,) = struct.unpack(">I", await reader.readexactly(4))
+        return await reader.readexactly(size)
+
+    writer.write(sftp_packet(1, struct.pack(">I", 3)))  # INIT, version 3
+    await response()
+    flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC
+    writer.write(sftp_packet(3, sftp_string(f"/in/{name}".encode()) + struct.pack(">II", flags, 0), 1))  # OPEN
+    opened = await response()
+    assert opened[0] == 102, opened  # HANDLE
+    handle = opened[9 : 9 + struct.unpack(">I", opened[5:9])[0]]
+    writer.write(sftp_packet(6, sftp_string(handle) + struct.pack(">Q", 0) + sftp_string(content), 2))  # WRITE
+    written = await response()
+    assert written[0] == 101 and written[5:9] == b"\0\0\0\0", written  # STATUS OK
+    return writer, handle
 
 
 async def test_upload_becomes_one_deposit_and_its_report_appears_in_out(sftp_env: SftpEnv) -> None:
@@ -107,6 +145,55 @@ async def test_interrupted_upload_deposits_nothing_and_leaves_nothing(sftp_env: 
     async with await asyncssh_connect(sftp_env) as conn, conn.start_sftp_client() as sftp:
         assert "big.xml" not in await sftp.listdir("/in")
     assert sftp_env.out_files() == []
+
+
+async def test_an_upload_left_open_by_a_dead_sftp_program_deposits_nothing(sftp_env: SftpEnv) -> None:
+    """The sftp program killed mid-transfer while its ssh child lives on: the channel is only half-closed
+    (EOF, no close), the session ends with the upload open, and nothing is deposited."""
+    big = sftp_env.root / "big.xml"
+    big.write_bytes(os.urandom(4 * 1024 * 1024))
+    proc = await start_openssh_sftp(sftp_env, f"put {big} /in/big.xml\n", "-l", "8000")  # ~1 MB/s
+    try:
+
+        async def spilled() -> bool:
+            return any(sftp_env.folders.uploads.iterdir())
+
+        await eventually(spilled)
+        os.kill(proc.pid, signal.SIGKILL)  # the sftp program only: its ssh child sends EOF and stays
+        await proc.wait()
+
+        async def gone() -> bool:
+            return not any(sftp_env.folders.uploads.iterdir())
+
+        await eventually(gone)
+        await asyncio.sleep(1.0)  # a deposit of what was uploaded would have been committed by now
+        assert await flows(sftp_env) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            kill_group(proc)
+
+
+async def test_a_close_request_sent_just_before_the_client_quits_is_a_deposit(sftp_env: SftpEnv) -> None:
+    """A client that sends its close request and closes the channel at once, without waiting for the
+    answer (some EDI clients do): the close was asked for, so the upload is deposited; an upload only
+    written, then the channel half-closed (EOF), is not."""
+    content = OK_INVOICE.read_bytes()
+    async with await asyncssh_connect(sftp_env) as conn:
+        writer, handle = await raw_upload(conn, "closed.xml", content)
+        writer.write(sftp_packet(4, sftp_string(handle), 3))  # CLOSE, its answer never read
+        writer.close()
+
+        async def deposited() -> bool:
+            return len(await flows(sftp_env)) == 1
+
+        await eventually(deposited)
+        writer, _ = await raw_upload(conn, "left-open.xml", content)
+        writer.write_eof()
+        await writer.channel.wait_closed()
+    await asyncio.sleep(0.5)
+    [number] = await flows(sftp_env)
+    flow = await sftp_env.harness.store.get_flow(number)
+    assert flow is not None and (flow.file_name, flow.size_bytes) == ("closed.xml", len(content))
 
 
 async def test_write_with_a_hole_deposits_nothing(sftp_env: SftpEnv) -> None:

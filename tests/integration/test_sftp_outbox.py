@@ -7,11 +7,12 @@ import os
 import time
 from dataclasses import replace
 
+from engine.catalogue import finding
 from engine.cpu_pool import CpuPool
-from engine.status import FlowStatus
-from gateway.outbox import OutboxWriter, has_return_flows, report_name
-from gateway.sftp_server import start_sftp_server
-from tests.harness import REPO, Harness
+from engine.return_flows import has_return_flows
+from engine.status import FlowEvent, FlowStatus
+from gateway.outbox import OutboxWriter, report_name
+from tests.harness import REPO, Harness, now
 from tests.integration.sftp_support import (
     SftpEnv,
     asyncssh_connect,
@@ -21,6 +22,7 @@ from tests.integration.sftp_support import (
     sftp_env,
     sftp_host_keys,
     sftp_settings,
+    start_server,
 )
 
 __all__ = ["sftp_env", "sftp_host_keys", "sftp_settings"]  # fixtures used by these tests
@@ -53,9 +55,7 @@ async def test_restart_between_final_status_and_outbox_write_writes_the_report_o
     sftp_env.outbox = outbox
     assert await outbox.drain() == 1
     assert await outbox.drain() == 0
-    sftp_env.server, sftp_env.port = await start_sftp_server(
-        harness.store, harness.deposits, outbox, sftp_env.settings, "127.0.0.1:0"
-    )
+    sftp_env.server, sftp_env.port = await start_server(harness, outbox, sftp_env.settings)
     flow = await harness.store.get_flow(number)
     assert flow is not None
     name = report_name(flow)
@@ -131,12 +131,12 @@ async def test_purge_deletes_only_files_older_than_the_retention(sftp_env: SftpE
 
 
 async def test_run_loop_writes_reports_when_woken(sftp_env: SftpEnv) -> None:
-    """``run()`` drains at start and again on ``wake()`` (the daemon calls it after an EDI flow's verdict)."""
+    """``run()`` drains at start and again once its store records an EDI flow's verdict
+    (``Store.wait_for_verdicts``): nothing else wakes it, and it does not wait for its ``poll_s``."""
     writer = OutboxWriter(sftp_env.harness.store, sftp_env.folders, engine_version="test", poll_s=60)
     task = asyncio.create_task(writer.run())
     try:
         number = await deposit_and_judge(sftp_env)
-        writer.wake()
 
         async def written() -> bool:
             return any(number in name for name in sftp_env.out_files())
@@ -148,23 +148,37 @@ async def test_run_loop_writes_reports_when_woken(sftp_env: SftpEnv) -> None:
     assert writer.written == 1
 
 
-async def test_wakes_close_together_are_written_in_one_batch(sftp_env: SftpEnv) -> None:
-    """After a wake-up the writer gathers ``gather_s`` before it drains: nothing is written sooner, and the
-    flows announced meanwhile go out together, one batch (one set of syncs) for all of them."""
-    # settle_s: the deposits' own commits would otherwise start a drain before the wake-ups.
-    writer = OutboxWriter(
-        sftp_env.harness.store, sftp_env.folders, engine_version="test", poll_s=60, settle_s=60, gather_s=0.6
-    )
+async def test_verdicts_close_together_are_written_in_one_batch(sftp_env: SftpEnv) -> None:
+    """After a verdict the writer gathers ``gather_s`` before it drains: nothing is written sooner, and the
+    verdicts recorded meanwhile go out together, one batch (one set of syncs) for all of them."""
+    store = sftp_env.harness.store
+    batch = "".join(f"put {INVOICES / 'ok/ubl_service_code.xml'} /in/{name}.xml\n" for name in "abc")
+    rc, _, err = await openssh_sftp(sftp_env, batch)
+    assert rc == 0, err
+    claims = [await store.claim("test-worker", now=now(), lease_s=60) for _ in range(3)]
+    numbers = [claim.flow_number for claim in claims if claim is not None]
+    assert len(numbers) == 3
+    # settle_s: the deposits' own commits would otherwise start a drain before the verdicts.
+    writer = OutboxWriter(store, sftp_env.folders, engine_version="test", poll_s=60, settle_s=60, gather_s=0.6)
     task = asyncio.create_task(writer.run())
     try:
-        numbers = [await deposit_and_judge(sftp_env) for _ in range(3)]
+        await asyncio.sleep(0.1)  # the writer drained (nothing final yet) and waits
         loop = asyncio.get_running_loop()
-        woken = loop.time()
-        for _ in numbers:  # as the daemon does, once per verdict
-            writer.wake()
+        judged = loop.time()
+        for number in numbers:  # as the workers record them, 50 ms apart
+            await store.record_verdict(
+                number,
+                FlowStatus.RECEIVED,
+                FlowEvent.TECHNICAL_REJECTION,
+                actor="worker:test",
+                at=now(),
+                flow_findings=[finding("FILE_EMPTY")],
+                invoices=[],
+                ruleset_version="",
+            )
             await asyncio.sleep(0.05)
-        await asyncio.sleep(max(0.0, woken + 0.3 - loop.time()))
-        assert sftp_env.out_files() == []  # still gathering: a writer that drained on the first wake shows here
+        await asyncio.sleep(max(0.0, judged + 0.3 - loop.time()))
+        assert sftp_env.out_files() == []  # still gathering: a writer that drained on the first verdict shows here
 
         async def written() -> bool:
             return all(any(n in name for name in sftp_env.out_files()) for n in numbers)
@@ -177,7 +191,7 @@ async def test_wakes_close_together_are_written_in_one_batch(sftp_env: SftpEnv) 
 
 
 async def test_only_an_edi_partners_flow_has_return_flows(sftp_env: SftpEnv) -> None:
-    """The daemon wakes the writer for the verdicts of EDI partners' flows only (``has_return_flows``): a
+    """The store wakes the writer for the verdicts of EDI partners' flows only (``has_return_flows``): a
     flow deposited over the API never gets a report in an outbox, and is never pending."""
     content = (INVOICES / "ok/ubl_service_code.xml").read_bytes()
     api = await sftp_env.harness.deposit_and_process("api.xml", content)

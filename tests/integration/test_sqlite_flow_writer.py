@@ -38,7 +38,7 @@ def test_a_new_flow_crosses_to_the_child_unchanged() -> None:
 
 async def test_new_flows_are_committed_by_a_child_process(store: SqliteStore) -> None:
     flow = await store.create_flow(new_flow(1))
-    pid = store._creator.pid
+    pid = store._deposits.process.pid
     assert pid is not None and pid != os.getpid() and running(pid)
     assert await store.get_flow(flow.flow_number) == flow  # the record answered is the one stored
     assert (await store.claim("w", now=T0, lease_s=30)).content == new_flow(1).content  # type: ignore[union-attr]
@@ -46,17 +46,17 @@ async def test_new_flows_are_committed_by_a_child_process(store: SqliteStore) ->
 
 async def test_a_killed_writer_is_replaced_for_the_next_batch(store: SqliteStore) -> None:
     first = await store.create_flow(new_flow(1))
-    old = store._creator.pid
+    old = store._deposits.process.pid
     assert old is not None
     os.kill(old, signal.SIGKILL)
     assert not await still_running([old], EXIT_WAIT_S)
     for _ in range(100):  # the loop sees the child's socket close
-        if not store._creator.running:
+        if not store._deposits.process.running:
             break
         await asyncio.sleep(0.05)
-    assert not store._creator.running
+    assert not store._deposits.process.running
     second = await store.create_flow(new_flow(2))
-    assert store._creator.pid not in (None, old)
+    assert store._deposits.process.pid not in (None, old)
     assert set(await store.all_flow_numbers()) == {first.flow_number, second.flow_number}
 
 
@@ -65,7 +65,7 @@ async def test_a_writer_dying_mid_batch_fails_that_batch_only(store: SqliteStore
     StoreUnavailable (never a hang or a traceback), nothing of the batch is stored, and the next
     deposit works."""
     await store.create_flow(new_flow(1))
-    pid = store._creator.pid
+    pid = store._deposits.process.pid
     assert pid is not None
     os.kill(pid, signal.SIGSTOP)
     pending = asyncio.gather(store.create_flow(new_flow(2)), store.create_flow(new_flow(3)), return_exceptions=True)
@@ -87,30 +87,30 @@ async def test_a_batch_committed_before_its_writer_died_is_answered_from_the_sto
     plain = new_flow(3)
     committed = await asyncio.gather(store.create_flow(plain), store.create_flow(again), return_exceptions=True)
     died = WriterDied("the deposits' writer process ended (exit status -9)")
-    outcomes = await store._committed_anyway([plain, again], died)
+    outcomes = await store._deposits.committed_anyway([plain, again], died)
     assert outcomes[0] == committed[0] == await store.get_flow(committed[0].flow_number)  # type: ignore[union-attr]
     assert isinstance(outcomes[1], AlreadyExists) and isinstance(committed[1], AlreadyExists)
     assert first.tracking_id == "t-1"
     with pytest.raises(WriterDied):
-        await store._committed_anyway([new_flow(4), new_flow(5)], died)
+        await store._deposits.committed_anyway([new_flow(4), new_flow(5)], died)
 
 
 async def test_ctrl_c_on_the_terminal_does_not_stop_the_writer(store: SqliteStore) -> None:
     """SIGINT reaches a terminal's whole process group: the daemon handles it, the child ignores it."""
     await store.create_flow(new_flow(1))
-    pid = store._creator.pid
+    pid = store._deposits.process.pid
     assert pid is not None
     os.kill(pid, signal.SIGINT)
     os.kill(pid, signal.SIGTERM)
     await store.create_flow(new_flow(2))
-    assert store._creator.pid == pid
+    assert store._deposits.process.pid == pid
 
 
 async def test_closing_the_store_ends_the_child(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "fluxdepot.db"))
     await store.open()
     await store.create_flow(new_flow(1))
-    pid = store._creator.pid
+    pid = store._deposits.process.pid
     assert pid is not None
     await store.close()
     assert not running(pid)
@@ -128,7 +128,7 @@ async def main():
     store = SqliteStore({str(tmp_path / "fluxdepot.db")!r})
     await store.open()
     await store.create_flow(new_flow(1))
-    print(store._creator.pid, flush=True)
+    print(store._deposits.process.pid, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 asyncio.run(main())

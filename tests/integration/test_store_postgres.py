@@ -18,8 +18,8 @@ from engine.permissions import Visibility
 from engine.status import FlowEvent, FlowStatus
 from engine.store import open_store
 from engine.store.postgres import PostgresStore
-from engine.store.postgres_admin import PENDING_RETURN_FLOWS
 from engine.store.postgres_db import load_migrations
+from engine.store.sql_flows import PENDING_RETURN_FLOWS
 from tests.integration.test_store_contract import T0, facts, new_flow, walk
 from tests.pg import SERVER, PgCluster, find_bin
 
@@ -280,7 +280,9 @@ async def test_pending_return_flows_use_the_pending_index(url: str) -> None:
     try:
         async with conn.transaction():
             await conn.execute("SET LOCAL enable_seqscan = off")
-            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {PENDING_RETURN_FLOWS}", 100))
+            pending = PENDING_RETURN_FLOWS.postgres_positional()
+            assert pending is not None
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {pending.text}", *pending.args({"limit": 100})))
     finally:
         await conn.close()
     assert "flows_pending_return" in plan, plan

@@ -12,11 +12,12 @@ import pytest
 
 from engine.errors import StorageFull, StoreError, StoreUnavailable
 from engine.model import Channel, Syntax
+from engine.status import FINAL_STATUSES
 from engine.store import open_store
 from engine.store.port import NewFlow
+from engine.store.sql_flows import PENDING_RETURN_FLOWS as PENDING
 from engine.store.sqlite import SqliteStore
 from engine.store.sqlite_db import load_migrations
-from engine.store.sqlite_outbox import PENDING_RETURN_FLOWS
 from tests.tmpfs import mounted_tmpfs
 
 NEW = NewFlow(
@@ -119,8 +120,9 @@ async def test_pending_return_flows_read_only_the_pending_flows(tmp_path: Path) 
     path = tmp_path / "db.sqlite"
     store = await open_store(f"sqlite:///{path}")
     await store.close()
+    pending_return_flows = str(PENDING.sqlite_text())
     with sqlite3.connect(path) as conn:
-        plan = " | ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {PENDING_RETURN_FLOWS}", {"limit": 100}))
+        plan = " | ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {pending_return_flows}", {"limit": 100}))
         assert plan == "SCAN flows USING INDEX flows_report_pending", plan
         # 5,000 final EDI flows whose reports are written, and one whose report is not.
         conn.executemany(
@@ -131,8 +133,8 @@ async def test_pending_return_flows_read_only_the_pending_flows(tmp_path: Path) 
             " '2026-01-01T00:00:00.000000+00:00', 'x', 1, '', 'AAA001', ?)",
             [(i, f"FLOW{i:05d}", int(i != 4_000)) for i in range(1, 5_001)],
         )
-        steps = sqlite3_vm_steps(conn, PENDING_RETURN_FLOWS, {"limit": 100})
-        assert [r[0] for r in conn.execute(PENDING_RETURN_FLOWS, {"limit": 100})] == ["FLOW04000"]
+        steps = sqlite3_vm_steps(conn, pending_return_flows, {"limit": 100})
+        assert [r[0] for r in conn.execute(pending_return_flows, {"limit": 100})] == ["FLOW04000"]
     conn.close()
     assert steps < 200, f"{steps} virtual machine steps for one pending flow among 5,000"
 
@@ -190,3 +192,12 @@ async def test_migration_marks_the_reports_already_written(tmp_path: Path) -> No
         assert [f.flow_number for f in await store.pending_return_flows()] == ["FLOW2", "FLOW3"]
     finally:
         await store.close()
+
+
+def test_the_outbox_statement_lists_the_final_statuses() -> None:
+    """The outbox's statement names the final statuses literally, as the partial index of migration 0006
+    does (a planner uses the index only when the query's terms imply its own): in both dialects, the list
+    is ``FINAL_STATUSES``."""
+    codes = ", ".join(f"'{code}'" for code in sorted(s.code for s in FINAL_STATUSES))
+    for text in (PENDING.sqlite_text(), PENDING.postgres):
+        assert f"status IN ({codes})" in str(text)

@@ -32,13 +32,13 @@ async def wait_until_final(harness: Harness, numbers: list[str], timeout_s: floa
 
 
 async def test_pool_processes_deposits_as_they_arrive(harness: Harness) -> None:
-    """Two workers woken by deposits take 12 flows to INTEGRATED; the queue is empty afterwards."""
+    """Two workers woken by deposits (through the store) take 12 flows to INTEGRATED; the queue is empty
+    afterwards."""
     pool = pool_for(harness, workers=2, poll_s=5)
     await pool.start()
     numbers = []
     for i in range(12):
         receipt = await harness.deposit(f"{i}.xml", factory.ubl_invoice(factory.integrating(f"POOL-{i}")))
-        pool.wake()
         numbers.append(receipt.flow.flow_number)
     statuses = await wait_until_final(harness, numbers)
     await pool.stop(grace_s=5)
@@ -134,7 +134,6 @@ async def test_a_flow_past_the_process_memory_limit_ends_in_warning_and_others_i
         numbers = [bomb.flow.flow_number, *(r.flow.flow_number for r in others)]
         statuses = await wait_until_final(harness, numbers)
         after = await harness.deposit("after.xml", factory.ubl_invoice(factory.integrating("MEM-AFTER")))
-        pool.wake()
         (after_status,) = await wait_until_final(harness, [after.flow.flow_number])
         await pool.stop(grace_s=5)
         assert statuses == [FlowStatus.WARNING] + [FlowStatus.INTEGRATED] * 4

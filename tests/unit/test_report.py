@@ -1,10 +1,10 @@
-"""The integration report: one builder, JSON and XML renderings that agree, next_action per case."""
+"""The integration report: one typed builder, JSON, XML and text renderings that agree, next_action per case."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -18,10 +18,23 @@ from engine.model import (
     InvoiceFacts,
     InvoiceOutcome,
     InvoiceStatus,
+    Kind,
+    Severity,
     StatusChange,
     Syntax,
 )
-from engine.report import REPORT_NAMESPACE, build_report, render_json, render_text, render_xml
+from engine.report import (
+    REPORT_NAMESPACE,
+    NextStep,
+    Report,
+    ReportFormat,
+    build_report,
+    render_file,
+    render_json,
+    render_text,
+    render_xml,
+    report_dict,
+)
 from engine.status import FlowEvent, FlowStatus
 
 NS = {"r": REPORT_NAMESPACE}
@@ -99,7 +112,7 @@ DUP = InvoiceOutcome(
 )
 
 
-def report(flow: FlowRecord = FLOW, invoices: tuple[InvoiceOutcome, ...] = (GOOD, BAD), flow_findings=()) -> dict:  # type: ignore[no-untyped-def]
+def report(flow: FlowRecord = FLOW, invoices: tuple[InvoiceOutcome, ...] = (GOOD, BAD), flow_findings=()) -> Report:  # type: ignore[no-untyped-def]
     return build_report(
         flow,
         HISTORY,
@@ -112,7 +125,7 @@ def report(flow: FlowRecord = FLOW, invoices: tuple[InvoiceOutcome, ...] = (GOOD
 
 def test_report_has_the_documented_fields() -> None:
     """The report carries every field of DESIGN §7, with ISO datetimes with offset and string amounts."""
-    r = report()
+    r = report_dict(report())
     for key in (
         "flow_number",
         "file_name",
@@ -173,7 +186,7 @@ def test_report_has_the_documented_fields() -> None:
 
 def test_naive_datetimes_get_utc_offset() -> None:
     """A naive datetime is rendered as UTC with its offset, never without one."""
-    r = report(replace(FLOW, deposited_at=datetime(2026, 1, 1, 12, 0)))
+    r = report_dict(report(replace(FLOW, deposited_at=datetime(2026, 1, 1, 12, 0))))
     assert r["deposited_at"] == "2026-01-01T12:00:00.000+00:00"
 
 
@@ -183,7 +196,7 @@ def test_json_is_stable_utf8_and_round_trips() -> None:
     text = render_json(r)
     assert text == render_json(report())
     assert "Intégré partiel" in text and "«" in text
-    assert json.loads(text) == r
+    assert json.loads(text) == report_dict(r)
     assert text.startswith('{\n  "')
 
 
@@ -222,7 +235,7 @@ def test_json_and_xml_come_from_one_builder() -> None:
     """Every scalar top-level field of the dict appears with the same value in the XML."""
     r = report()
     root = etree.fromstring(render_xml(r))
-    for key, value in r.items():
+    for key, value in report_dict(r).items():
         if isinstance(value, (dict, list)) or value is None:
             continue
         name = "".join(p[:1].upper() + p[1:] for p in key.split("_"))
@@ -250,7 +263,7 @@ def test_json_and_xml_come_from_one_builder() -> None:
 def test_next_action(status: FlowStatus, invoices: tuple[InvoiceOutcome, ...], code: str, numbers: list[str]) -> None:
     """The report says what to do next: nothing, re-deposit the flow or only the listed invoices, or wait;
     an invoice already integrated by an earlier flow is never listed to be sent again."""
-    action = report(replace(FLOW, status=status), invoices)["next_action"]
+    action = report_dict(report(replace(FLOW, status=status), invoices))["next_action"]
     assert action["code"] == code
     assert action["invoice_numbers"] == numbers
     assert action["message"]
@@ -269,7 +282,7 @@ def test_next_action(status: FlowStatus, invoices: tuple[InvoiceOutcome, ...], c
 def test_a_duplicate_is_never_to_be_deposited_again(status: FlowStatus, invoices: tuple[InvoiceOutcome, ...]) -> None:
     """Next to "do not deposit an invoice twice", the next action never asks for the whole flow again and
     never names the duplicate among the invoices to send; with only duplicates rejected, nothing is."""
-    action = report(replace(FLOW, status=status), invoices)["next_action"]
+    action = report_dict(report(replace(FLOW, status=status), invoices))["next_action"]
     assert "whole flow" not in action["message"]
     assert "F-003" not in action["invoice_numbers"]
     if all(o is DUP for o in invoices if o.status is InvoiceStatus.REJECTED):
@@ -287,7 +300,8 @@ def test_offline_check_report_with_empty_values() -> None:
         ruleset_version="",
         engine_version="0.1.0",
     )
-    assert r["flow_number"] == "" and r["partner_code"] is None and r["history"] == []
+    as_dict = report_dict(r)
+    assert as_dict["flow_number"] == "" and as_dict["partner_code"] is None and as_dict["history"] == []
     root = etree.fromstring(render_xml(r))
     assert root.findtext("r:FlowNumber", namespaces=NS) == ""
     assert root.find("r:PartnerCode", NS) is None
@@ -303,3 +317,34 @@ def test_text_summary_lists_invoices_and_hints() -> None:
     assert "F-001" in text and "F-002" in text
     assert "BUYER_UNKNOWN" in text and CATALOGUE["BUYER_UNKNOWN"].hint in text
     assert "REDEPOSIT_INVOICES" in text
+
+
+def test_the_report_is_typed() -> None:
+    """The report keeps the engine's values — the flow, datetimes, enums, amounts — and only its
+    renderings turn them into text; the next action's code is an enum with the documented names."""
+    r = report(flow_findings=(finding("CHECK_FAILED", "schema missing"),))
+    assert r.flow is FLOW and r.history[1].at == AT + timedelta(seconds=1)
+    assert r.history[1].event is FlowEvent.TRANSPORT_CHECKED
+    bad = r.invoices[1]
+    assert bad.status is InvoiceStatus.REJECTED and bad.facts.total_with_vat == Decimal("120.00")
+    assert (bad.errors[0].kind, bad.errors[0].severity) == (Kind.BUSINESS, Severity.ERROR)
+    assert r.errors[0].kind is Kind.TECHNICAL and r.errors[0].hint == CATALOGUE["CHECK_FAILED"].hint
+    assert r.next_action.code is NextStep.REDEPOSIT_INVOICES and r.next_action.invoice_numbers == ("F-002",)
+    assert [s.value for s in NextStep] == ["NONE", "REDEPOSIT_FLOW", "REDEPOSIT_INVOICES", "WAIT"]
+
+
+def test_report_files_are_the_json_and_xml_renderings() -> None:
+    """``render_file`` gives the JSON rendering (UTF-8) or the XML one, with their extension and type."""
+    r = report()
+    assert render_file(r, ReportFormat.JSON) == render_json(r).encode()
+    assert render_file(r, ReportFormat.XML) == render_xml(r)
+    assert (ReportFormat.JSON.extension, ReportFormat.JSON.content_type) == ("json", "application/json")
+    assert (ReportFormat.XML.extension, ReportFormat.XML.content_type) == ("xml", "application/xml")
+
+
+def test_times_are_rendered_to_the_millisecond_with_their_offset() -> None:
+    """Every datetime of the JSON (and so of the XML) reads like ``2026-12-06T21:00:48.123+00:00``."""
+    at = datetime(2026, 12, 6, 21, 0, 48, 123456)
+    r = report_dict(report(replace(FLOW, deposited_at=at, status_changed_at=at.replace(tzinfo=UTC))))
+    assert r["deposited_at"] == r["status_changed_at"] == "2026-12-06T21:00:48.123+00:00"
+    assert r["history"][0]["at"] == "2026-11-02T15:10:25.536+01:00"

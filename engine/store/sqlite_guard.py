@@ -2,10 +2,13 @@
 
 Before the SQLite store opens, ``check_before_open`` reads its file (``engine.store.sqlite_health``):
 
-* a damaged file (bad header, ``quick_check`` failure, no flow sequence) stops the start, exit 65;
+* a damaged file (bad header, ``quick_check`` failure, no flow sequence) is refused;
 * a missing or empty file is a new store only in a data folder that never held one: where flows were
-  numbered before (the mark file below) or blobs are kept, it stops the start unless ``--init`` says a
-  new store is wanted. Partners were given those numbers; a silent empty store would give them again.
+  numbered before (the mark file below) or blobs are kept, it is refused unless ``init`` says a new
+  store is wanted (the daemon's ``--init``). Partners were given those numbers; a silent empty store
+  would give them again.
+
+A refusal is ``StoreRefused``, whose message is one line for the operator (the daemon exits 65 on it).
 
 Flow numbers are kept out of reach of a lost database by ``<data dir>/blobs/flow-numbers.mark``, beside
 the blobs: ``issued`` (the store's last sequence number, refreshed every few seconds and at shutdown)
@@ -24,11 +27,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import StoreError
 from engine.store import sqlite_health
-from gateway.startup import EX_DATAERR, StartupError
 
 MARK_FILE = "flow-numbers.mark"
 RESERVE = 1_000_000  # numbers the ceiling keeps ahead of those handed out
+
+
+class StoreRefused(StoreError):
+    """The store must not be opened as it is: damaged, or missing where a store was kept."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,7 @@ def read_mark(data_dir: Path) -> Mark | None:
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise StartupError(
-            f"{mark_path(data_dir)} is damaged ({exc}); it keeps flow numbers rising", EX_DATAERR
-        ) from None
+        raise StoreRefused(f"{mark_path(data_dir)} is damaged ({exc}); it keeps flow numbers rising") from None
 
 
 def write_mark(data_dir: Path, issued: int, previous: Mark | None) -> Mark:
@@ -78,21 +83,19 @@ def write_mark(data_dir: Path, issued: int, previous: Mark | None) -> Mark:
 
 
 def check_before_open(db: Path, data_dir: Path, *, init: bool) -> None:
-    """Raise ``StartupError`` (exit 65) when the store file must not be opened as it is."""
+    """Raise ``StoreRefused`` when the store file must not be opened as it is."""
     found = sqlite_health.inspect(db)
     if found.state is sqlite_health.FileState.DAMAGED:
-        raise StartupError(
+        raise StoreRefused(
             f"the store {db} is damaged ({found.detail}); restore a backup (fluxdepot admin restore DIR) "
-            "or see what is wrong with fluxdepot admin check-store",
-            EX_DATAERR,
+            "or see what is wrong with fluxdepot admin check-store"
         )
     if found.state is sqlite_health.FileState.MISSING and not init:
         held = _held_data(data_dir)
         if held:
-            raise StartupError(
+            raise StoreRefused(
                 f"no store at {db}, but the data folder held one ({held}); restore a backup "
-                "(fluxdepot admin restore DIR), or start with --init for a new store (flow numbers go on rising)",
-                EX_DATAERR,
+                "(fluxdepot admin restore DIR), or start with --init for a new store (flow numbers go on rising)"
             )
 
 
