@@ -80,6 +80,7 @@ async def _serve_real(port_out: multiprocessing.SimpleQueue, root: str) -> None:
     from engine.deposit import DepositService
     from engine.directory_file import load_directory
     from engine.model import Limits
+    from engine.services.admin import AdminService
     from engine.services.auth import TokenAuthenticator
     from engine.services.flows import FlowsService
     from engine.services.watch import WatchService
@@ -96,8 +97,8 @@ async def _serve_real(port_out: multiprocessing.SimpleQueue, root: str) -> None:
         "127.0.0.1:0",
         flows=FlowsService(store, deposits, stuck_after_s={}),
         watch=WatchService(store, wait_s=15.0),
-        auth=TokenAuthenticator(store),
-        store=store,
+        auth=(auth := TokenAuthenticator(store)),
+        admin=AdminService(store, auth),
         health=HealthServicer(),
     )
     port_out.put(port)
