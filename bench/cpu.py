@@ -14,7 +14,7 @@ def cpu_seconds(pid: int | None) -> float:
     if fields is None:
         return float("nan")
     total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    for child in _children(pid):
+    for child in children(pid):
         spent = cpu_seconds(child)
         if spent == spent:  # not NaN: a child that ended meanwhile is counted in cutime/cstime above
             total += spent
@@ -37,7 +37,8 @@ def _stat(pid: int | None) -> list[str] | None:
         return None
 
 
-def _children(pid: int | None) -> list[int]:
+def children(pid: int | None) -> list[int]:
+    """The live child processes of ``pid`` (every thread's: a pool may start them from its own thread)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:

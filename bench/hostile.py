@@ -30,6 +30,7 @@ from pathlib import Path
 
 import grpc
 
+from bench.cpu import children
 from clients.client import Client
 from fluxdepot.v1 import flows_pb2 as pb
 from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
@@ -68,16 +69,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
 
 
 def validation_pids(daemon_pid: int) -> list[int]:
