@@ -70,8 +70,6 @@ def transport_check(source: str | bytes, file_name: str, declared: Syntax | None
     """RECEIVED → PROCESSED_SE_CPP checks; raises only ``MemoryError`` (an unexpected error is ``CHECK_FAILED``)."""
     try:
         return _transport(source, file_name, declared, limits)
-    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
-        raise
     except Exception as exc:  # the pool must get data back, whatever happened
         return TransportResult(declared, (), (_check_failed(exc, file_name),))
 
@@ -83,8 +81,6 @@ def content_check(
     ``MemoryError``."""
     try:
         return _content(source, file_name, limits, rules)
-    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
-        raise
     except Exception as exc:
         return ContentResult((_check_failed(exc, file_name),), (), describe(rules.ruleset, set()))
 
@@ -99,22 +95,16 @@ def flow_check(
         members = _read_documents(source, file_name, limits)
     except _FlowError as exc:
         return TransportResult(declared, (), (exc.finding,)), None
-    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
-        raise
     except Exception as exc:
         return TransportResult(declared, (), (_check_failed(exc, file_name),)), None
     try:
         transport, detected = _transport_of(members, declared, limits)
-    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
-        raise
     except Exception as exc:
         return TransportResult(declared, (), (_check_failed(exc, file_name),)), None
     if transport.rejected:
         return transport, None
     try:
         return transport, _content_of(members, detected, rules)
-    except MemoryError:  # the pool reports it as CHECK_OUT_OF_MEMORY, not a defect of the file
-        raise
     except Exception as exc:
         return transport, ContentResult((_check_failed(exc, file_name),), (), describe(rules.ruleset, set()))
 
@@ -300,6 +290,10 @@ def _facts(document: Detected) -> InvoiceFacts:
 
 
 def _check_failed(exc: BaseException, document: str) -> Finding:
+    """The finding for a check that could not run; a ``MemoryError`` goes on up instead: the pool reports
+    it as ``CHECK_OUT_OF_MEMORY`` (the process, not the file, was at fault)."""
+    if isinstance(exc, MemoryError):
+        raise exc
     detail = str(exc).splitlines()[0][:200] if str(exc) else ""
     return finding(
         "CHECK_FAILED",
