@@ -59,7 +59,8 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make ``path``'s entries (a file created, renamed or removed in it) durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -334,7 +335,7 @@ class BlobStore:
         for file_fd in files:
             os.fsync(file_fd)
         for directory in dirs:
-            _fsync_dir(directory)
+            fsync_dir(directory)
 
     def _holds_intact(self, final: Path, key: str, size: int) -> bool:
         """Whether ``final`` already holds exactly the blob (size and sha256 re-checked)."""
@@ -386,5 +387,5 @@ class BlobStore:
                 continue  # a concurrent writer created it
             gained.append(d.parent)
             if sync:
-                _fsync_dir(d.parent)
+                fsync_dir(d.parent)
         return gained

@@ -45,7 +45,7 @@ from typing import Any
 
 import structlog
 
-from engine.blobs import syncfs_function
+from engine.blobs import fsync_dir, syncfs_function
 from engine.clock import utcnow
 from engine.directory import Partner
 from engine.errors import StoreError, StoreUnavailable
@@ -348,14 +348,6 @@ def write_all_synced(files: Sequence[tuple[Path, bytes]]) -> None:
     finally:
         for fd in fds:
             os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _iso(at: datetime) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import structlog
 
+from engine.blobs import fsync_dir
 from engine.deposit import DepositRequest, DepositService
 from engine.directory import Partner
 from engine.errors import DepositRefused, StorageFull, StoreError, StoreUnavailable
@@ -157,14 +158,6 @@ class Upload:
         if self._buf:
             os.pwrite(self._fd, self._buf, 0)
         self._buf = None
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Intake:

@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.blobs import fsync_dir
 from engine.errors import StoreError
 from engine.store import sqlite_health
 
@@ -74,11 +75,7 @@ def write_mark(data_dir: Path, issued: int, previous: Mark | None) -> Mark:
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
     return mark
 
 
