@@ -23,11 +23,12 @@ setup: $(STAMP)
 	@chmod 600 config/demo/AAA001_ed25519  # git does not keep modes; ssh refuses a readable key
 	$(BIN)/python -m engine.validation.fetch_artefacts  # the CEN CII XSLT (pinned wheel, sha256 checked); idempotent
 
-# Refresh the lock: the newest versions pyproject.toml allows, for CPython 3.11-3.13 on every platform
-# (markers decide per machine). Prove an upgrade with `make test` before committing it.
+# Refresh the lock for CPython 3.11-3.13 on every platform (markers decide per machine): `make lock` keeps
+# every pin pyproject.toml still allows and adds what it newly asks for; `make lock UPGRADE=1` takes the
+# newest versions allowed. Prove the change with `make test` before committing it.
 lock: setup
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --generate-hashes \
-		--upgrade --quiet --custom-compile-command 'make lock' -o $(LOCK)
+		$(if $(UPGRADE),--upgrade) --quiet --custom-compile-command 'make lock' -o $(LOCK)
 
 # The suite on the newest releases pyproject.toml allows, ignoring the lock: an upstream release that
 # breaks us shows here first. Its own venv, so the locked one is untouched.

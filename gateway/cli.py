@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="overrides [data] dir")
     serve.add_argument("--grpc-listen", metavar="HOST:PORT", help="overrides [grpc] listen")
     serve.add_argument("--sftp-listen", metavar="HOST:PORT", help="overrides [sftp] listen")
+    serve.add_argument("--http-listen", metavar="HOST:PORT", help="overrides [http] listen")
     serve.add_argument("--metrics-listen", metavar="HOST:PORT", help="overrides [metrics] listen")
     serve.add_argument(
         "--init",
@@ -117,6 +118,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["sftp"] = {"listen": args.sftp_listen}
     if getattr(args, "metrics_listen", None):
         overrides["metrics"] = {"listen": args.metrics_listen}
+    if getattr(args, "http_listen", None):
+        overrides["http"] = {"listen": args.http_listen}
     return load_settings(args.config, overrides)
 
 

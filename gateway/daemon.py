@@ -6,13 +6,14 @@ faces → engine → store; workers and the outbox learn of new work and new ver
 (``engine.observer``).
 
 Start: logging → metrics → store (migrated) → directory import → blobs → validation pool (warmed) →
-workers (recovering leases left by a previous run) → outbox → gRPC → SFTP → one ``ready`` event and
+workers (recovering leases left by a previous run) → outbox → gRPC → HTTP → SFTP → one ``ready`` event and
 READY=1 to systemd.
 
-Stop (SIGTERM or SIGINT): STOPPING=1 → health NOT_SERVING → SFTP stops accepting → gRPC stops within the
-grace → workers finish or hand back their flows → outbox → validation pool → store → one
-``shutdown_complete`` event → exit 0. A second signal forces the exit at once (status 1): nothing is
-lost, since every acknowledged deposit is already durable and leases are recovered at the next start.
+Stop (SIGTERM or SIGINT): STOPPING=1 → health NOT_SERVING → every face stops accepting (live HTTP feeds
+end) → SFTP, HTTP and gRPC finish their in-flight requests within the grace → workers finish or hand back
+their flows → outbox → validation pool → store → one ``shutdown_complete`` event → exit 0. A second
+signal forces the exit at once (status 1): nothing is lost, since every acknowledged deposit is already
+durable and leases are recovered at the next start.
 
 Several daemons may share one PostgreSQL store and one data folder (scale-out): periodic jobs that must
 run once (stuck-flow watchdog, outbox writing and purge) run under the store's singletons
@@ -52,6 +53,7 @@ from engine.queries import DashboardQuery
 from engine.services.admin import AdminService
 from engine.services.auth import PartnerAuthenticator, TokenAuthenticator
 from engine.services.flows import FlowsService
+from engine.services.oauth import AccessTokens
 from engine.services.watch import WatchService
 from engine.status import FlowStatus
 from engine.store import open_store, sqlite_path
@@ -64,7 +66,13 @@ from engine.worker import WorkerPool, WorkerSettings
 from gateway.data_lock import DataFolderBusy, DataFolderLock
 from gateway.demo_secrets import demo_secrets_in
 from gateway.grpc_server import TlsFiles, start_grpc_server
-from gateway.listeners import GrpcListener, Listener, OutboxListener, SftpListener
+from gateway.http.app import build_app
+from gateway.http.auth import HttpAuth
+from gateway.http.rate import RateLimiter
+from gateway.http.server import HttpServer, HttpTls
+from gateway.http.services import HttpServices
+from gateway.http.signing_key import load_or_create
+from gateway.listeners import GrpcListener, HttpListener, Listener, OutboxListener, SftpListener
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxWriter
@@ -122,11 +130,15 @@ class Engine:
         )
         self.flows = FlowsService(store, self.deposits, stuck_after_s=settings.stuck_after(), clock=utcnow)
         self.watch = WatchService(store, wait_s=WATCH_WAIT_S)
+        # Bearer tokens for gRPC and HTTP alike, static or OAuth2 access tokens (engine.services.oauth).
+        access = AccessTokens(load_or_create(settings.data_dir), ttl_s=settings.http.access_token_ttl_s)
+        self.tokens = TokenAuthenticator(store, ttl_s=settings.grpc.token_cache_s, access_tokens=access)
+        self.admin = AdminService(store, self.tokens)
 
 
 def build_faces(engine: Engine) -> list[Listener]:
     """The faces over ``engine``, in their start order: the outbox always (EDI flows may come from another
-    daemon sharing the store), then gRPC and SFTP when they have a listen address."""
+    daemon sharing the store), then gRPC, HTTP and SFTP when they have a listen address."""
     s, store, metrics = engine.settings, engine.store, engine.metrics
     outbox = OutboxWriter(
         store,
@@ -138,7 +150,6 @@ def build_faces(engine: Engine) -> list[Listener]:
     faces: list[Listener] = [OutboxListener(outbox, store, metrics)]
     if s.grpc.listen:
         health = HealthServicer()
-        auth = TokenAuthenticator(store, ttl_s=s.grpc.token_cache_s)
 
         async def serve_grpc(listen: str, tls: TlsFiles | None) -> tuple[grpc.aio.Server, int]:
             return await start_grpc_server(
@@ -146,8 +157,8 @@ def build_faces(engine: Engine) -> list[Listener]:
                 listen,
                 flows=engine.flows,
                 watch=engine.watch,
-                auth=auth,
-                admin=AdminService(store, auth),
+                auth=engine.tokens,
+                admin=engine.admin,
                 health=health,
                 tls=tls,
                 on_call=lambda method, code: metrics.grpc_calls.labels(method, code).inc(),
@@ -155,6 +166,21 @@ def build_faces(engine: Engine) -> list[Listener]:
             )
 
         faces.append(GrpcListener(s.grpc, serve_grpc, health))
+    if s.http.listen:
+        http = HttpServices(
+            flows=engine.flows,
+            watch=engine.watch,
+            admin=engine.admin,
+            auth=HttpAuth(engine.tokens, RateLimiter(s.http.requests_per_s, s.http.burst)),
+            limits=engine.limits,
+        )
+        http_tls = HttpTls(s.http.tls_cert, s.http.tls_key) if s.http.tls_cert and s.http.tls_key else None
+
+        async def serve_http(listen: str) -> tuple[HttpServer, int]:
+            server = HttpServer(build_app(http), tls=http_tls, grace_s=s.shutdown.grace_s)
+            return server, await server.start(listen)
+
+        faces.append(HttpListener(s.http.listen, serve_http, http.closing, http_tls is not None))
     if s.sftp.listen:
         sftp = SftpSettings(
             max_flow_bytes=s.limits.max_flow_bytes,

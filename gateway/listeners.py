@@ -1,4 +1,4 @@
-"""The network faces the daemon starts and stops: gRPC, the SFTP server and the outbox writer.
+"""The network faces the daemon starts and stops: gRPC, HTTP, the SFTP server and the outbox writer.
 
 Each is a ``Listener``: started in order, told to stop accepting first at shutdown, then stopped within
 the grace (STYLE rule 14). A listener receives what it runs, built by the composition root
@@ -20,6 +20,7 @@ from grpc_health.v1._async import HealthServicer  # the asyncio servicer (grpc_h
 from engine.errors import StoreError
 from engine.return_flows import ReturnFlowStore
 from gateway.grpc_server import ADMIN_SERVICE, FLOW_SERVICE, BindFailed, TlsFiles
+from gateway.http.server import HttpServer
 from gateway.metrics import Metrics
 from gateway.outbox import OUTBOX_SINGLETON, PURGE_SINGLETON, OutboxWriter
 from gateway.settings import EX_CONFIG, GrpcSection
@@ -33,6 +34,7 @@ PURGE_EVERY_S = 3600.0
 # Start a server on an address: returns it and the port it is bound to.
 GrpcServe = Callable[[str, TlsFiles | None], Awaitable[tuple[grpc.aio.Server, int]]]
 SftpServe = Callable[[str], Awaitable[tuple[SftpServer, int]]]
+HttpServe = Callable[[str], Awaitable[tuple[HttpServer, int]]]
 
 
 class Listener(Protocol):
@@ -150,6 +152,44 @@ class OutboxListener:
         for name in (OUTBOX_SINGLETON, PURGE_SINGLETON):  # let another daemon take over at once
             with contextlib.suppress(StoreError):
                 await self._store.release_singleton(name)
+
+
+class HttpListener:
+    """The HTTP faces (``gateway.http``). ``closing`` is set when the daemon stops accepting, so live
+    feeds (Server-Sent Events) end and their connections can close within the grace."""
+
+    name = "http"
+
+    def __init__(self, listen: str, serve: HttpServe, closing: asyncio.Event, tls: bool) -> None:
+        self._listen = listen
+        self._serve = serve
+        self._closing = closing
+        self._tls = tls
+        self._server: HttpServer | None = None
+
+    async def start(self) -> dict[str, Any]:
+        try:
+            self._server, port = await self._serve(self._listen)
+        except OSError as exc:
+            if exc.errno not in BIND_ERRNOS:
+                raise StartupError(
+                    f"cannot read {exc.filename} ([http] tls_cert, tls_key): {exc.strerror}", EX_CONFIG
+                ) from None
+            raise cannot_listen("http", self._listen, exc) from None
+        host = self._listen.rpartition(":")[0]
+        return {"http": f"{host}:{port}", "http_tls": self._tls}
+
+    async def set_health(self, service: str, serving: bool) -> None:
+        return None
+
+    async def stop_accepting(self) -> None:
+        self._closing.set()
+        if self._server is not None:
+            self._server.close()
+
+    async def stop(self, grace_s: float) -> None:
+        if self._server is not None:
+            await self._server.stop(grace_s)
 
 
 class SftpListener:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -119,6 +120,49 @@ class SftpSection(_Section):
         if longest is not None and v > longest:
             raise ValueError(f"must not exceed lockout_s ({longest:g}): locks grow from it up to lockout_s")
         return v
+
+
+class HttpSection(_Section):
+    """The HTTP listener: the AFNOR Flow Service (/v1), the JSON API (/api/v1), OAuth2 and the portal (/)."""
+
+    listen: Listen = "127.0.0.1:8080"
+    tls_cert: Path | None = None  # both set: HTTPS
+    tls_key: Path | None = None
+    requests_per_s: float = Field(50.0, gt=0)  # per caller (token, else source address); past it 429
+    burst: int = Field(100, ge=1)  # requests a caller may make at once before the rate applies
+    access_token_ttl_s: int = Field(900, ge=60, le=86400)  # OAuth2 client-credentials access tokens
+
+
+class PortalSection(_Section):
+    """The web portal's sessions, log-in lockouts and time zone."""
+
+    time_zone: str = "Europe/Paris"  # dates are shown in it, in the user's language
+    session_idle_s: float = Field(1800, gt=0)  # a session unused this long ends
+    session_absolute_s: float = Field(43200, gt=0)  # and every session ends this long after the log-in
+    max_login_failures: int = Field(5, ge=1)  # per (login, source address): then that pair is locked
+    max_address_failures: int = Field(20, ge=1)  # per source address, whatever the login
+    max_user_failures: int = Field(50, ge=1)  # per login from every address: then locked everywhere
+    first_lockout_s: float = Field(60, gt=0)
+    lockout_s: float = Field(900, gt=0)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Paris)") from None
+        return v
+
+
+class WebhooksSection(_Section):
+    """Deliveries of status changes to subscribers' URLs."""
+
+    timeout_s: float = Field(10, gt=0)  # one POST, connection included
+    retry_for_s: float = Field(86400, gt=0)  # then the delivery is dead-lettered (redeliverable)
+    first_retry_s: float = Field(5, gt=0)  # backoff doubles from it, with jitter ...
+    max_retry_s: float = Field(3600, gt=0)  # ... up to this between two attempts
+    concurrency: int = Field(8, ge=1)  # POSTs in flight per daemon
 
 
 class LimitsSection(_Section):
@@ -231,6 +275,9 @@ class Settings(BaseSettings):
     data: DataSection = DataSection()
     grpc: GrpcSection = GrpcSection()
     sftp: SftpSection = SftpSection()
+    http: HttpSection = HttpSection()
+    portal: PortalSection = PortalSection()
+    webhooks: WebhooksSection = WebhooksSection()
     limits: LimitsSection = LimitsSection()
     rules: RulesSection = RulesSection()
     workers: WorkersSection = WorkersSection()
@@ -287,6 +334,8 @@ _FILE_PATHS = (
     ("grpc", "tls_cert"),
     ("grpc", "tls_key"),
     ("grpc", "tls_client_ca"),
+    ("http", "tls_cert"),
+    ("http", "tls_key"),
     ("rules", "artefacts_dir"),
 )
 

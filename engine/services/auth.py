@@ -49,8 +49,9 @@ from engine.clock import utcnow
 from engine.errors import StoreError
 from engine.flownumber import PARTNER_CODE
 from engine.lockout import LockoutPolicy, attempt_limits, pair_key
-from engine.permissions import Principal
+from engine.permissions import Principal, PrincipalKind
 from engine.secrets import hash_secret, secret_lookup_id, verify_secret
+from engine.services.oauth import AccessToken, AccessTokens, looks_like_access_token
 from engine.store.port import Store
 
 log = structlog.get_logger("fluxdepot.sftp")  # partners log in over SFTP: its logger and event names
@@ -75,8 +76,10 @@ class TokenAuthenticator:
         ttl_s: float = 30.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        access_tokens: AccessTokens | None = None,
     ) -> None:
         self._store = store
+        self._access_tokens = access_tokens
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._clock = clock
@@ -103,7 +106,7 @@ class TokenAuthenticator:
         future: asyncio.Future[Principal | None] = asyncio.get_running_loop().create_future()
         self._pending[digest] = future
         try:
-            principal = await self._verify(token)
+            principal, valid_s = await self._verify(token)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters re-raise it, nobody else has to
@@ -112,18 +115,39 @@ class TokenAuthenticator:
             del self._pending[digest]
         future.set_result(principal)
         if principal is not None:
-            self._cache[digest] = _Entry(digest, principal, self._clock() + self._ttl_s)
+            self._cache[digest] = _Entry(digest, principal, self._clock() + min(self._ttl_s, valid_s))
             while len(self._cache) > self._max_entries:
                 self._cache.popitem(last=False)
         return principal
 
-    async def _verify(self, token: str) -> Principal | None:
+    async def _verify(self, token: str) -> tuple[Principal | None, float]:
+        """The token's principal and how long it may be cached (an access token: until it expires)."""
+        if self._access_tokens is not None and looks_like_access_token(token):
+            verified = self._access_tokens.verify(token)
+            if verified is None:
+                return None, 0.0
+            login, expires_in_s = verified
+            return await self._store.principal(PrincipalKind.TECHNICAL.value, login), expires_in_s
         credential = await self._store.find_credential(secret_lookup_id(token))
         if credential is None:
-            return None
+            return None, 0.0
         if not await asyncio.to_thread(verify_secret, token, credential.token_hash):
+            return None, 0.0
+        return await self._store.principal(credential.kind, credential.login), self._ttl_s
+
+    async def client_credentials(self, client_id: str, client_secret: str) -> AccessToken | None:
+        """OAuth2 client credentials (``engine.services.oauth``): a technical user's login and its bearer
+        token → a short-lived access token; None when they do not match (or tokens are not configured)."""
+        if self._access_tokens is None or not client_secret or len(client_secret) > MAX_TOKEN_CHARS:
             return None
-        return await self._store.principal(credential.kind, credential.login)
+        credential = await self._store.find_credential(secret_lookup_id(client_secret))
+        if credential is None or credential.kind != PrincipalKind.TECHNICAL.value:
+            return None
+        if not hmac.compare_digest(credential.login.encode(), client_id.encode()):
+            return None
+        if not await asyncio.to_thread(verify_secret, client_secret, credential.token_hash):
+            return None
+        return self._access_tokens.issue(credential.login)
 
 
 @dataclass(frozen=True)

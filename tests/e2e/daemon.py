@@ -61,7 +61,12 @@ def start_daemon(
     extra_args: tuple[str, ...] = (),
 ) -> RunningDaemon:
     """Start the daemon on free loopback ports; return once it logged ``ready`` (or fail with its output)."""
-    environment = {**os.environ, "FLUXDEPOT_METRICS__LISTEN": "127.0.0.1:0", **(env or {})}
+    environment = {
+        **os.environ,
+        "FLUXDEPOT_METRICS__LISTEN": "127.0.0.1:0",
+        "FLUXDEPOT_HTTP__LISTEN": "127.0.0.1:0",
+        **(env or {}),
+    }
     proc = subprocess.Popen(
         [
             *FLUXDEPOT,

@@ -42,6 +42,7 @@ def test_make_run_on_a_fresh_clone_serves_the_printed_examples(tmp_path: Path) -
         "FLUXDEPOT_GRPC__LISTEN": "127.0.0.1:0",
         "FLUXDEPOT_SFTP__LISTEN": "127.0.0.1:0",
         "FLUXDEPOT_METRICS__LISTEN": "127.0.0.1:0",
+        "FLUXDEPOT_HTTP__LISTEN": "127.0.0.1:0",
         "HOME": str(tmp_path),  # sftp's known_hosts
     }
     run = subprocess.Popen(

@@ -23,7 +23,12 @@ INVOICE = REPO / "config/demo/invoices/ok/ubl_service_code.xml"
 
 def serve(data: Path, *flags: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
     """Run ``fluxdepot serve`` on free ports (overridable by ``flags``); its exit code and stderr lines."""
-    defaults = {"--grpc-listen": "127.0.0.1:0", "--sftp-listen": "127.0.0.1:0", "--metrics-listen": "127.0.0.1:0"}
+    defaults = {
+        "--grpc-listen": "127.0.0.1:0",
+        "--sftp-listen": "127.0.0.1:0",
+        "--metrics-listen": "127.0.0.1:0",
+        "--http-listen": "127.0.0.1:0",
+    }
     given = dict(zip(flags[::2], flags[1::2], strict=True))
     args = [a for pair in {**defaults, **given}.items() for a in pair]
     result = run_cli("serve", "--config", str(EXAMPLE_CONFIG), "--data-dir", str(data), *args, env=env)
@@ -59,7 +64,7 @@ def test_a_second_daemon_on_the_same_data_folder_exits_75_naming_the_holder(tmp_
     assert code == EX_CONFIG
 
 
-@pytest.mark.parametrize("section", ["grpc", "sftp", "metrics"])
+@pytest.mark.parametrize("section", ["grpc", "http", "sftp", "metrics"])
 def test_a_listener_port_in_use_is_one_line_and_exit_69(tmp_path: Path, section: str) -> None:
     """Each listener whose port is taken gives one line naming the address, the file key, the variable and
     the flag, and exit 69; the daemon stops what it had started (no other output on stderr)."""

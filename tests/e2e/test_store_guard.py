@@ -33,7 +33,8 @@ def deposit_all(data: Path, *, extra: tuple[str, ...] = ()) -> list[str]:
 def serve_fails(data: Path, *extra: str) -> list[str]:
     result = run_cli(
         "serve", "--config", str(EXAMPLE_CONFIG), "--data-dir", str(data),
-        "--grpc-listen", "127.0.0.1:0", "--sftp-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", *extra,
+        "--grpc-listen", "127.0.0.1:0", "--sftp-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+        "--http-listen", "127.0.0.1:0", *extra,
     )  # fmt: skip
     assert result.returncode == EX_DATAERR, result.stdout[-2000:] + result.stderr
     return result.stderr.splitlines()
