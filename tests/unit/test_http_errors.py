@@ -38,7 +38,8 @@ def test_domain_errors_map_to_their_statuses() -> None:
     hidden = mapped(errors.FlowNotFound("X"))
     assert hidden is not None and (hidden.status, hidden.code) == (404, "FLOW_NOT_FOUND")
     twice = mapped(errors.ProfileAlreadyGranted())
-    assert twice is not None and twice.status == 409 and twice.message == "The user already has the selected subscription"
+    assert twice is not None and twice.status == 409
+    assert twice.message == "The user already has the selected subscription"
     store = mapped(errors.StoreError("disk I/O error at page 12"))
     assert store is not None and store.status == 503 and "page 12" not in store.message
     internal = mapped(errors.EngineError("inside detail"))
