@@ -40,8 +40,9 @@ test-latest:
 	$(LATEST)/bin/lint-imports
 	$(LATEST)/bin/pytest -p no:cacheprovider
 
-# The daemon on its embedded SQLite store with the demo configuration: gRPC on 127.0.0.1:50051, SFTP on
-# 127.0.0.1:2222, metrics on 127.0.0.1:9464, data in ./var/. Once ready it prints commands to try.
+# The daemon on its embedded SQLite store with the demo configuration: gRPC on 127.0.0.1:50051, HTTP on
+# 127.0.0.1:8080, SFTP on 127.0.0.1:2222, metrics on 127.0.0.1:9464, data in ./var/. Once ready it prints
+# commands to try.
 run: setup
 	$(BIN)/fluxdepot serve --config $(CONFIG)
 

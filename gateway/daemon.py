@@ -438,6 +438,7 @@ def demo_help(ready: dict[str, Any]) -> str:
     """What to try against the demo daemon (printed once ready, on stderr: stdout stays JSON lines)."""
     grpc = ready.get("grpc", "127.0.0.1:50051")
     sftp_port = str(ready.get("sftp", "127.0.0.1:2222")).rpartition(":")[2]
+    http = ready.get("http", "127.0.0.1:8080")
     return f"""
 fluxdepot demo is ready (demo secrets: never use them in production). Try, from another terminal:
 
@@ -451,6 +452,8 @@ fluxdepot demo is ready (demo secrets: never use them in production). Try, from 
     sftp -b - -i config/demo/AAA001_ed25519 -P {sftp_port} -o StrictHostKeyChecking=no AAA001@127.0.0.1
   echo "ls out/" | sftp -b - -i config/demo/AAA001_ed25519 -P {sftp_port} -o StrictHostKeyChecking=no AAA001@127.0.0.1
 
+  curl -s -u TECH_1_papeterie@demo:demo-technical-token -d grant_type=client_credentials \\
+    http://{http}/oauth/token
   curl -s http://{ready.get("metrics", "127.0.0.1:9464")}/metrics | grep ^fluxdepot_
 Stop with Ctrl-C.
 """
