@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     _admin_parser(sub.add_parser("admin", help="administration (primary managers)"))
+    _webhooks_parser(sub.add_parser("webhooks", help="signed POSTs of status changes to your URLs"))
     p = sub.add_parser("completion", help="print a shell completion script: source <(fluxdepot-cli completion bash)")
     p.set_defaults(handler=None)  # answered without a server (main)
     p.add_argument("shell", choices=SHELLS, help="bash or zsh")
@@ -223,6 +224,36 @@ def _admin_parser(admin: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="day_to", type=parse_time, help="before this day (ISO); not before --from")
     p.add_argument("--json", action="store_true")
     sub.add_parser("structures", help="the structures you belong to").set_defaults(handler=commands.admin_structures)
+
+
+def _webhooks_parser(webhooks: argparse.ArgumentParser) -> None:
+    sub = webhooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    p = sub.add_parser("add", help="subscribe a URL; prints its signing secret once")
+    p.set_defaults(handler=commands.webhooks_add)
+    p.add_argument("url", help="http:// or https:// URL receiving the POSTs")
+    owner = p.add_mutually_exclusive_group()
+    owner.add_argument("--structure", metavar="SIRET", help="the flows of this structure (its primary manager)")
+    owner.add_argument("--technical", metavar="LOGIN", help="the flows this technical user deposited")
+    owner.add_argument("--partner", metavar="CODE", help="the flows this EDI partner deposited")
+    p.add_argument("--status", action="append", default=[], help="only changes to this status (repeat); default all")
+    p.add_argument("--format", choices=["fluxdepot", "afnor"], default="fluxdepot", help="body format")
+    p.add_argument("--secret", default="", help="the HMAC key (default: generated and printed)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("list", help="the webhooks you manage")
+    p.set_defaults(handler=commands.webhooks_list)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("remove", help="delete a webhook: nothing more is sent to it")
+    p.set_defaults(handler=commands.webhooks_remove)
+    p.add_argument("id", type=int, help="the webhook id (see `webhooks list`)")
+    p = sub.add_parser("deliveries", help="the latest deliveries, newest first")
+    p.set_defaults(handler=commands.webhooks_deliveries)
+    p.add_argument("--webhook", type=int, default=0, metavar="ID", help="of this webhook only")
+    p.add_argument("--dead", action="store_true", help="only dead-lettered deliveries (retries exhausted)")
+    p.add_argument("--limit", type=int, default=0, help="at most this many (default 100)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("redeliver", help="send a delivered or dead delivery again")
+    p.set_defaults(handler=commands.webhooks_redeliver)
+    p.add_argument("id", type=int, help="the delivery id (X-Fluxdepot-Delivery)")
 
 
 def _client(args: argparse.Namespace) -> AsyncClient:

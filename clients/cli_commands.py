@@ -20,9 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from clients import cli_output as out
 from clients.cli_common import EXIT_NOT_INTEGRATED, EXIT_TIMEOUT, EXIT_USAGE, filters
+from clients.cli_tables import Col, fitted_table
 from clients.client import AsyncClient
 from clients.errors import AlreadyExists, FluxdepotError
-from clients.models import Flow
+from clients.models import Flow, Webhook
 
 
 async def cmd_deposit(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
@@ -304,4 +305,78 @@ async def admin_rejects(client: AsyncClient, args: argparse.Namespace, console: 
 
 async def admin_structures(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
     console.print(out.structures_table(await client.list_structures(), console.width))
+    return 0
+
+
+# --- webhooks --------------------------------------------------------------------------------------------
+WEBHOOKS_TABLE = (
+    Col("id"), Col("owner", fold=True, min_width=10), Col("url", fold=True, min_width=16),
+    Col("statuses", fold=True, min_width=8), Col("format"),
+)  # fmt: skip
+DELIVERIES_TABLE = (
+    Col("id"), Col("webhook"), Col("flow number"), Col("status"), Col("state"), Col("attempts"),
+    Col("next attempt", drop=1), Col("last error", fold=True, min_width=10),
+)  # fmt: skip
+
+
+def _owner(webhook: Webhook) -> str:
+    return f"{webhook.owner_kind} {webhook.owner}"
+
+
+async def webhooks_add(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    owners = (("structure", args.structure), ("technical", args.technical), ("partner", args.partner))
+    kind, owner = next(((k, v) for k, v in owners if v), ("", ""))
+    webhook, secret = await client.add_webhook(
+        args.url, owner_kind=kind, owner=owner, statuses=args.status, format=args.format, secret=args.secret
+    )
+    if args.json:
+        console.print_json(out.to_json({"webhook": webhook, "secret": secret}))
+        return 0
+    console.print(f"webhook {webhook.id}: {escape(webhook.url)} for {escape(_owner(webhook))}")
+    console.print(f"secret (shown once; signs X-Fluxdepot-Signature): {escape(secret)}", soft_wrap=True)
+    return 0
+
+
+async def webhooks_list(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    webhooks = await client.list_webhooks()
+    if args.json:
+        console.print_json(out.to_json(webhooks))
+        return 0
+    rows = [(str(w.id), _owner(w), w.url, ", ".join(w.statuses) or "all", w.format) for w in webhooks]
+    console.print(fitted_table(console.width, WEBHOOKS_TABLE, rows, title=f"{len(webhooks)} webhook(s)"))
+    return 0
+
+
+async def webhooks_remove(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    await client.remove_webhook(args.id)
+    console.print(f"webhook {args.id} removed")
+    return 0
+
+
+async def webhooks_deliveries(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    found = await client.webhook_deliveries(args.webhook, dead_only=args.dead, limit=args.limit)
+    if args.json:
+        console.print_json(out.to_json(found))
+        return 0
+    rows = [
+        (
+            str(d.id),
+            str(d.webhook_id),
+            d.flow_number,
+            out.status_cell(d.status),
+            d.state,
+            str(d.attempts),
+            out.when(d.next_attempt_at) if d.state == "pending" else "",
+            d.last_error,
+        )
+        for d in found
+    ]
+    title = f"{len(found)} {'dead ' if args.dead else ''}deliveries"
+    console.print(fitted_table(console.width, DELIVERIES_TABLE, rows, title=title))
+    return 0
+
+
+async def webhooks_redeliver(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
+    await client.redeliver_webhook(args.id)
+    console.print(f"delivery {args.id} will be sent again")
     return 0

@@ -35,6 +35,8 @@ from clients.models import (
     SearchPage,
     Structure,
     Token,
+    Webhook,
+    WebhookDelivery,
     status_value,
 )
 from fluxdepot.v1 import admin_pb2 as admin_pb
@@ -358,6 +360,49 @@ class AsyncClient:
     async def list_structures(self) -> list[Structure]:
         answer = await self._call(self._admin.ListStructures, admin_pb.ListStructuresRequest())
         return [Structure.from_pb(s) for s in answer.structures]
+
+    # --- webhooks ----------------------------------------------------------------------------------------
+    async def add_webhook(
+        self,
+        url: str,
+        *,
+        owner_kind: str = "",
+        owner: str = "",
+        statuses: Sequence[str] = (),
+        format: str = "fluxdepot",
+        secret: str = "",
+    ) -> tuple[Webhook, str]:
+        """Subscribe ``url`` to status changes (``statuses`` by name or code; empty: all) of the flows
+        of ``owner`` (a structure's SIRET, a technical user's login or a partner's code; none: yourself,
+        a technical user). Returns the subscription and its signing secret, shown this once."""
+        request = admin_pb.AddWebhookRequest(
+            owner_kind=owner_kind,
+            owner=owner,
+            url=url,
+            secret=secret,
+            statuses=[status_value(s) for s in statuses],  # type: ignore[misc]
+            format=format,
+        )
+        answer = await self._call(self._admin.AddWebhook, request)
+        return Webhook.from_pb(answer.webhook), str(answer.secret)
+
+    async def list_webhooks(self) -> list[Webhook]:
+        answer = await self._call(self._admin.ListWebhooks, admin_pb.ListWebhooksRequest())
+        return [Webhook.from_pb(w) for w in answer.webhooks]
+
+    async def remove_webhook(self, webhook_id: int) -> None:
+        await self._call(self._admin.RemoveWebhook, admin_pb.RemoveWebhookRequest(id=webhook_id))
+
+    async def webhook_deliveries(
+        self, webhook_id: int = 0, *, dead_only: bool = False, limit: int = 0
+    ) -> list[WebhookDelivery]:
+        """The latest deliveries (newest first) of one webhook, or of every webhook you manage."""
+        request = admin_pb.ListWebhookDeliveriesRequest(webhook_id=webhook_id, dead_only=dead_only, limit=limit)
+        answer = await self._call(self._admin.ListWebhookDeliveries, request)
+        return [WebhookDelivery.from_pb(d) for d in answer.deliveries]
+
+    async def redeliver_webhook(self, delivery_id: int) -> None:
+        await self._call(self._admin.RedeliverWebhook, admin_pb.RedeliverWebhookRequest(delivery_id=delivery_id))
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:

@@ -282,3 +282,56 @@ class Structure:
     @classmethod
     def from_pb(cls, m: admin_pb.Structure) -> Structure:
         return cls(m.siret, m.name, m.is_provider, tuple(s.code for s in m.services))
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook subscription (its secret is only shown when it is added)."""
+
+    id: int
+    siret: str
+    owner_kind: str
+    owner: str
+    url: str
+    statuses: tuple[str, ...]  # empty: every status
+    format: str
+    created_at: datetime | None
+    created_by: str
+
+    @classmethod
+    def from_pb(cls, m: admin_pb.Webhook) -> Webhook:
+        statuses = tuple(status_name(s) for s in m.statuses)
+        created = _time(m, "created_at")
+        return cls(m.id, m.siret, m.owner_kind, m.owner, m.url, statuses, m.format, created, m.created_by)
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    id: int
+    webhook_id: int
+    flow_number: str
+    status: str
+    previous_status: str | None
+    at: datetime | None
+    state: str  # pending, delivered or dead
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str
+
+    @classmethod
+    def from_pb(cls, m: admin_pb.WebhookDelivery) -> WebhookDelivery:
+        previous = status_name(m.previous_status) if m.previous_status else None
+        return cls(
+            m.id,
+            m.webhook_id,
+            m.flow_number,
+            status_name(m.status),
+            previous,
+            _time(m, "at"),
+            m.state,
+            m.attempts,
+            _time(m, "next_attempt_at"),
+            _time(m, "last_attempt_at"),
+            m.last_error,
+        )

@@ -150,6 +150,10 @@ class DepositService:
         finally:
             await asyncio.to_thread(spool.discard)  # a no-op once deposit_file took the file
 
+    def blob_path(self, key: str) -> Path:
+        """Where the blob ``key`` of a deposited flow lies (``FlowsService.original`` reads it back)."""
+        return self._blobs.path(key)
+
     async def _retried(self, request: DepositRequest) -> DepositReceipt | None:
         """The flow an earlier deposit with the same tracking id created (DESIGN §9.4), if any."""
         if not request.tracking_id:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import AlreadyExists
-from engine.model import RejectionRule, Syntax
+from engine.model import RejectionRule, Ruleset, Syntax
 
 FLOW_FOLLOW_UP = "SUIVI_FLUX"
 
@@ -67,6 +67,7 @@ class User:
     name: str = ""
     token_hash: str | None = None
     token_lookup: str | None = None  # engine.secrets.secret_lookup_id(token): finds the row, proves nothing
+    password_hash: str | None = None  # the portal log-in's argon2id hash (engine.services.portal_auth)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class TechnicalUser:
     siret: str
     token_hash: str | None = None
     token_lookup: str | None = None
+    ruleset: Ruleset | None = None  # judges its flows; None: the config's [rules] ruleset
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Partner:
     password_hash: str | None = None
     rules: tuple[tuple[Syntax, RejectionRule], ...] = ()  # per syntax; default partial
     status_files: bool = False  # also write CPPStatut files to the outbox
+    ruleset: Ruleset | None = None  # judges its flows; None: the config's [rules] ruleset
 
     def rule_for(self, syntax: Syntax) -> RejectionRule:
         return dict(self.rules).get(syntax, RejectionRule.PARTIAL)

@@ -25,9 +25,11 @@ Format::
     # token_hash = "scrypt$..."       # ... or an already hashed token (not both)
     memberships = [{ siret = "11000201100044", role = "primary_manager" }]   # role: primary_manager | user
     profiles = ["11000201100044"]     # structures on which the user holds SUIVI_FLUX
+    password_hash = "$argon2id$..."   # optional: the web portal's log-in (argon2id only, never plaintext)
 
     [[technical_users]]
     login = "tech-demo"; siret = "11000201100044"; token = "..."   # or token_hash
+    ruleset = "en16931+fr-flux2"      # optional: judges its flows; default the config's [rules] ruleset
 
     [[partners]]
     code = "AAA001"                   # ^[A-Z]{3}[0-9]{3}$, unique
@@ -37,6 +39,7 @@ Format::
     password = "..."                  # optional SFTP password, hashed on load (or password_hash)
     rules = { IN_DP_E1_UBL_INVOICE = "complete" }   # syntax → complete | partial; default partial
     status_files = false
+    ruleset = "en16931+fr-flux2"      # optional, as for a technical user
 
 Memberships, profiles, technical users and partners must name a structure of the same file; two partners
 may not share a public key (``engine.directory.KeyOwners``). Unknown keys are errors (a typo must not
@@ -66,7 +69,7 @@ from engine.directory import (
     key_taken,
 )
 from engine.flownumber import PARTNER_CODE
-from engine.model import RejectionRule, Syntax
+from engine.model import RejectionRule, Ruleset, Syntax
 from engine.secrets import hash_secret, is_secret_hash, secret_lookup_id
 
 SIRET = re.compile(r"^[0-9]{14}$")
@@ -220,11 +223,15 @@ _STRUCTURE = frozenset(
     }
 )
 _SERVICE = frozenset({"code", "label", "active"})
-_USER = frozenset({"login", "name", "token", "token_hash", "token_lookup", "memberships", "profiles"})
+_USER = frozenset({"login", "name", "token", "token_hash", "token_lookup", "password_hash", "memberships", "profiles"})
+ARGON2ID_PREFIX = "$argon2id$"  # a portal user's password_hash (engine.services.portal_auth)
 _MEMBERSHIP = frozenset({"siret", "role"})
-_TECHNICAL_USER = frozenset({"login", "siret", "token", "token_hash", "token_lookup"})
+_TECHNICAL_USER = frozenset({"login", "siret", "token", "token_hash", "token_lookup", "ruleset"})
 _PARTNER = frozenset(
-    {"code", "siret", "public_keys", "public_key_files", "password", "password_hash", "rules", "status_files"}
+    {
+        *("code", "siret", "public_keys", "public_key_files", "password", "password_hash", "rules"),
+        *("status_files", "ruleset"),
+    }
 )
 _ROLES = ", ".join(r.value for r in Role)
 _RULES = ", ".join(r.value for r in RejectionRule)
@@ -355,8 +362,20 @@ def _users(
                 profiles.append(Profile(login=login, siret=siret))
         if login is not None:
             lookup = _token_lookup(check, table, where)
-            users.append(User(login=login, name=name, token_hash=token_hash, token_lookup=lookup))
+            password_hash = _password_hash(check, table, where)
+            users.append(
+                User(login=login, name=name, token_hash=token_hash, token_lookup=lookup, password_hash=password_hash)
+            )
     return users, memberships, profiles
+
+
+def _password_hash(check: _Checker, table: dict[str, Any], where: str) -> str | None:
+    """A portal user's argon2id hash (``$argon2id$...``); plaintext portal passwords are not accepted."""
+    hashed = check.text(table, "password_hash", where)
+    if hashed is not None and not hashed.startswith(ARGON2ID_PREFIX):
+        check.problem(f"{where}.password_hash", "is not an argon2id hash ($argon2id$...)")
+        return None
+    return hashed
 
 
 def _technical_users(check: _Checker, data: dict[str, Any], known: set[str]) -> list[TechnicalUser]:
@@ -367,9 +386,12 @@ def _technical_users(check: _Checker, data: dict[str, Any], known: set[str]) -> 
         check.unique(logins, login, f"{where}.login", "login")
         siret = check.known_siret(table.get("siret"), f"{where}.siret", known)
         token_hash = check.secret(table, "token", "token_hash", where)
+        ruleset = _ruleset(check, table, where, f"technical user {login}")
         if login is not None and siret is not None:
             lookup = _token_lookup(check, table, where)
-            technical_users.append(TechnicalUser(login=login, siret=siret, token_hash=token_hash, token_lookup=lookup))
+            technical_users.append(
+                TechnicalUser(login=login, siret=siret, token_hash=token_hash, token_lookup=lookup, ruleset=ruleset)
+            )
     return technical_users
 
 
@@ -394,6 +416,7 @@ def _partners(
         password_hash = check.secret(table, "password", "password_hash", where)
         rules = _rules(check, table.get("rules", {}), f"{where}.rules")
         status_files = check.flag(table, "status_files", where, False)
+        ruleset = _ruleset(check, table, where, f"partner {code}")
         if code is not None and siret is not None:
             partners.append(
                 Partner(
@@ -403,9 +426,22 @@ def _partners(
                     password_hash=password_hash,
                     rules=tuple(rules),
                     status_files=status_files,
+                    ruleset=ruleset,
                 )
             )
     return partners
+
+
+def _ruleset(check: _Checker, table: dict[str, Any], where: str, entry: str) -> Ruleset | None:
+    """The entry's own ruleset (None: the config's default); an unknown name is a problem naming the entry."""
+    name = check.text(table, "ruleset", where)
+    if name is None:
+        return None
+    try:
+        return Ruleset.parse(name)
+    except ValueError as exc:
+        check.problem(f"{where}.ruleset", f"{entry}: {exc}")
+        return None
 
 
 def _public_keys(

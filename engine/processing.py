@@ -9,6 +9,9 @@ own chained event), so a flow costs one write transaction from its claim to its 
 claimed later in its life (transport checked before a restart) records IN_PROGRESS before its content
 check runs.
 
+The ruleset is the depositor's own (a technical user's or EDI partner's ``ruleset`` in the directory),
+else the config's default (``engine.ruleset_choice``, read from the store at most every few seconds).
+
 A check that could not run (timeout, memory limit, its process died, missing artefact) yields
 SYSTEM_FAILURE → WARNING, never INTEGRATED. The duplicate-invoice lookup and the verdict are recorded
 under one lock so two flows carrying the same invoice number cannot both integrate it (one process; the
@@ -20,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -30,13 +33,14 @@ from engine.blobs import BlobStore
 from engine.business import check_invoices, duplicate_keys, needed_sirets
 from engine.catalogue import finding
 from engine.cpu_pool import CheckAborted, CheckCrashed, CheckOutOfMemory, CheckTimeout
-from engine.directory import DirectorySnapshot
+from engine.directory import DirectorySnapshot, Partner
 from engine.errors import InvoiceAlreadyIntegrated
 from engine.integration import judge, rule_for
 from engine.model import Finding, FlowRecord, FlowVerdict, Limits, RejectionRule, Rules, Syntax
+from engine.ruleset_choice import DepositorRulesets
 from engine.status import FlowEvent, FlowStatus
 from engine.store.port import Claim, Store
-from engine.technical import DEFAULT_RULES, ContentResult, content_check, flow_check
+from engine.technical import DEFAULT_RULES, ContentResult, TransportResult, content_check, flow_check
 
 T = TypeVar("T")
 RunCpu = Callable[..., Awaitable[Any]]
@@ -64,6 +68,20 @@ def system_failure(findings: Sequence[Finding]) -> bool:
     return any(f.code in SYSTEM_CODES for f in findings)
 
 
+def transport_verdict(transport: TransportResult, rules: Rules) -> FlowVerdict | None:
+    """The verdict on a flow that failed its transport check (pure); None when it passed."""
+    if system_failure(transport.findings):
+        return FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings, ruleset_version=rules.ruleset.value)
+    if transport.rejected:
+        return FlowVerdict(FlowEvent.TECHNICAL_REJECTION, transport.findings, ruleset_version=rules.ruleset.value)
+    return None
+
+
+def aborted_finding(exc: CheckAborted) -> Finding:
+    """The finding of a check the pool could not finish (timeout, memory, a dead process)."""
+    return finding(_ABORTED_CODES.get(type(exc), "CHECK_FAILED"), str(exc))  # CHECK_FAILED: no process started
+
+
 def judge_content(
     content: ContentResult,
     *,
@@ -86,6 +104,38 @@ def judge_content(
     return FlowVerdict(event, content.flow_findings, outcomes, ruleset_version=content.ruleset_version)
 
 
+class JudgingReads(Protocol):
+    """What judging a checked flow reads from the store (the daemon's store, or a read-only one)."""
+
+    async def snapshot(self, sirets: Iterable[str]) -> DirectorySnapshot: ...
+
+    async def get_partner(self, code: str) -> Partner | None: ...
+
+    async def integrated_invoice_flows(
+        self, supplier_id: str, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], str]: ...
+
+
+async def earlier_integrated(
+    reads: JudgingReads, content: ContentResult, *, besides: str | None = None
+) -> dict[tuple[str, str, str], str]:
+    """Integrated invoices of other flows (not ``besides``) with the same (supplier, year, number) keys."""
+    by_supplier: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for supplier, year, number in duplicate_keys(content.documents):
+        by_supplier[supplier].append((year, number))
+    earlier: dict[tuple[str, str, str], str] = {}
+    for supplier, keys in by_supplier.items():
+        found = await reads.integrated_invoice_flows(supplier, keys)
+        earlier.update({(supplier, year, number): fn for (year, number), fn in found.items() if fn != besides})
+    return earlier
+
+
+async def rejection_rule(reads: JudgingReads, flow: FlowRecord, syntax: Syntax) -> RejectionRule:
+    """The flow's rejection rule: its EDI partner's for ``syntax``, else PARTIAL (``engine.integration``)."""
+    partner = await reads.get_partner(flow.partner_code) if flow.partner_code else None
+    return rule_for(flow.channel, partner, syntax)
+
+
 class FlowProcessor:
     def __init__(
         self,
@@ -97,6 +147,7 @@ class FlowProcessor:
         clock: Callable[[], datetime],
         actor: str,
         rules: Rules = DEFAULT_RULES,
+        rulesets: DepositorRulesets | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -104,8 +155,8 @@ class FlowProcessor:
         self._run_cpu = run_cpu
         self._clock = clock
         self._actor = actor
-        self._rules = rules  # the ruleset every flow is judged by, and where its artefacts are ([rules])
-        self._ruleset = rules.ruleset.value  # a report's ruleset_version when no artefact ran
+        # The default ruleset and where the artefacts are ([rules]); a depositor may have its own ruleset.
+        self._rulesets = rulesets or DepositorRulesets(store.depositor_rulesets, rules)
         self._verdict_lock = asyncio.Lock()
 
     async def process(self, claim: Claim) -> FlowRecord:
@@ -118,21 +169,17 @@ class FlowProcessor:
         source = claim.content if claim.content is not None else str(self._blobs.path(claim.blob_key))
         syntax = flow.syntax
         status = flow.status
+        rules = await self._rulesets.rules_for(flow.depositor)
         content: ContentResult | None = None
         if status is FlowStatus.RECEIVED:
             declared = flow.syntax if flow.declared_syntax else None
             try:
-                transport, content = await self._cpu(
-                    flow_check, source, flow.file_name, declared, self._limits, self._rules
-                )
+                transport, content = await self._cpu(flow_check, source, flow.file_name, declared, self._limits, rules)
             except CheckAborted as exc:
-                return await self._fail(flow, status, exc, started)
-            if system_failure(transport.findings):
-                verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, transport.findings, ruleset_version=self._ruleset)
-                return await self._verdict(flow, status, verdict, started)
-            if transport.rejected:
-                verdict = FlowVerdict(FlowEvent.TECHNICAL_REJECTION, transport.findings, ruleset_version=self._ruleset)
-                return await self._verdict(flow, status, verdict, started)
+                return await self._fail(flow, status, exc, started, rules)
+            failed = transport_verdict(transport, rules)
+            if failed is not None:
+                return await self._verdict(flow, status, failed, started)
             syntax = transport.syntax or syntax
         steps = _STEPS_TO_IN_PROGRESS.get(status, ())
         if content is not None:
@@ -142,9 +189,9 @@ class FlowProcessor:
             updated = await self._store.transition(flow.flow_number, status, steps, actor=self._actor, at=self._clock())
             status = updated.status
         try:
-            content = await self._cpu(content_check, source, flow.file_name, syntax, self._limits, self._rules)
+            content = await self._cpu(content_check, source, flow.file_name, syntax, self._limits, rules)
         except CheckAborted as exc:
-            return await self._fail(flow, status, exc, started)
+            return await self._fail(flow, status, exc, started, rules)
         return await self._judge_and_record(flow, status, content, syntax, started)
 
     async def _judge_and_record(
@@ -176,27 +223,20 @@ class FlowProcessor:
 
     async def _earlier(self, content: ContentResult) -> dict[tuple[str, str, str], str]:
         """Integrated invoices of earlier flows with the same (supplier, year, number) keys."""
-        by_supplier: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for supplier, year, number in duplicate_keys(content.documents):
-            by_supplier[supplier].append((year, number))
-        earlier: dict[tuple[str, str, str], str] = {}
-        for supplier, keys in by_supplier.items():
-            found = await self._store.integrated_invoice_flows(supplier, keys)
-            earlier.update({(supplier, year, number): fn for (year, number), fn in found.items()})
-        return earlier
+        return await earlier_integrated(self._store, content)
 
     async def _rule(self, flow: FlowRecord, syntax: Syntax) -> RejectionRule:
-        partner = await self._store.get_partner(flow.partner_code) if flow.partner_code else None
-        return rule_for(flow.channel, partner, syntax)
+        return await rejection_rule(self._store, flow, syntax)
 
     async def _cpu(self, fn: Callable[..., T], *args: Any) -> T:
         result: T = await self._run_cpu(self._limits.validation_timeout_s, fn, *args)
         return result
 
-    async def _fail(self, flow: FlowRecord, status: FlowStatus, exc: CheckAborted, started: float) -> FlowRecord:
+    async def _fail(
+        self, flow: FlowRecord, status: FlowStatus, exc: CheckAborted, started: float, rules: Rules
+    ) -> FlowRecord:
         """The check gave no result: SYSTEM_FAILURE (WARNING) with the code saying why."""
-        code = _ABORTED_CODES.get(type(exc), "CHECK_FAILED")  # the pool could not start a process
-        verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding(code, str(exc)),), ruleset_version=self._ruleset)
+        verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, (aborted_finding(exc),), ruleset_version=rules.ruleset.value)
         return await self._verdict(flow, status, verdict, started)
 
     async def _verdict(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 
 class FlowStatus(enum.Enum):
@@ -159,17 +158,19 @@ def _named(status: FlowStatus) -> str:
     return f"{status.name} ({status.label_fr})"
 
 
-@dataclass(frozen=True)
 class InvalidTransition(Exception):
     """The event is not allowed from the flow's current status.
 
     The message is a sentence for people: the status with its label, what could not be done, and from
     which statuses it can (e.g. "a flow in status REJECTED (Rejeté) cannot be released; only a flow in
     status WAITING_FOR_REPROCESSING (En attente de retraitement) can"); it never names the event.
+    (A plain exception, not a frozen dataclass: frameworks set ``__traceback__`` on what they catch.)
     """
 
-    status: FlowStatus
-    event: FlowEvent
+    def __init__(self, status: FlowStatus, event: FlowEvent) -> None:
+        super().__init__(status, event)
+        self.status = status
+        self.event = event
 
     def __str__(self) -> str:
         refusal = f"a flow in status {_named(self.status)} cannot {_ACTIONS[self.event]}"

@@ -10,10 +10,13 @@
 * ``restore DIR`` — put a backup back into the data folder (the daemon must be stopped).
 * ``purge`` — delete final flows older than ``[retention] flows_days`` and the blobs only they used.
 * ``check-store`` — SQLite's full integrity check of the store file, and its foreign keys; exit 1 on damage.
+* ``replay --ruleset NAME`` — the stored flows judged again under another ruleset, the store opened
+  read-only (``gateway.replay_command``); exit 1 when some verdict would change.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import shutil
@@ -25,9 +28,14 @@ from urllib.request import pathname2url
 
 from engine.audit import verify_chain
 from engine.blobs import BlobStore
+from engine.cpu_pool import CpuPool
 from engine.directory import DirectoryData, Structure
 from engine.directory_file import DirectoryFileError, load_directory
+from engine.replay import Replay, ReplayRequest
 from engine.store import open_store, sqlite_health, sqlite_path
+from engine.store.readonly import open_read_only
+from engine.technical import warm_up
+from gateway.replay_command import Output, run_replay
 from gateway.settings import Settings
 
 EX_OK, EX_PROBLEM, EX_USAGE = 0, 1, 2
@@ -198,3 +206,17 @@ def check_store(settings: Settings, out: TextIO) -> int:
         print(f"DAMAGED {db}: {problem}", file=out)
     print(f"store {db}: {'damaged, restore a backup' if problems else 'ok'}", file=out)
     return EX_PROBLEM if problems else EX_OK
+
+
+async def replay(settings: Settings, request: ReplayRequest, output: Output, out: TextIO, err: TextIO) -> int:
+    """Open the store read-only (no lock, no migration: the daemon may run) and a validation pool, then
+    replay (``gateway.replay_command``)."""
+    store = await open_read_only(settings.store_url)
+    pool = CpuPool(settings.workers.processes, initializer=warm_up, limits=settings.workers.process_limits())
+    try:
+        blobs = BlobStore(settings.data_dir / "blobs")
+        replayer = Replay(store, blobs, settings.engine_limits, pool.run, in_flight=2 * settings.workers.processes)
+        return await run_replay(replayer, request, output, out, err)
+    finally:
+        await asyncio.to_thread(pool.close)
+        await store.close()

@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   fluxdepot check --ruleset en16931+fr-flux2 invoice.xml
   fluxdepot rulesets
   fluxdepot admin --config /etc/fluxdepot/fluxdepot.toml verify-audit
+  fluxdepot admin --config /etc/fluxdepot/fluxdepot.toml replay --ruleset en16931+fr-flux2 --csv diff.csv
 """
 
 
@@ -105,7 +106,29 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--force", action="store_true", help="replace an existing store")
     tasks.add_parser("purge", help="delete final flows older than [retention] flows_days")
     tasks.add_parser("check-store", help="full integrity check of the SQLite store (exit 1 on damage)")
+    _replay_parser(tasks, fmt)
     return parser
+
+
+def _replay_parser(tasks: Any, fmt: type[argparse.HelpFormatter]) -> None:
+    from gateway.replay_command import parse_day, parse_ruleset
+
+    rp = tasks.add_parser(
+        "replay",
+        help="judge the stored flows again under another ruleset and show what would change (reads only)",
+        formatter_class=fmt,
+        description="Judge the stored flows (integrated, partly integrated or rejected) again under RULESET "
+        "without changing anything stored (the daemon may run meanwhile), and print which invoices and flows "
+        "would change verdict, grouped by rule. Exit 0 when nothing would change, 1 when some verdict would "
+        "(or a flow could not be judged), 2 on usage errors.",
+    )
+    rp.add_argument("--ruleset", required=True, type=parse_ruleset, metavar="NAME", help="en16931 or en16931+fr-flux2")
+    rp.add_argument("--issuer", metavar="SIRET", help="only this issuer's flows")
+    rp.add_argument("--since", type=parse_day, metavar="DATE", help="deposited on or after this day (YYYY-MM-DD, UTC)")
+    rp.add_argument("--until", type=parse_day, metavar="DATE", help="deposited on or before this day (YYYY-MM-DD, UTC)")
+    rows = rp.add_mutually_exclusive_group()
+    rows.add_argument("--csv", type=Path, metavar="FILE", help="write each changed invoice as a CSV row")
+    rows.add_argument("--json", type=Path, metavar="FILE", help="write the changed invoices as a JSON array")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -205,6 +228,8 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
             return asyncio.run(admin.purge(settings, out))
         if args.task == "check-store":
             return admin.check_store(settings, out)
+        if args.task == "replay":
+            return asyncio.run(_replay(args, settings, out, err))
     except (ValueError, OSError) as exc:
         print(f"fluxdepot admin {args.task}: {exc}", file=err)
         return EXIT_USAGE
@@ -214,6 +239,15 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         lock.release()
     return EXIT_USAGE  # pragma: no cover - argparse enforces the choices
+
+
+async def _replay(args: argparse.Namespace, settings: Settings, out: Any, err: Any) -> int:
+    from gateway import admin_commands as admin
+    from gateway.replay_command import Output, request_of
+
+    request = request_of(settings.engine_rules, args.ruleset, args.issuer, args.since, args.until)  # ValueError: 2
+    output = Output(args.json or args.csv, as_json=args.json is not None)
+    return await admin.replay(settings, request, output, out, err)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,12 @@ from engine.processing import FlowProcessor
 from engine.queries import DashboardQuery
 from engine.services.admin import AdminService
 from engine.services.auth import PartnerAuthenticator, TokenAuthenticator
+from engine.services.check import CheckService
 from engine.services.flows import FlowsService
 from engine.services.oauth import AccessTokens
+from engine.services.portal_auth import PortalAuthSettings, UserAuthenticator
+from engine.services.portal_users import PortalUsers
+from engine.services.return_files import ReadReturnFile, ReturnFiles
 from engine.services.watch import WatchService
 from engine.status import FlowStatus
 from engine.store import open_store, sqlite_path
@@ -62,12 +66,14 @@ from engine.store.sqlite_guard import Mark, StoreRefused, check_before_open, kee
 from engine.technical import warm_up
 from engine.validation.rulesets import require_artefacts
 from engine.watchdog import StuckFlowWatchdog
+from engine.webhooks import Backoff
 from engine.worker import WorkerPool, WorkerSettings
 from gateway.data_lock import DataFolderBusy, DataFolderLock
 from gateway.demo_secrets import demo_secrets_in
 from gateway.grpc_server import TlsFiles, start_grpc_server
 from gateway.http.app import build_app
 from gateway.http.auth import HttpAuth
+from gateway.http.portal.context import PORTAL, PortalContext
 from gateway.http.rate import RateLimiter
 from gateway.http.server import HttpServer, HttpTls
 from gateway.http.services import HttpServices
@@ -76,13 +82,14 @@ from gateway.listeners import GrpcListener, HttpListener, Listener, OutboxListen
 from gateway.logs import configure_logging
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxWriter
-from gateway.settings import Settings, SettingsError
+from gateway.settings import PortalSection, Settings, SettingsError
 from gateway.sftp_auth import Credentials
 from gateway.sftp_intake import Intake
 from gateway.sftp_paths import PartnerFolders
 from gateway.sftp_server import SftpServer, SftpSettings, auth_settings, intake_settings, start_sftp_server
 from gateway.startup import EX_DATAERR, EX_TEMPFAIL, StartupError, cannot_listen
 from gateway.systemd import Notifier, watchdog_interval_s
+from gateway.webhooks import WebhookListener, WebhookRunner, renderers
 
 log = structlog.get_logger("fluxdepot.daemon")
 EX_OK, EX_FORCED = 0, 1
@@ -174,6 +181,12 @@ def build_faces(engine: Engine) -> list[Listener]:
             auth=HttpAuth(engine.tokens, RateLimiter(s.http.requests_per_s, s.http.burst)),
             limits=engine.limits,
         )
+        http.extra[PORTAL] = portal_context(
+            store,
+            s.portal,
+            checks=CheckService(store, engine.cpu.run, engine.limits, s.engine_rules, clock=utcnow),
+            return_files=ReturnFiles(store, return_file_reader(outbox.folders)),
+        )
         http_tls = HttpTls(s.http.tls_cert, s.http.tls_key) if s.http.tls_cert and s.http.tls_key else None
 
         async def serve_http(listen: str) -> tuple[HttpServer, int]:
@@ -202,7 +215,52 @@ def build_faces(engine: Engine) -> list[Listener]:
             return await start_sftp_server(credentials, intake, sftp, listen)
 
         faces.append(SftpListener(s.sftp.listen, serve_sftp, metrics))
+    hooks = s.webhooks  # every daemon sends webhooks: the store's leases share the deliveries between them
+    backoff = Backoff(first_retry_s=hooks.first_retry_s, max_retry_s=hooks.max_retry_s, retry_for_s=hooks.retry_for_s)
+    runner = WebhookRunner(
+        store, renderers(store.get_flow), backoff, timeout_s=hooks.timeout_s, concurrency=hooks.concurrency
+    )
+    faces.append(WebhookListener(runner))
     return faces
+
+
+def return_file_reader(folders: PartnerFolders) -> ReadReturnFile:
+    """Reads a return flow back from its partner's ``out/`` (None once collected or purged); the name is
+    one the store recorded on the flow (``engine.services.return_files``)."""
+
+    def read(partner: str, name: str) -> bytes | None:
+        try:
+            return (folders.outbox(partner) / Path(name).name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    async def read_off_loop(partner: str, name: str) -> bytes | None:
+        return await asyncio.to_thread(read, partner, name)
+
+    return read_off_loop
+
+
+def portal_context(
+    store: Store, p: PortalSection, *, checks: CheckService | None = None, return_files: ReturnFiles | None = None
+) -> PortalContext:
+    """The web portal's log-ins and sessions (``[portal]``), its directory reads, Check a file and the
+    return flows' downloads."""
+    settings = PortalAuthSettings(
+        session_idle_s=p.session_idle_s,
+        session_absolute_s=p.session_absolute_s,
+        max_login_failures=p.max_login_failures,
+        max_address_failures=p.max_address_failures,
+        max_user_failures=p.max_user_failures,
+        first_lockout_s=p.first_lockout_s,
+        lockout_s=p.lockout_s,
+    )
+    return PortalContext.build(
+        UserAuthenticator(store, settings, utcnow),
+        PortalUsers(store),
+        time_zone=p.time_zone,
+        checks=checks,
+        return_files=return_files,
+    )
 
 
 class Daemon:

@@ -11,6 +11,14 @@ from pathlib import Path
 from typing import Any
 
 DEMO_KEY_MARK = "DEMO ONLY"  # the comment of config/demo/AAA001_ed25519.pub
+# The portal's demo passwords (demo-manager-password, demo-viewer-password) as config/demo/directory.toml
+# hashes them: a salted hash is recognised by its text, so these exact values are refused.
+DEMO_PASSWORD_HASHES = frozenset(
+    {
+        "$argon2id$v=19$m=65536,t=3,p=4$Ql3P0xYs0wkW/VoRTsk7Qg$zgTqmTuxouVqzo9pSjq7z7MY+j0bXByTzlKBCxoWg4U",
+        "$argon2id$v=19$m=65536,t=3,p=4$n1iCgpO4CwgMr0/o/yaJzA$3i9mEaVVsw4FF1Ba1mq8cmVHk3NWWiV0hpp9wLOCbLA",
+    }
+)
 
 
 def demo_secrets_in(path: Path) -> list[str]:
@@ -29,6 +37,10 @@ def demo_secrets_in(path: Path) -> list[str]:
                         f"{path}: {table}[{i}].{key}: plaintext secrets are refused in production "
                         f"(store {key}_hash instead)"
                     )
+            if entry.get("password_hash") in DEMO_PASSWORD_HASHES:
+                problems.append(
+                    f"{path}: {table}[{i}].password_hash: the demo portal password is refused in production"
+                )
             keys = [str(k) for k in entry.get("public_keys") or []]
             for name in entry.get("public_key_files") or []:
                 try:

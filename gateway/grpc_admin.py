@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grpc
 
+from engine.clock import utcnow
 from engine.directory import FLOW_FOLLOW_UP, Partner, Role, Service, Structure
 from engine.flownumber import PARTNER_CODE
 from engine.model import RejectionRule
@@ -16,6 +17,15 @@ from engine.queries import RejectRow
 from engine.services.admin import LOGIN, PUBLIC_KEY, AdminService
 from engine.services.auth import TokenAuthenticator
 from engine.services.flows import FlowsService, Reprocess
+from engine.webhooks import (
+    Delivery,
+    OwnerKind,
+    Subscription,
+    WebhookFormat,
+    parse_format,
+    parse_owner_kind,
+    url_problem,
+)
 from fluxdepot.v1 import admin_pb2 as pb
 from fluxdepot.v1 import admin_pb2_grpc as pb_grpc
 from fluxdepot.v1 import flows_pb2 as flows_pb
@@ -25,6 +35,7 @@ from gateway.grpc_errors import InvalidArgument
 
 _ROLES = {pb.ROLE_PRIMARY_MANAGER: Role.PRIMARY_MANAGER, pb.ROLE_USER: Role.USER}
 _TOKEN_KINDS = {"": PrincipalKind.TECHNICAL, "technical": PrincipalKind.TECHNICAL, "user": PrincipalKind.USER}
+MAX_DELIVERIES = 1000
 _ACTIONS = {
     pb.REPROCESS_ACTION_RELEASE: Reprocess.RELEASE,
     pb.REPROCESS_ACTION_CLOSE: Reprocess.CLOSE,
@@ -83,6 +94,32 @@ def _rule(value: str) -> RejectionRule:
         raise InvalidArgument("rule", "must be 'complete' or 'partial'") from None
 
 
+def _webhook_url(value: str) -> str:
+    if (problem := url_problem(value)) is not None:
+        raise InvalidArgument("url", problem)
+    return value
+
+
+def _webhook_format(value: str) -> WebhookFormat:
+    try:
+        return parse_format(value)
+    except ValueError as exc:
+        raise InvalidArgument("format", str(exc)) from None
+
+
+def _webhook_owner_kind(value: str) -> OwnerKind | None:
+    try:
+        return parse_owner_kind(value)
+    except ValueError as exc:
+        raise InvalidArgument("owner_kind", str(exc)) from None
+
+
+def _limit(value: int) -> int:
+    if not 0 <= value <= MAX_DELIVERIES:
+        raise InvalidArgument("limit", f"must be between 1 and {MAX_DELIVERIES} (0: 100)")
+    return value or 100
+
+
 # --- out: engine → messages ------------------------------------------------------------------------------
 
 
@@ -113,6 +150,40 @@ def _reject_message(r: RejectRow) -> pb.Reject:
         document=r.document,
         reason=r.reason,
     )
+
+
+def _webhook_message(s: Subscription) -> pb.Webhook:
+    return pb.Webhook(
+        id=s.id,
+        siret=s.siret,
+        owner_kind=s.owner_kind.value,
+        owner=s.owner,
+        url=s.url,
+        statuses=[conv.STATUS_TO_PB[st] for st in s.statuses],
+        format=s.format.value,
+        created_at=conv.timestamp(s.created_at),
+        created_by=s.created_by,
+    )
+
+
+def _delivery_message(d: Delivery) -> pb.WebhookDelivery:
+    message = pb.WebhookDelivery(
+        id=d.id,
+        webhook_id=d.subscription_id,
+        flow_number=d.flow_number,
+        status=conv.STATUS_TO_PB[d.status],
+        at=conv.timestamp(d.at),
+        state=d.state.value,
+        attempts=d.attempts,
+        next_attempt_at=conv.timestamp(d.next_attempt_at),
+        last_error=d.last_error or "",
+        cursor=d.cursor,
+    )
+    if d.previous_status is not None:
+        message.previous_status = conv.STATUS_TO_PB[d.previous_status]
+    if d.last_attempt_at is not None:
+        message.last_attempt_at.CopyFrom(conv.timestamp(d.last_attempt_at))
+    return message
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
@@ -231,3 +302,50 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
             day_to=conv.optional_time(request, "day_to"),
         )
         return pb.ListRejectsResponse(rejects=[_reject_message(r) for r in rows])
+
+    @unary
+    async def AddWebhook(  # noqa: N802
+        self, request: pb.AddWebhookRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.AddWebhookResponse:
+        added = await self.admin.add_webhook(
+            principal,
+            owner_kind=_webhook_owner_kind(request.owner_kind),
+            owner=request.owner or None,
+            url=_webhook_url(request.url),
+            statuses=conv.statuses("statuses", request.statuses),
+            body_format=_webhook_format(request.format),
+            now=utcnow(),
+            secret=request.secret or None,
+        )
+        return pb.AddWebhookResponse(webhook=_webhook_message(added.subscription), secret=added.secret)
+
+    @unary
+    async def ListWebhooks(  # noqa: N802
+        self, request: pb.ListWebhooksRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.ListWebhooksResponse:
+        return pb.ListWebhooksResponse(
+            webhooks=[_webhook_message(s) for s in await self.admin.list_webhooks(principal)]
+        )
+
+    @unary
+    async def RemoveWebhook(  # noqa: N802
+        self, request: pb.RemoveWebhookRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.Empty:
+        await self.admin.remove_webhook(principal, request.id)
+        return pb.Empty()
+
+    @unary
+    async def ListWebhookDeliveries(  # noqa: N802
+        self, request: pb.ListWebhookDeliveriesRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.ListWebhookDeliveriesResponse:
+        found = await self.admin.webhook_deliveries(
+            principal, request.webhook_id or None, dead_only=request.dead_only, limit=_limit(request.limit)
+        )
+        return pb.ListWebhookDeliveriesResponse(deliveries=[_delivery_message(d) for d in found])
+
+    @unary
+    async def RedeliverWebhook(  # noqa: N802
+        self, request: pb.RedeliverWebhookRequest, context: grpc.aio.ServicerContext, principal: Principal
+    ) -> pb.Empty:
+        await self.admin.redeliver_webhook(principal, request.delivery_id, now=utcnow())
+        return pb.Empty()

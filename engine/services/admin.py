@@ -29,9 +29,12 @@ from engine.permissions import Principal, PrincipalKind, check_can_manage, visib
 from engine.queries import RejectRow
 from engine.secrets import hash_secret, secret_lookup_id
 from engine.services.auth import TokenAuthenticator
+from engine.status import FlowStatus
 from engine.store.port import Store
+from engine.webhooks import Delivery, DeliveryState, NewSubscription, OwnerKind, Subscription, WebhookFormat
 
 TOKEN_BYTES = 32
+WEBHOOK_SECRET_BYTES = 32
 LOGIN = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")  # a user's or technical user's login
 PUBLIC_KEY = re.compile(r"^(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ [A-Za-z0-9+/=]+( .*)?$")  # OpenSSH, one line
 TOKEN_KINDS = (PrincipalKind.TECHNICAL, PrincipalKind.USER)  # who holds bearer tokens
@@ -52,6 +55,14 @@ class SavedUser:
 
     login: str
     token: str | None = None
+
+
+@dataclass(frozen=True)
+class NewWebhook:
+    """A new subscription and its signing secret, shown this once."""
+
+    subscription: Subscription
+    secret: str
 
 
 def _is_operator(principal: Principal) -> bool:
@@ -138,7 +149,7 @@ class AdminService:
         self, principal: Principal, code: str, siret: str, public_keys: Sequence[str], *, status_files: bool
     ) -> Partner:
         """Create or update an EDI partner of ``siret`` (a manager of its current structure too). Its
-        password and rejection rules are kept. One key, one partner: the store refuses a key another partner
+        password, rejection rules and ruleset are kept. One key, one partner: the store refuses a key another partner
         code holds (``AlreadyExists`` naming it; ``engine.directory.check_partner_keys``)."""
         check_can_manage(principal, siret)
         existing = await self._store.get_partner(code)
@@ -151,6 +162,7 @@ class AdminService:
             password_hash=existing.password_hash if existing else None,
             rules=existing.rules if existing else (),
             status_files=status_files,
+            ruleset=existing.ruleset if existing else None,  # set by the directory file only
         )
         await self._store.upsert_partner(partner)
         return partner
@@ -190,6 +202,114 @@ class AdminService:
             visibility_of(principal), issuer_sirets=tuple(issuer_sirets), day_from=day_from, day_to=day_to
         )
         return tuple(rows)
+
+    # --- webhooks (engine.webhooks) ----------------------------------------------------------------
+    async def add_webhook(
+        self,
+        principal: Principal,
+        *,
+        owner_kind: OwnerKind | None,
+        owner: str | None,
+        url: str,
+        statuses: Sequence[FlowStatus],
+        body_format: WebhookFormat,
+        now: datetime,
+        secret: str | None = None,
+    ) -> NewWebhook:
+        """Subscribe ``url`` to the status changes (``statuses``, empty: all) of the flows ``owner`` may
+        see. A structure's subscription by a primary manager who follows its flows (or an operator); a
+        technical user's by itself or a manager of its structure; a partner's by a manager of its
+        structure. Without an owner, a technical user subscribes for itself. The secret (generated when not
+        given) is returned this once."""
+        if owner_kind is None or owner is None:
+            if principal.kind is not PrincipalKind.TECHNICAL:
+                raise PermissionDenied("name the structure, technical user or partner the webhook is for")
+            owner_kind, owner = OwnerKind.TECHNICAL, principal.login
+        siret = await self._webhook_structure(principal, owner_kind, owner)
+        new = NewSubscription(
+            siret=siret,
+            owner_kind=owner_kind,
+            owner=owner,
+            url=url,
+            secret=secret or secrets.token_urlsafe(WEBHOOK_SECRET_BYTES),
+            statuses=tuple(dict.fromkeys(statuses)),
+            format=body_format,
+            created_at=now,
+            created_by=principal.depositor,
+        )
+        saved = await self._store.add_webhook(new)
+        return NewWebhook(saved, new.secret)
+
+    async def list_webhooks(self, principal: Principal) -> tuple[Subscription, ...]:
+        """The subscriptions the caller may manage (every one for an operator)."""
+        return tuple(s for s in await self._store.list_webhooks() if self._may_manage_webhook(principal, s))
+
+    async def remove_webhook(self, principal: Principal, subscription_id: int) -> None:
+        """Delete a subscription the caller may manage; its pending deliveries are dropped with it."""
+        await self._webhook(principal, subscription_id)
+        await self._store.delete_webhook(subscription_id)
+
+    async def webhook_deliveries(
+        self, principal: Principal, subscription_id: int | None = None, *, dead_only: bool = False, limit: int = 100
+    ) -> tuple[Delivery, ...]:
+        """The latest deliveries of one subscription, or of every one the caller manages; newest first."""
+        if subscription_id is not None:
+            ids = [(await self._webhook(principal, subscription_id)).id]
+        else:
+            ids = [s.id for s in await self.list_webhooks(principal)]
+        state = DeliveryState.DEAD if dead_only else None
+        return tuple(await self._store.list_deliveries(ids, state=state, limit=limit)) if ids else ()
+
+    async def redeliver_webhook(self, principal: Principal, delivery_id: int, *, now: datetime) -> None:
+        """Send a delivered or dead delivery again (its retries start over); ``AlreadyExists`` while it
+        is still pending."""
+        delivery = await self._store.get_delivery(delivery_id)
+        if delivery is None:
+            raise DirectoryEntryNotFound("webhook delivery", str(delivery_id))
+        await self._webhook(principal, delivery.subscription_id, what=("webhook delivery", str(delivery_id)))
+        if not await self._store.redeliver(delivery_id, now=now):
+            raise AlreadyExists(f"webhook delivery {delivery_id} is already pending")
+
+    async def _webhook(
+        self, principal: Principal, subscription_id: int, *, what: tuple[str, str] | None = None
+    ) -> Subscription:
+        """The subscription, when the caller may manage it; one it may not is not found, like a missing one."""
+        found = await self._store.get_webhook(subscription_id)
+        if found is None or not self._may_manage_webhook(principal, found):
+            raise DirectoryEntryNotFound(*(what or ("webhook", str(subscription_id))))
+        return found
+
+    @staticmethod
+    def _may_manage_webhook(principal: Principal, sub: Subscription) -> bool:
+        if _is_operator(principal):
+            return True
+        if principal.kind is PrincipalKind.TECHNICAL:
+            return sub.owner_kind is OwnerKind.TECHNICAL and sub.owner == principal.login
+        if principal.kind is PrincipalKind.USER and sub.siret in principal.manages:
+            return sub.owner_kind is not OwnerKind.STRUCTURE or sub.siret in principal.follows
+        return False
+
+    async def _webhook_structure(self, principal: Principal, kind: OwnerKind, owner: str) -> str:
+        """The structure a new subscription of ``owner`` belongs to, once the caller may create it."""
+        if kind is OwnerKind.STRUCTURE:
+            if await self._store.get_structure(owner) is None:
+                raise DirectoryEntryNotFound("structure", owner)
+            check_can_manage(principal, owner)
+            if not _is_operator(principal) and owner not in principal.follows:
+                raise PermissionDenied(f"only a manager who follows the flows of structure {owner} may do this")
+            return owner
+        if kind is OwnerKind.TECHNICAL:
+            target = await self._store.principal(PrincipalKind.TECHNICAL.value, owner)
+            if target is None or not target.siret:
+                raise DirectoryEntryNotFound("technical user", owner)
+            if not (principal.kind is PrincipalKind.TECHNICAL and principal.login == owner):
+                check_can_manage(principal, target.siret)
+            return target.siret
+        partner = await self._store.get_partner(owner)
+        if partner is None:
+            raise DirectoryEntryNotFound("partner", owner)
+        check_can_manage(principal, partner.siret)
+        return partner.siret
 
     async def _new_token(self, kind: PrincipalKind, login: str) -> IssuedToken:
         token = secrets.token_urlsafe(TOKEN_BYTES)

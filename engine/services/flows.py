@@ -14,6 +14,7 @@ SIRET's digits, a page size's range); the decisions are made here.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -44,6 +45,7 @@ MAX_REPORTS_PER_ZIP = 500
 MAX_DETAIL_CHARS = 500  # an operator's note on a reprocessing
 _SIRET = re.compile(r"[0-9]{14}")
 _STAMP = "%Y%m%dT%H%M%SZ"  # file names of zips and exports
+_ORIGINAL_CHUNK_BYTES = 256 * 1024
 
 
 class Reprocess(enum.Enum):
@@ -265,3 +267,29 @@ class FlowsService:
 
     async def _count(self, query: FlowQuery, visibility: Visibility) -> int:
         return (await self._store.search(query, visibility, page_size=1)).total_count
+
+    # --- the AFNOR Flow Service's needs -------------------------------------------------------------
+
+    async def search_changed(self, principal: Principal, query: FlowQuery, *, limit: int) -> list[FlowRecord]:
+        """Up to ``limit`` flows the caller sees matching ``query``, oldest status change first (pages go
+        on with ``query.updated_after``)."""
+        return await self._store.search_changed(query, visibility_of(principal), limit=limit)
+
+    async def original(self, principal: Principal, flow_number: str) -> FileStream:
+        """The bytes a flow the caller sees was deposited with, read as they are sent."""
+        flow = await visible_flow(self._store, principal, flow_number)
+        content = await self._store.flow_content(flow.flow_number)
+        key = await self._store.get_blob_key(flow.flow_number) if content is None else None
+        path = self._deposits.blob_path(key) if key else None
+
+        async def chunks() -> AsyncIterator[bytes]:
+            if content is not None:
+                yield content
+                return
+            if path is None:
+                return
+            with await asyncio.to_thread(path.open, "rb") as file:
+                while piece := await asyncio.to_thread(file.read, _ORIGINAL_CHUNK_BYTES):
+                    yield piece
+
+        return FileStream(flow.file_name, "application/octet-stream", chunks())

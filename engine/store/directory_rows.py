@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from engine.directory import Partner, Role, Service, Structure
-from engine.model import RejectionRule, Syntax
+from engine.model import RejectionRule, Ruleset, Syntax
 from engine.permissions import Principal, PrincipalKind
 from engine.store.rows import Row
 
@@ -50,7 +50,17 @@ def partner_from_rows(head: Row, keys: Iterable[Row], rules: Iterable[Row]) -> P
         password_hash=None if head["password_hash"] is None else str(head["password_hash"]),
         rules=tuple((Syntax(r["syntax"]), RejectionRule(r["rule"])) for r in rules),
         status_files=bool(head["status_files"]),
+        ruleset=known_ruleset(head["ruleset"]),
     )
+
+
+def known_ruleset(name: object) -> Ruleset | None:
+    """A stored ruleset name as a ``Ruleset``; None when unset, or unknown to this version (the default
+    ruleset judges then, as before the name was set)."""
+    try:
+        return None if name is None else Ruleset(str(name))
+    except ValueError:
+        return None
 
 
 def user_principal(login: str, memberships: Iterable[Row], follows: Iterable[Row]) -> Principal:

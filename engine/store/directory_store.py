@@ -26,12 +26,19 @@ from engine.directory import (
     check_partner_keys,
 )
 from engine.errors import DirectoryEntryNotFound, ProfileAlreadyGranted
-from engine.model import RejectionRule, Syntax
+from engine.model import RejectionRule, Ruleset, Syntax
 from engine.permissions import Principal, PrincipalKind
 from engine.status import FINAL_STATUSES
 from engine.store import sql_directory as sql
+from engine.store import sql_portal
 from engine.store.database import Connection, Database, Transaction
-from engine.store.directory_rows import attached_principal, partner_from_rows, structures_from_rows, user_principal
+from engine.store.directory_rows import (
+    attached_principal,
+    known_ruleset,
+    partner_from_rows,
+    structures_from_rows,
+    user_principal,
+)
 from engine.store.port import Credential
 from engine.store.sql import Statement
 
@@ -56,17 +63,32 @@ async def import_directory(tx: Transaction, data: DirectoryData) -> None:
         await tx.execute_many(sql.INSERT_SERVICE, services)
     await tx.execute_many(sql.UPSERT_USER, [_user(u.login, u.name, u.token_hash, u.token_lookup) for u in data.users])
     await tx.execute_many(
+        sql_portal.SET_USER_PASSWORD, [{"login": u.login, "password_hash": u.password_hash} for u in data.users]
+    )
+    await tx.execute_many(
         sql.UPSERT_MEMBERSHIP, [{"login": m.login, "siret": m.siret, "role": m.role.value} for m in data.memberships]
     )
     await tx.execute_many(
         sql.UPSERT_TECHNICAL_USER,
         [
-            {"login": t.login, "siret": t.siret, "token_hash": t.token_hash, "token_lookup": t.token_lookup}
+            {
+                "login": t.login,
+                "siret": t.siret,
+                "token_hash": t.token_hash,
+                "token_lookup": t.token_lookup,
+                "ruleset": _ruleset_name(t.ruleset),
+            }
             for t in data.technical_users
         ],
     )
     for p in data.partners:
-        partner = {"code": p.code, "siret": p.siret, "password_hash": p.password_hash, "status_files": p.status_files}
+        partner = {
+            "code": p.code,
+            "siret": p.siret,
+            "password_hash": p.password_hash,
+            "status_files": p.status_files,
+            "ruleset": _ruleset_name(p.ruleset),
+        }
         await tx.execute(sql.UPSERT_PARTNER, partner)
         await tx.execute(sql.DELETE_PARTNER_KEYS, {"code": p.code})
         await tx.execute(sql.DELETE_PARTNER_RULES, {"code": p.code})
@@ -93,6 +115,10 @@ def _structure(s: Structure) -> dict[str, Any]:
         "engagement_required": s.engagement_required,
         "service_or_engagement_required": s.service_or_engagement_required,
     }
+
+
+def _ruleset_name(ruleset: Ruleset | None) -> str | None:
+    return None if ruleset is None else ruleset.value
 
 
 def _user(login: str, name: str, token_hash: str | None, token_lookup: str | None) -> dict[str, Any]:
@@ -144,6 +170,13 @@ class DirectoryStore:
             keys = await conn.rows(sql.PARTNER_KEYS, {"code": code})
             rules = await conn.rows(sql.PARTNER_RULES, {"code": code})
         return partner_from_rows(heads[0], keys, rules)
+
+    async def depositor_rulesets(self) -> dict[str, Ruleset]:
+        """The depositors (``tech:<login>``, ``partner:<code>``) with a ruleset of their own, and that ruleset."""
+        async with self._db.read() as conn:
+            rows = await conn.rows(sql.DEPOSITOR_RULESETS)
+        chosen = {str(r["depositor"]): known_ruleset(r["ruleset"]) for r in rows}
+        return {depositor: ruleset for depositor, ruleset in chosen.items() if ruleset is not None}
 
     async def list_structures(self) -> list[Structure]:
         async with self._db.read() as conn:

@@ -39,6 +39,12 @@ class FlowReads:
             rows = await conn.rows(sql.GET_BLOB_KEY, {"flow_number": flow_number})
         return str(rows[0]["blob_key"]) if rows else None
 
+    async def flow_content(self, flow_number: str) -> bytes | None:
+        """The bytes of a small deposit kept with its row; None when they are a blob (``get_blob_key``)."""
+        async with self._db.read() as conn:
+            rows = await conn.rows(sql.GET_CONTENT, {"flow_number": flow_number})
+        return bytes(rows[0]["content"]) if rows else None
+
     async def history(self, flow_number: str) -> list[StatusChange]:
         """The flow's status events in order (seq 1 is RECEIVED)."""
         async with self._db.read() as conn:

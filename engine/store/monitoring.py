@@ -257,6 +257,16 @@ class Monitoring:
             total = await count_matches(conn, query, scope, params)
         return page_of(flows, page_size, total)
 
+    async def search_changed(self, query: FlowQuery, visibility: Visibility, *, limit: int) -> list[FlowRecord]:
+        """Up to ``limit`` (clamped to ``MAX_PAGE_SIZE``) matches, oldest status change first, then by flow
+        number; no count. Pages go on with ``query.updated_after``."""
+        scope = scope_of(visibility, query.issuer_sirets)
+        if scope is None:
+            return []
+        params = {**scope.params(), **flow_filters(query), "limit": page_limit(limit)}
+        async with self._db.read(custom_plans=True) as conn:
+            return [conn.decode.flow(r) for r in await conn.rows(sql.SEARCH_CHANGED, params)]
+
     async def iter_search(
         self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000
     ) -> AsyncIterator[FlowRecord]:

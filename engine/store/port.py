@@ -30,10 +30,11 @@ from datetime import datetime
 from typing import Protocol
 
 from engine.directory import DirectoryData, DirectorySnapshot, Partner, Role, Structure, User
-from engine.model import Channel, Finding, FlowRecord, InvoiceOutcome, RejectionRule, StatusChange, Syntax
+from engine.model import Channel, Finding, FlowRecord, InvoiceOutcome, RejectionRule, Ruleset, StatusChange, Syntax
 from engine.permissions import Principal, Visibility
 from engine.queries import Dashboard, DashboardQuery, EventRecord, FlowQuery, PageKey, RejectRow, SearchPage
 from engine.status import FlowEvent, FlowStatus
+from engine.webhooks import Attempt, Delivery, DeliveryState, NewSubscription, Subscription
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,26 @@ class Credential:
 
 
 @dataclass(frozen=True)
+class SessionRecord:
+    """A web portal session (``engine.services.portal_auth``), found by the SHA-256 of its cookie's id."""
+
+    login: str
+    created_at: datetime
+    last_seen_at: datetime
+    csrf_secret: str
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A member of a structure, with the profiles they hold on it (Manage user permissions)."""
+
+    login: str
+    name: str
+    role: Role
+    profiles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Recovered:
     """What ``recover_expired_leases`` did to one flow."""
 
@@ -120,6 +141,9 @@ class Store(Protocol):
     async def get_flow(self, flow_number: str) -> FlowRecord | None: ...
 
     async def get_blob_key(self, flow_number: str) -> str | None: ...
+
+    async def flow_content(self, flow_number: str) -> bytes | None:
+        """The bytes of a small deposit kept with its row (``NewFlow.content``); None otherwise."""
 
     async def history(self, flow_number: str) -> list[StatusChange]:
         """The flow's status events in order (seq 1 is RECEIVED)."""
@@ -259,6 +283,9 @@ class Store(Protocol):
 
     async def get_partner(self, code: str) -> Partner | None: ...
 
+    async def depositor_rulesets(self) -> dict[str, Ruleset]:
+        """The depositors (``tech:<login>``, ``partner:<code>``) whose flows a ruleset of their own judges."""
+
     async def integrated_invoice_flows(
         self, supplier_id: str, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], str]:
@@ -272,6 +299,9 @@ class Store(Protocol):
     ) -> SearchPage:
         """One page sorted by issuer, then deposit date and flow number newest first; keyset-paged
         after ``after``; ``total_count`` counts every match (all pages)."""
+
+    async def search_changed(self, query: FlowQuery, visibility: Visibility, *, limit: int) -> list[FlowRecord]:
+        """Up to ``limit`` matches sorted by status change then flow number, ascending; no count."""
 
     def iter_search(self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000) -> AsyncIterator[FlowRecord]:
         """Every match in search order, fetched ``batch`` rows at a time (exports: flat memory)."""
@@ -336,6 +366,24 @@ class Store(Protocol):
         """Delete final flows deposited before the date (rows, events, invoices, findings, counters);
         return how many, and the blob keys no remaining flow references (the caller deletes them)."""
 
+    # --- the web portal (engine.services.portal_auth; engine.store.portal_sessions) -----------------
+    async def user_password_hash(self, login: str) -> str | None:
+        """The user's argon2id password hash; None when unknown or without one."""
+
+    async def create_session(self, id_hash: str, login: str, csrf_secret: str, now: datetime) -> None: ...
+
+    async def get_session(self, id_hash: str) -> SessionRecord | None: ...
+
+    async def touch_session(self, id_hash: str, now: datetime) -> None: ...
+
+    async def delete_session(self, id_hash: str) -> None: ...
+
+    async def delete_expired_sessions(self, idle_before: datetime, created_before: datetime) -> int:
+        """Delete sessions last seen before ``idle_before`` or created before ``created_before``."""
+
+    async def structure_members(self, siret: str) -> list[MemberRecord]:
+        """The users of a structure with their role and the profiles they hold on it, by login."""
+
     # --- return flows (SFTP outbox) ----------------------------------------------------------------
     async def pending_return_flows(self, limit: int = 100) -> list[FlowRecord]:
         """EDI flows in a final status whose integration report has not been written to the outbox."""
@@ -346,3 +394,43 @@ class Store(Protocol):
         object has committed, returned once that count is above ``seen`` or after ``timeout_s`` (at once
         when it already is: ``seen=-1`` reads it). A hint for the outbox, which then looks for pending
         return flows; other processes' verdicts come as status events (``wait_for_events``)."""
+
+    # --- webhooks (engine.webhooks; deliveries are written by the status events' triggers) ------------
+    async def add_webhook(self, new: NewSubscription) -> Subscription:
+        """Record a subscription; every status event committed afterwards that it wants gets a delivery
+        in the event's own transaction."""
+
+    async def list_webhooks(self) -> list[Subscription]: ...
+
+    async def get_webhook(self, subscription_id: int) -> Subscription | None: ...
+
+    async def delete_webhook(self, subscription_id: int) -> bool:
+        """Delete a subscription and its deliveries (none is claimed afterwards); False if unknown."""
+
+    async def claim_deliveries(
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        lease_s: float,
+        limit: int,
+        per_subscription: int,
+        busy: Sequence[int] = (),
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` due pending deliveries to ``owner`` for ``lease_s`` (at most
+        ``per_subscription`` per subscription, none of the subscriptions in ``busy``), never one while an
+        earlier delivery of its flow and subscription is pending."""
+
+    async def record_delivery_attempts(self, owner: str, attempts: Sequence[Attempt]) -> int:
+        """Settle attempts made by the lease holder ``owner`` in one transaction (``Attempt.state``);
+        how many it still held (the others were let go: expired and claimed again, or deleted)."""
+
+    async def list_deliveries(
+        self, subscription_ids: Sequence[int], *, state: DeliveryState | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        """The subscriptions' deliveries, newest first."""
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
+
+    async def redeliver(self, delivery_id: int, *, now: datetime) -> bool:
+        """Make a delivered or dead delivery pending again, due ``now``; False if unknown or pending."""

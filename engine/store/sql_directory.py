@@ -47,20 +47,22 @@ ON CONFLICT (login, siret) DO UPDATE SET role = excluded.role
 """)
 DELETE_MEMBERSHIP = both("DELETE FROM memberships WHERE login = :login AND siret = :siret")
 UPSERT_TECHNICAL_USER = both("""
-INSERT INTO technical_users (login, siret, token_hash, token_lookup)
-VALUES (:login, :siret, :token_hash, :token_lookup)
+INSERT INTO technical_users (login, siret, token_hash, token_lookup, ruleset)
+VALUES (:login, :siret, :token_hash, :token_lookup, :ruleset)
 ON CONFLICT (login) DO UPDATE SET
-    siret = excluded.siret, token_hash = excluded.token_hash, token_lookup = excluded.token_lookup
+    siret = excluded.siret, token_hash = excluded.token_hash, token_lookup = excluded.token_lookup,
+    ruleset = excluded.ruleset
 """)
 UPSERT_TECHNICAL_SIRET = both("""
 INSERT INTO technical_users (login, siret) VALUES (:login, :siret)
 ON CONFLICT (login) DO UPDATE SET siret = excluded.siret
 """)
 UPSERT_PARTNER = both("""
-INSERT INTO partners (code, siret, password_hash, status_files)
-VALUES (:code, :siret, :password_hash, :status_files)
+INSERT INTO partners (code, siret, password_hash, status_files, ruleset)
+VALUES (:code, :siret, :password_hash, :status_files, :ruleset)
 ON CONFLICT (code) DO UPDATE SET
-    siret = excluded.siret, password_hash = excluded.password_hash, status_files = excluded.status_files
+    siret = excluded.siret, password_hash = excluded.password_hash, status_files = excluded.status_files,
+    ruleset = excluded.ruleset
 """)
 # One key, one partner: PostgreSQL writers of partners check the keys one after the other (the lock
 # conflicts with itself; SFTP logins still read the keys). SQLite's write transaction is the only writer.
@@ -101,9 +103,15 @@ STRUCTURES_WITH_SERVICES = per_dialect(
     _STRUCTURES_ORDER,
 )
 ALL_STRUCTURES = per_dialect(_STRUCTURES, (), (), _STRUCTURES_ORDER)
-GET_PARTNER = both("SELECT code, siret, password_hash, status_files FROM partners WHERE code = :code")
+GET_PARTNER = both("SELECT code, siret, password_hash, status_files, ruleset FROM partners WHERE code = :code")
 PARTNER_KEYS = both("SELECT public_key FROM partner_keys WHERE code = :code ORDER BY position")
 PARTNER_RULES = both("SELECT syntax, rule FROM partner_rules WHERE code = :code ORDER BY position")
+# The depositors ("tech:<login>", "partner:<code>") that have a ruleset of their own (migration 0010).
+DEPOSITOR_RULESETS = both("""
+SELECT 'tech:' || login AS depositor, ruleset FROM technical_users WHERE ruleset IS NOT NULL
+UNION ALL
+SELECT 'partner:' || code AS depositor, ruleset FROM partners WHERE ruleset IS NOT NULL
+""")
 
 # --- credentials and principals --------------------------------------------------------------------
 USER_BY_LOOKUP = both("SELECT login, token_hash FROM users WHERE token_lookup = :lookup AND token_hash IS NOT NULL")

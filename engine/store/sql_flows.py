@@ -42,6 +42,7 @@ FIND_DEPOSITED = Statement(
 )
 GET_STATUS = both("SELECT status FROM flows WHERE flow_number = :flow_number")
 GET_BLOB_KEY = both("SELECT blob_key FROM flows WHERE flow_number = :flow_number")
+GET_CONTENT = both("SELECT content FROM flow_contents WHERE flow_number = :flow_number")
 ALL_FLOW_NUMBERS = both("SELECT flow_number FROM flows ORDER BY seq")
 
 # PostgreSQL inserts one flow per transaction (SQLite's deposits' writer inserts batches, in its module).

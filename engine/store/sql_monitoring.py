@@ -108,6 +108,11 @@ SEARCH_SAME_ISSUER = Statement(
 SEARCH_LATER_ISSUERS = per_dialect(
     FLOWS, (*_FLOWS_SQLITE, _LATER_ISSUERS), (*_FLOWS_POSTGRES, Predicate("issuer_siret > :k_issuer::text")), _ORDER
 )
+# --- changes: (status_changed_at, flow_number) ascending, oldest change first ("what changed since", the
+# AFNOR Flow Service's updatedAfter pages); no count.
+SEARCH_CHANGED = per_dialect(
+    FLOWS, _FLOWS_SQLITE, _FLOWS_POSTGRES, "\nORDER BY status_changed_at, flow_number LIMIT :limit"
+)
 COUNT_FLOWS = Statement(
     sqlite=Where("SELECT count(*) FROM flows", _FLOWS_SQLITE),
     postgres=Where("SELECT count(*) FROM flows", _FLOWS_POSTGRES),

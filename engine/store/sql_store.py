@@ -20,11 +20,13 @@ from engine.store.directory_store import DirectoryStore
 from engine.store.flow_reads import FlowReads
 from engine.store.lockouts import Lockouts
 from engine.store.monitoring import Monitoring
+from engine.store.portal_sessions import PortalSessions
 from engine.store.wakeups import VerdictWakeups
+from engine.store.webhooks import Webhooks
 from engine.store.writes import Change, Verdict
 
 
-class SqlStore(FlowReads, DirectoryStore, Lockouts, Monitoring, VerdictWakeups):
+class SqlStore(FlowReads, DirectoryStore, Lockouts, Monitoring, VerdictWakeups, PortalSessions, Webhooks):
     """The shared part of both stores (see the module docstring)."""
 
     def __init__(self, db: Database) -> None:

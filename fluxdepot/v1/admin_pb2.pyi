@@ -210,3 +210,115 @@ class ListRejectsResponse(_message.Message):
     REJECTS_FIELD_NUMBER: _ClassVar[int]
     rejects: _containers.RepeatedCompositeFieldContainer[Reject]
     def __init__(self, rejects: _Optional[_Iterable[_Union[Reject, _Mapping]]] = ...) -> None: ...
+
+class AddWebhookRequest(_message.Message):
+    __slots__ = ("owner_kind", "owner", "url", "secret", "statuses", "format")
+    OWNER_KIND_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    owner_kind: str
+    owner: str
+    url: str
+    secret: str
+    statuses: _containers.RepeatedScalarFieldContainer[_flows_pb2.FlowStatus]
+    format: str
+    def __init__(self, owner_kind: _Optional[str] = ..., owner: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_flows_pb2.FlowStatus, str]]] = ..., format: _Optional[str] = ...) -> None: ...
+
+class Webhook(_message.Message):
+    __slots__ = ("id", "siret", "owner_kind", "owner", "url", "statuses", "format", "created_at", "created_by")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SIRET_FIELD_NUMBER: _ClassVar[int]
+    OWNER_KIND_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    siret: str
+    owner_kind: str
+    owner: str
+    url: str
+    statuses: _containers.RepeatedScalarFieldContainer[_flows_pb2.FlowStatus]
+    format: str
+    created_at: _timestamp_pb2.Timestamp
+    created_by: str
+    def __init__(self, id: _Optional[int] = ..., siret: _Optional[str] = ..., owner_kind: _Optional[str] = ..., owner: _Optional[str] = ..., url: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_flows_pb2.FlowStatus, str]]] = ..., format: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class AddWebhookResponse(_message.Message):
+    __slots__ = ("webhook", "secret")
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    webhook: Webhook
+    secret: str
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListWebhooksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWebhooksResponse(_message.Message):
+    __slots__ = ("webhooks",)
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ...) -> None: ...
+
+class RemoveWebhookRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class ListWebhookDeliveriesRequest(_message.Message):
+    __slots__ = ("webhook_id", "dead_only", "limit")
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    DEAD_ONLY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    webhook_id: int
+    dead_only: bool
+    limit: int
+    def __init__(self, webhook_id: _Optional[int] = ..., dead_only: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("id", "webhook_id", "flow_number", "status", "previous_status", "at", "state", "attempts", "next_attempt_at", "last_attempt_at", "last_error", "cursor")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    FLOW_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STATUS_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    webhook_id: int
+    flow_number: str
+    status: _flows_pb2.FlowStatus
+    previous_status: _flows_pb2.FlowStatus
+    at: _timestamp_pb2.Timestamp
+    state: str
+    attempts: int
+    next_attempt_at: _timestamp_pb2.Timestamp
+    last_attempt_at: _timestamp_pb2.Timestamp
+    last_error: str
+    cursor: int
+    def __init__(self, id: _Optional[int] = ..., webhook_id: _Optional[int] = ..., flow_number: _Optional[str] = ..., status: _Optional[_Union[_flows_pb2.FlowStatus, str]] = ..., previous_status: _Optional[_Union[_flows_pb2.FlowStatus, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., cursor: _Optional[int] = ...) -> None: ...
+
+class ListWebhookDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries",)
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[WebhookDelivery]
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ...) -> None: ...
+
+class RedeliverWebhookRequest(_message.Message):
+    __slots__ = ("delivery_id",)
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: int
+    def __init__(self, delivery_id: _Optional[int] = ...) -> None: ...

@@ -95,6 +95,31 @@ class AdminServiceStub:
                 request_serializer=fluxdepot_dot_v1_dot_admin__pb2.ListRejectsRequest.SerializeToString,
                 response_deserializer=fluxdepot_dot_v1_dot_admin__pb2.ListRejectsResponse.FromString,
                 _registered_method=True)
+        self.AddWebhook = channel.unary_unary(
+                '/fluxdepot.v1.AdminService/AddWebhook',
+                request_serializer=fluxdepot_dot_v1_dot_admin__pb2.AddWebhookRequest.SerializeToString,
+                response_deserializer=fluxdepot_dot_v1_dot_admin__pb2.AddWebhookResponse.FromString,
+                _registered_method=True)
+        self.ListWebhooks = channel.unary_unary(
+                '/fluxdepot.v1.AdminService/ListWebhooks',
+                request_serializer=fluxdepot_dot_v1_dot_admin__pb2.ListWebhooksRequest.SerializeToString,
+                response_deserializer=fluxdepot_dot_v1_dot_admin__pb2.ListWebhooksResponse.FromString,
+                _registered_method=True)
+        self.RemoveWebhook = channel.unary_unary(
+                '/fluxdepot.v1.AdminService/RemoveWebhook',
+                request_serializer=fluxdepot_dot_v1_dot_admin__pb2.RemoveWebhookRequest.SerializeToString,
+                response_deserializer=fluxdepot_dot_v1_dot_admin__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/fluxdepot.v1.AdminService/ListWebhookDeliveries',
+                request_serializer=fluxdepot_dot_v1_dot_admin__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=fluxdepot_dot_v1_dot_admin__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RedeliverWebhook = channel.unary_unary(
+                '/fluxdepot.v1.AdminService/RedeliverWebhook',
+                request_serializer=fluxdepot_dot_v1_dot_admin__pb2.RedeliverWebhookRequest.SerializeToString,
+                response_deserializer=fluxdepot_dot_v1_dot_admin__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -178,6 +203,41 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddWebhook(self, request, context):
+        """Webhooks: signed POSTs of flows' status changes. A structure's by a primary manager who follows
+        its flows; a technical user's by itself or a manager of its structure; a partner's by a manager.
+        The secret is shown once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhooks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveWebhook(self, request, context):
+        """Deletes the subscription and its pending deliveries: nothing is sent to it afterwards.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverWebhook(self, request, context):
+        """Send a delivered or dead delivery again; ALREADY_EXISTS while it is pending.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -240,6 +300,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListRejects,
                     request_deserializer=fluxdepot_dot_v1_dot_admin__pb2.ListRejectsRequest.FromString,
                     response_serializer=fluxdepot_dot_v1_dot_admin__pb2.ListRejectsResponse.SerializeToString,
+            ),
+            'AddWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddWebhook,
+                    request_deserializer=fluxdepot_dot_v1_dot_admin__pb2.AddWebhookRequest.FromString,
+                    response_serializer=fluxdepot_dot_v1_dot_admin__pb2.AddWebhookResponse.SerializeToString,
+            ),
+            'ListWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhooks,
+                    request_deserializer=fluxdepot_dot_v1_dot_admin__pb2.ListWebhooksRequest.FromString,
+                    response_serializer=fluxdepot_dot_v1_dot_admin__pb2.ListWebhooksResponse.SerializeToString,
+            ),
+            'RemoveWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveWebhook,
+                    request_deserializer=fluxdepot_dot_v1_dot_admin__pb2.RemoveWebhookRequest.FromString,
+                    response_serializer=fluxdepot_dot_v1_dot_admin__pb2.Empty.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=fluxdepot_dot_v1_dot_admin__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=fluxdepot_dot_v1_dot_admin__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RedeliverWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverWebhook,
+                    request_deserializer=fluxdepot_dot_v1_dot_admin__pb2.RedeliverWebhookRequest.FromString,
+                    response_serializer=fluxdepot_dot_v1_dot_admin__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -566,6 +651,141 @@ class AdminService:
             '/fluxdepot.v1.AdminService/ListRejects',
             fluxdepot_dot_v1_dot_admin__pb2.ListRejectsRequest.SerializeToString,
             fluxdepot_dot_v1_dot_admin__pb2.ListRejectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fluxdepot.v1.AdminService/AddWebhook',
+            fluxdepot_dot_v1_dot_admin__pb2.AddWebhookRequest.SerializeToString,
+            fluxdepot_dot_v1_dot_admin__pb2.AddWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fluxdepot.v1.AdminService/ListWebhooks',
+            fluxdepot_dot_v1_dot_admin__pb2.ListWebhooksRequest.SerializeToString,
+            fluxdepot_dot_v1_dot_admin__pb2.ListWebhooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fluxdepot.v1.AdminService/RemoveWebhook',
+            fluxdepot_dot_v1_dot_admin__pb2.RemoveWebhookRequest.SerializeToString,
+            fluxdepot_dot_v1_dot_admin__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fluxdepot.v1.AdminService/ListWebhookDeliveries',
+            fluxdepot_dot_v1_dot_admin__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            fluxdepot_dot_v1_dot_admin__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fluxdepot.v1.AdminService/RedeliverWebhook',
+            fluxdepot_dot_v1_dot_admin__pb2.RedeliverWebhookRequest.SerializeToString,
+            fluxdepot_dot_v1_dot_admin__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import EngineError
 from engine.status import InvalidTransition
-from gateway.http import afnor, oauth
+from gateway.http import afnor, oauth, portal
+from gateway.http.api import api_app
 from gateway.http.errors import GENERIC_INTERNAL, HttpError, error_body, mapped
 from gateway.http.middleware import BodyLimit, RequestContext
 from gateway.http.services import HttpServices
@@ -63,7 +64,14 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _starlette_error)
     for cls in (HttpError, EngineError, InvalidTransition):
         app.add_exception_handler(cls, _any_error)
-    # Anything else reaches gateway.http.middleware.RequestContext: a generic 500, logged once.
+    # Anything else: the generic body; Starlette then re-raises it up to the root app's RequestContext
+    # (gateway.http.middleware), which logs it once with the request id. Without this handler, a mounted
+    # app's own ServerErrorMiddleware would answer a plain-text 500.
+    app.add_exception_handler(Exception, _unexpected)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return JSONResponse(error_body("INTERNAL_ERROR", GENERIC_INTERNAL), status_code=500)
 
 
 def build_app(services: HttpServices) -> FastAPI:
@@ -72,6 +80,8 @@ def build_app(services: HttpServices) -> FastAPI:
     install_error_handlers(app)
     app.include_router(oauth.router)
     app.include_router(afnor.router)
+    app.mount("/api", api_app(services))  # the JSON API, with its OpenAPI document and error handlers
+    app.include_router(portal.router)  # the web portal at "/": last, so /v1, /api and /oauth match first
     # The last added is the outermost: the request id wraps everything, the body limit every route.
     app.add_middleware(BodyLimit, max_bytes=services.limits.max_flow_bytes + BODY_OVERHEAD_BYTES)
     app.add_middleware(RequestContext)
