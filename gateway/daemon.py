@@ -512,6 +512,9 @@ fluxdepot demo is ready (demo secrets: never use them in production). Try, from 
 
   curl -s -u TECH_1_papeterie@demo:demo-technical-token -d grant_type=client_credentials \\
     http://{http}/oauth/token
+  curl -s -H "Authorization: Bearer demo-manager-token" "http://{http}/api/v1/flows?page_size=5"
+
+  The web portal: http://{http}/  (log in as manager / demo-manager-password)
   curl -s http://{ready.get("metrics", "127.0.0.1:9464")}/metrics | grep ^fluxdepot_
 Stop with Ctrl-C.
 """
