@@ -220,7 +220,7 @@ def build_faces(engine: Engine) -> list[Listener]:
     runner = WebhookRunner(
         store, renderers(store.get_flow), backoff, timeout_s=hooks.timeout_s, concurrency=hooks.concurrency
     )
-    faces.append(WebhookListener(runner))
+    faces.append(WebhookListener(runner, store, retention_s=s.retention.webhooks_days * 86400))
     return faces
 
 

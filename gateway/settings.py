@@ -225,6 +225,7 @@ class ShutdownSection(_Section):
 class RetentionSection(_Section):
     flows_days: int = Field(3650, ge=1)  # `fluxdepot admin purge` deletes older final flows
     outbox_days: int = Field(30, ge=1)  # return flows left uncollected in out/
+    webhooks_days: int = Field(30, ge=1)  # delivered and dead webhook deliveries, after their last attempt
 
 
 class MetricsSection(_Section):

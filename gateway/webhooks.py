@@ -28,7 +28,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -59,6 +59,8 @@ log = structlog.get_logger("fluxdepot.webhooks")
 
 Render = Callable[[Delivery], Awaitable[dict[str, Any]]]
 USER_AGENT = "fluxdepot-webhooks/1"
+PURGE_SINGLETON = "webhook-purge"  # one daemon of those sharing a store purges settled deliveries
+PURGE_EVERY_S = 3600.0
 
 
 def renderers(get_flow: Callable[[str], Awaitable[FlowRecord | None]]) -> dict[WebhookFormat, Render]:
@@ -267,17 +269,34 @@ class WebhookRunner:
 
 class WebhookListener:
     """The runner as one of the daemon's faces (``gateway.listeners.Listener``): started with the others,
-    stopped after them within the grace."""
+    stopped after them within the grace. Hourly, on the one daemon holding ``PURGE_SINGLETON``, settled
+    deliveries (delivered or dead) older than ``retention_s`` are deleted."""
 
     name = "webhooks"
 
-    def __init__(self, runner: WebhookRunner) -> None:
+    def __init__(self, runner: WebhookRunner, store: WebhookStore, *, retention_s: float) -> None:
         self.runner = runner
+        self._store = store
+        self._retention_s = retention_s
         self._task: asyncio.Task[None] | None = None
+        self._purge: asyncio.Task[None] | None = None
 
     async def start(self) -> dict[str, Any]:
         self._task = asyncio.create_task(self.runner.run())
+        self._purge = asyncio.create_task(self._purge_hourly())
         return {}
+
+    async def _purge_hourly(self) -> None:
+        while True:
+            try:
+                if await self._store.try_singleton(PURGE_SINGLETON):
+                    before = utcnow() - timedelta(seconds=self._retention_s)
+                    purged = await self._store.purge_settled_deliveries(before)
+                    if purged:
+                        log.info("webhook_deliveries_purged", count=purged, before=before.isoformat())
+            except StoreError:
+                log.exception("webhook_purge_failed")
+            await asyncio.sleep(PURGE_EVERY_S)
 
     async def set_health(self, service: str, serving: bool) -> None:
         return None
@@ -286,6 +305,11 @@ class WebhookListener:
         return None
 
     async def stop(self, grace_s: float) -> None:
+        if self._purge is not None:
+            self._purge.cancel()
+            await asyncio.gather(self._purge, return_exceptions=True)
+            with contextlib.suppress(StoreError):
+                await self._store.release_singleton(PURGE_SINGLETON)
         self.runner.stop(grace_s)
         if self._task is not None:
             with contextlib.suppress(TimeoutError):

@@ -434,3 +434,6 @@ class Store(Protocol):
 
     async def redeliver(self, delivery_id: int, *, now: datetime) -> bool:
         """Make a delivered or dead delivery pending again, due ``now``; False if unknown or pending."""
+
+    async def purge_settled_deliveries(self, before: datetime) -> int:
+        """Delete delivered and dead deliveries last attempted before ``before``; returns how many."""

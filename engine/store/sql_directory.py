@@ -173,6 +173,10 @@ PURGE = (
         postgres=None,
     ),
     Statement(
+        sqlite="DELETE FROM webhook_deliveries WHERE flow_number IN (SELECT value FROM json_each(:numbers))",
+        postgres="DELETE FROM webhook_deliveries WHERE flow_number = ANY (:numbers::text[])",
+    ),
+    Statement(
         sqlite="DELETE FROM jobs WHERE flow_number IN (SELECT value FROM json_each(:numbers))",
         postgres="DELETE FROM jobs WHERE flow_number = ANY (:numbers::text[])",
     ),

@@ -163,3 +163,8 @@ SET state = 'pending', attempts = 0, next_attempt_at = :now, first_attempt_at = 
     lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND state <> 'pending'
 """)
+
+# Retention: delivered and dead deliveries whose last attempt is older than :before.
+PURGE_SETTLED_DELIVERIES = both("""
+DELETE FROM webhook_deliveries WHERE state <> 'pending' AND last_attempt_at < :before
+""")

@@ -182,3 +182,8 @@ class Webhooks:
     async def redeliver(self, delivery_id: int, *, now: datetime) -> bool:
         async with self._db.write() as tx:
             return await tx.execute(sql.REDELIVER, {"id": delivery_id, "now": now}) == 1
+
+    async def purge_settled_deliveries(self, before: datetime) -> int:
+        """Delete delivered and dead deliveries last attempted before ``before``; returns how many."""
+        async with self._db.write() as tx:
+            return await tx.execute(sql.PURGE_SETTLED_DELIVERIES, {"before": before})

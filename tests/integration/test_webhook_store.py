@@ -134,6 +134,39 @@ async def test_per_subscription_cap_and_busy(store: Store) -> None:
     assert await claim(store, "d2", busy=[slow.id]) == []
 
 
+async def test_settled_deliveries_are_purged_after_retention_pending_ones_never(store: Store) -> None:
+    """The retention purge deletes delivered and dead deliveries last attempted before the date, and
+    neither a pending one nor a recent one."""
+    sub = await store.add_webhook(subscription())
+    for i in range(3):
+        await store.create_flow(new_flow(i))
+    delivered, dead, pending = await store.claim_deliveries("d1", now=LATER, lease_s=30, limit=10, per_subscription=10)
+    await store.record_delivery_attempts(
+        "d1", [Attempt(delivered.id, LATER, None, None), Attempt(dead.id, LATER, None, "HTTP 500")]
+    )
+    assert await store.purge_settled_deliveries(LATER) == 0  # not older than the date
+    assert await store.purge_settled_deliveries(LATER + timedelta(days=31)) == 2
+    left = await store.list_deliveries([sub.id])
+    assert [d.id for d in left] == [pending.id] and left[0].state is DeliveryState.PENDING
+
+
+async def test_purging_a_flow_purges_its_deliveries(store: Store) -> None:
+    """``purge_flows`` (retention of flows) takes the flows' deliveries along."""
+    sub = await store.add_webhook(subscription())
+    flow = await store.create_flow(new_flow(1))
+    await store.transition(
+        flow.flow_number,
+        S.RECEIVED,
+        (E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED, E.ALL_INTEGRATED),
+        actor="w",
+        at=T0,
+    )
+    assert len(await store.list_deliveries([sub.id])) == 5
+    purged, _ = await store.purge_flows(LATER + timedelta(days=1))
+    assert purged == 1
+    assert await store.list_deliveries([sub.id]) == []
+
+
 async def test_deleting_a_subscription_deletes_its_deliveries(store: Store) -> None:
     """Once a subscription is deleted none of its deliveries is claimed, and later changes make none."""
     sub = await store.add_webhook(subscription())

@@ -49,6 +49,8 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, id) 
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (subscription_id, flow_number, seq)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_subscription ON webhook_deliveries (subscription_id, state, id);
+-- Settled deliveries past [retention] webhooks_days are purged hourly (PURGE_SETTLED_DELIVERIES).
+CREATE INDEX webhook_deliveries_settled ON webhook_deliveries (last_attempt_at) WHERE state <> 'pending';
 
 -- The outbox: once per INSERT into status_events (one per flushed transaction), set-based. With no
 -- subscription it is one look at an empty table.

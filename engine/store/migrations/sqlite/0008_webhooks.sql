@@ -50,6 +50,8 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at, id) 
 CREATE INDEX webhook_deliveries_order ON webhook_deliveries (subscription_id, flow_number, seq)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_subscription ON webhook_deliveries (subscription_id, state, id);
+-- Settled deliveries past [retention] webhooks_days are purged hourly (PURGE_SETTLED_DELIVERIES).
+CREATE INDEX webhook_deliveries_settled ON webhook_deliveries (last_attempt_at) WHERE state <> 'pending';
 
 -- The outbox: event_feed rows are written by status_events' trigger (0002) with the flow's issuer and
 -- depositor. With no subscription the WHEN clause is one look at an empty table.
