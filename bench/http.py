@@ -2,17 +2,22 @@
 and the AFNOR search's first page (``updatedAfter`` order) on a big store beside the gRPC search's.
 
 Deposits: one server process serving both faces on one fresh SQLite store, as the daemon does (durable
-deposits, the demo directory, the demo technical token); the load (this process) alternates gRPC and HTTP
-loads of ``--seconds`` at ``--concurrency`` for ``--rounds`` rounds, each deposit a distinct ~20 KB UBL
-invoice (HTTP: multipart ``flowInfo`` + ``file`` with httpx; gRPC: the generated stub). Target: HTTP >= 0.8x
-gRPC at concurrency 16.
+deposits, the demo directory, the demo technical token); the load (this process) runs in turn gRPC
+``Deposit``, AFNOR ``POST /v1/flows`` and the JSON API's ``POST /api/v1/flows`` for ``--seconds`` at
+``--concurrency``, ``--rounds`` rounds, each deposit a distinct ~20 KB UBL invoice (gRPC: the generated
+stub on grpc's C-core; HTTP: ``bench.http_load``, keep-alive connections and pre-encoded multipart requests,
+about as cheap per call as the gRPC client, which httpx, pure Python, is not). Each
+load's line has calls/s, p99, and the CPU per call of the server (its process and children, from /proc:
+the figure no client can distort) and of this process. Baselines in a second server process, no deposit:
+a grpc.aio echo, uvicorn + httptools answering 202 from a raw ASGI app, and a bare Starlette route that
+parses the same multipart. Target: HTTP >= 0.8x gRPC deposits/s at concurrency 16 (median of the rounds).
 
 Search: ``bench.search``'s store of ``--flows`` flows over 1,000 issuers (built once under ``bench/out``),
 a user following 5 issuers and an operator; p50/p99 of the store call each face makes for its first
 page: ``search_changed`` (AFNOR, 100 flows, oldest change first) and ``search`` (gRPC, 100 flows). Target:
 p99 <= 10 ms.
 
-    .venv/bin/python -m bench.http [--only deposits search webhooks] [--flows 1000000] [--seconds 3]
+    .venv/bin/python -m bench.http [--only deposits search webhooks] [--flows 1000000] [--seconds 3] [--no-baselines]
 
 ``--only webhooks`` (and the default run) adds the webhook deliveries/s row of ``bench.http_webhooks``
 when that module offers ``row(args) -> str`` (``ROWS`` is the list of measures).
@@ -32,13 +37,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
-import httpx
 
 from bench import search as search_bench
-from bench.deposit import INVOICE_BYTES, TOKEN, Result, _invoice
+from bench.cpu import cpu_seconds
+from bench.deposit import INVOICE_BYTES, TOKEN, _invoice
+from bench.http_load import Encoder, Load, afnor_encoder, api_encoder
+from bench.http_load import drive as http_drive
 from fluxdepot.v1 import flows_pb2 as pb
 from fluxdepot.v1 import flows_pb2_grpc as pb_grpc
 
@@ -97,95 +106,209 @@ def _child(ports_out: multiprocessing.SimpleQueue, root: str) -> None:  # type: 
     asyncio.run(_serve(ports_out, root))
 
 
+# --- baselines: the frameworks alone, no deposit ----------------------------------------------------------
+
+ACK = json.dumps({"flowId": "CPP0011100000000000000001", "ackStatus": "Pending"}).encode()
+
+
+async def _raw_asgi(scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[Any], Any]) -> None:
+    """uvicorn + httptools alone: the whole body read, a canned 202, no multipart parsing."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(ACK)).encode())]
+    await send({"type": "http.response.start", "status": 202, "headers": headers})
+    await send({"type": "http.response.body", "body": ACK})
+
+
+def _starlette_form_app() -> Any:
+    """A bare Starlette route that parses the same multipart as ``POST /v1/flows`` (``flowInfo`` JSON and
+    ``file`` read whole) and answers a canned 202: HTTP/1.1 + multipart in Python, without fluxdepot."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def flows(request: Request) -> Response:
+        async with request.form(max_files=2, max_fields=4) as form:
+            info, upload = form["flowInfo"], form["file"]
+            json.loads(info if isinstance(info, str) else await info.read())
+            await upload.read()  # type: ignore[union-attr]
+        return Response(ACK, 202, media_type="application/json")
+
+    return Starlette(routes=[Route("/v1/flows", flows, methods=["POST"])])
+
+
+async def _serve_baselines(ports_out: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
+    from bench.deposit import _echo
+    from gateway.http.server import HttpServer
+
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 31 * 1024 * 1024)])
+    handler = grpc.unary_unary_rpc_method_handler(
+        _echo,
+        request_deserializer=pb.DepositRequest.FromString,
+        response_serializer=pb.DepositResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("fluxdepot.v1.FlowService", {"Deposit": handler})]
+    )
+    grpc_port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    raw_port = await HttpServer(_raw_asgi, grace_s=1).start("127.0.0.1:0")
+    form_port = await HttpServer(_starlette_form_app(), grace_s=1).start("127.0.0.1:0")
+    ports_out.put((grpc_port, raw_port, form_port))
+    await server.wait_for_termination()
+
+
+def _baselines_child(ports_out: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    asyncio.run(_serve_baselines(ports_out))
+
+
 # --- the loads ------------------------------------------------------------------------------------------
 
 
-async def _drive(call: Callable[[int], object], concurrency: int, seconds: float) -> Result:
+async def grpc_load(port: int, concurrency: int, seconds: float, content: Callable[[int], bytes], pid: int) -> Load:
+    """``concurrency`` concurrent ``Deposit`` calls on one channel (grpc's C-core client) for ``seconds``."""
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", -1)])
+    stub = pb_grpc.FlowServiceStub(channel)
+    md = (("authorization", f"Bearer {TOKEN}"),)
     counter = iter(range(10**9))
     latencies: list[float] = []
 
     async def one() -> None:
         i = next(counter)
+        request = pb.DepositRequest(file_name=f"g{i}.xml", content=content(i), syntax="IN_DP_E1_UBL_INVOICE")
         start = time.perf_counter()
-        await call(i)  # type: ignore[misc]
+        await stub.Deposit(request, metadata=md, timeout=30)
         latencies.append((time.perf_counter() - start) * 1000)
 
-    for _ in range(max(WARM_UP_CALLS, concurrency)):
-        await one()
-    latencies.clear()
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            await one()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Result(concurrency, len(latencies), time.perf_counter() - start, latencies)
-
-
-async def grpc_load(port: int, concurrency: int, seconds: float, payloads: list[bytes]) -> Result:
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", -1)])
-    stub = pb_grpc.FlowServiceStub(channel)
-    md = (("authorization", f"Bearer {TOKEN}"),)
-
-    async def call(i: int) -> None:
-        content = payloads[i % len(payloads)] + str(i).encode()
-        request = pb.DepositRequest(file_name=f"g{i}.xml", content=content, syntax="IN_DP_E1_UBL_INVOICE")
-        await stub.Deposit(request, metadata=md, timeout=30)
-
     try:
-        return await _drive(call, concurrency, seconds)
+        for _ in range(max(WARM_UP_CALLS, concurrency)):
+            await one()
+        latencies.clear()
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                await one()
+
+        server, client, start = cpu_seconds(pid), time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        return Load(len(latencies), elapsed, latencies, cpu_seconds(pid) - server, time.process_time() - client)
     finally:
         await channel.close()
 
 
-async def http_load(port: int, concurrency: int, seconds: float, payloads: list[bytes]) -> Result:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    info = json.dumps({"flowSyntax": "UBL"})
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"}, limits=limits, timeout=30
-    ) as http:
+def http_load(
+    port: int, encoder: Encoder, concurrency: int, seconds: float, content: Callable[[int], bytes], pid: int
+) -> Load:
+    return asyncio.run(
+        http_drive(port, encoder, content, concurrency, seconds, meter=lambda: cpu_seconds(pid), warm_up=WARM_UP_CALLS)
+    )
 
-        async def call(i: int) -> None:
-            content = payloads[i % len(payloads)] + str(i).encode()
-            files = {"flowInfo": (None, info, "application/json"), "file": (f"h{i}.xml", content, "application/xml")}
-            response = await http.post("/v1/flows", files=files)
-            if response.status_code != 202:
-                raise RuntimeError(f"POST /v1/flows: {response.status_code} {response.text}")
 
-        return await _drive(call, concurrency, seconds)
+@dataclass
+class Face:
+    """One kind of load and its rounds."""
+
+    name: str
+    run: Callable[[], Load]
+    loads: list[Load] = field(default_factory=list)
+
+    def row(self, label: str, load: Load) -> str:
+        rate = load.calls / load.seconds
+        p99 = sorted(load.latencies_ms)[min(len(load.latencies_ms) - 1, int(0.99 * len(load.latencies_ms)))]
+        server, client = load.server_cpu_s / load.calls * 1000, load.client_cpu_s / load.calls * 1000
+        return f"{label:>6} {self.name:<28} {rate:>8.0f} {p99:>7.1f} {server:>10.2f} {client:>10.2f}"
+
+
+def _rate(load: Load) -> float:
+    return load.calls / load.seconds
+
+
+def _cpu(load: Load) -> float:
+    return load.server_cpu_s / load.calls
 
 
 def deposits(args: argparse.Namespace) -> list[str]:
-    """The deposits/s rows: gRPC then HTTP, ``--rounds`` times, and the median ratio."""
+    """Deposits/s and server CPU per call of gRPC, AFNOR and the JSON API (and the frameworks' baselines),
+    ``--rounds`` rounds in turn, with the median ratios to gRPC."""
     payloads = [_invoice(i) for i in range(64)]
+    stamp = f"{time.time_ns()}-".encode()  # distinct bytes per deposit, across runs too
+
+    def content(i: int) -> bytes:
+        return payloads[i % len(payloads)] + stamp + str(i).encode()
+
     ctx = multiprocessing.get_context("spawn")
     lines = [
-        f"Deposits of ~{INVOICE_BYTES // 1024} KB invoices at concurrency {args.concurrency},"
-        f" {args.rounds} rounds of {args.seconds:.0f} s (one server process, both faces, durable SQLite)",
-        f"{'round':>6} {'gRPC/s':>8} {'p99 ms':>7} {'HTTP/s':>8} {'p99 ms':>7} {'ratio':>6}",
+        f"Deposits of ~{INVOICE_BYTES // 1024} KB invoices at concurrency {args.concurrency}, {args.rounds} rounds"
+        f" of {args.seconds:.0f} s (one server process, both faces, durable SQLite; HTTP: {args.concurrency}"
+        " keep-alive connections, bench.http_load)",
+        f"{'round':>6} {'load':<28} {'calls/s':>8} {'p99 ms':>7} {'server CPU':>10} {'client CPU':>10}  (ms/call)",
     ]
-    ratios = []
     with tempfile.TemporaryDirectory() as root:
-        queue = ctx.SimpleQueue()
+        queue, base_queue = ctx.SimpleQueue(), ctx.SimpleQueue()
         proc = ctx.Process(target=_child, args=(queue, root), daemon=True)
+        base = ctx.Process(target=_baselines_child, args=(base_queue,), daemon=True)
         proc.start()
+        base.start()
         try:
             grpc_port, http_port = queue.get()
+            echo_port, raw_port, form_port = base_queue.get()
+            c, s, pid, bpid = args.concurrency, args.seconds, proc.pid, base.pid
+            assert pid is not None and bpid is not None
+            real = [
+                Face("gRPC Deposit", lambda: asyncio.run(grpc_load(grpc_port, c, s, content, pid))),
+                Face(
+                    "AFNOR POST /v1/flows",
+                    lambda: http_load(http_port, afnor_encoder(http_port, TOKEN), c, s, content, pid),
+                ),
+                Face(
+                    "API POST /api/v1/flows",
+                    lambda: http_load(http_port, api_encoder(http_port, TOKEN), c, s, content, pid),
+                ),
+            ]
+            baselines = [
+                Face("gRPC echo (no deposit)", lambda: asyncio.run(grpc_load(echo_port, c, s, content, bpid))),
+                Face(
+                    "uvicorn raw ASGI 202",
+                    lambda: http_load(raw_port, afnor_encoder(raw_port, TOKEN), c, s, content, bpid),
+                ),
+                Face(
+                    "Starlette multipart 202",
+                    lambda: http_load(form_port, afnor_encoder(form_port, TOKEN), c, s, content, bpid),
+                ),
+            ]
+            faces = real + (baselines if args.baselines else [])
             for n in range(1, args.rounds + 1):
-                g = asyncio.run(grpc_load(grpc_port, args.concurrency, args.seconds, payloads))
-                h = asyncio.run(http_load(http_port, args.concurrency, args.seconds, payloads))
-                ratios.append(h.rate / g.rate)
-                lines.append(
-                    f"{n:>6} {g.rate:>8.0f} {g.pct(0.99):>7.1f} {h.rate:>8.0f} {h.pct(0.99):>7.1f} {ratios[-1]:>6.2f}"
-                )
+                for face in faces:
+                    face.loads.append(face.run())
+                    lines.append(face.row(str(n), face.loads[-1]))
         finally:
-            proc.terminate()
-            proc.join(10)
-    median = statistics.median(ratios)
-    verdict = "met" if median >= TARGET_RATIO else "NOT met"
-    lines.append(f"target: HTTP >= {TARGET_RATIO}x gRPC (median ratio {median:.2f}): {verdict}")
+            for p in (proc, base):
+                p.terminate()
+                p.join(10)
+    for face in faces:
+        pooled = Load(
+            sum(x.calls for x in face.loads),
+            sum(x.seconds for x in face.loads),
+            [ms for x in face.loads for ms in x.latencies_ms],
+            sum(x.server_cpu_s for x in face.loads),
+            sum(x.client_cpu_s for x in face.loads),
+        )
+        lines.append(face.row("all", pooled))
+    grpc_face = real[0]
+    for face in real[1:]:
+        rate = statistics.median(_rate(h) / _rate(g) for h, g in zip(face.loads, grpc_face.loads, strict=True))
+        cpu = statistics.median(_cpu(h) / _cpu(g) for h, g in zip(face.loads, grpc_face.loads, strict=True))
+        verdict = "met" if rate >= TARGET_RATIO else "NOT met"
+        lines.append(
+            f"{face.name}: median ratio to gRPC {rate:.2f}x deposits/s, {cpu:.2f}x server CPU per call;"
+            f" target >= {TARGET_RATIO}x: {verdict}"
+        )
     return lines
 
 
@@ -270,6 +393,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each deposit load (default 3)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-baselines", dest="baselines", action="store_false", help="skip the frameworks' baselines")
     args = parser.parse_args()
     for name in args.only:
         print("\n".join(ROWS[name](args)))

@@ -37,7 +37,9 @@ def bind(listen: str) -> socket.socket:
     """A listening socket on ``listen`` (``HOST:PORT``, IPv6 in brackets); raises ``OSError``."""
     host, port = split_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (an accepted socket
+    # inherits its listener's); with proto 0, Nagle held every keep-alive answer ~40 ms (bench.http).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT only; not port sharing
         sock.bind((host, port))
