@@ -19,8 +19,8 @@ p99 <= 10 ms.
 
     .venv/bin/python -m bench.http [--only deposits search webhooks] [--flows 1000000] [--seconds 3] [--no-baselines]
 
-``--only webhooks`` (and the default run) adds the webhook deliveries/s row of ``bench.http_webhooks``
-when that module offers ``row(args) -> str`` (``ROWS`` is the list of measures).
+``--only webhooks`` (and the default run) adds the webhook deliveries/s of ``bench.http_webhooks`` (2,000
+deliveries, concurrency 8) beside a plain httpx loop to the same receiver.
 """
 
 from __future__ import annotations
@@ -365,17 +365,14 @@ def search(args: argparse.Namespace) -> list[str]:
     return lines + asyncio.run(_search_rows(path, args.runs))
 
 
-# --- the hook for other rows ----------------------------------------------------------------------------
+# --- webhooks -------------------------------------------------------------------------------------------------
 
 
 def webhooks(args: argparse.Namespace) -> list[str]:
-    """Webhook deliveries/s, measured by ``bench.http_webhooks`` when it offers ``row(args) -> str``."""
+    """Webhook deliveries/s beside a plain httpx loop to the same receiver (``bench.http_webhooks``)."""
     from bench import http_webhooks
 
-    row = getattr(http_webhooks, "row", None)
-    if row is None:
-        return ["webhook deliveries/s: see python -m bench.http_webhooks (it offers no row() for this table)"]
-    return [str(row(args))]
+    return http_webhooks.rows(2000, 8, args.rounds)
 
 
 ROWS: dict[str, Callable[[argparse.Namespace], list[str]]] = {

@@ -97,26 +97,38 @@ async def deliveries(store: SqliteStore, receiver: Receiver, n: int, concurrency
     return n / elapsed
 
 
-async def main(args: argparse.Namespace) -> None:
+async def measure(deliveries_n: int, concurrency: int, rounds: int) -> list[tuple[float, float]]:
+    """Per round: (plain httpx POSTs/s, runner deliveries/s) to one loopback receiver."""
     # The runner's one info line per delivery is not what is measured (the daemon writes it as JSON).
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     receiver = await Receiver().start()
-    print(f"Webhook deliveries to a loopback receiver, {args.deliveries} per round, concurrency {args.concurrency}")
-    print(" round  httpx POST/s  runner deliveries/s  ratio")
+    results = []
     try:
-        for rnd in range(1, args.rounds + 1):
+        for _ in range(rounds):
             with tempfile.TemporaryDirectory() as tmp:
                 store = SqliteStore(str(Path(tmp) / "bench.db"))
                 await store.open()
                 try:
-                    await queue(store, receiver.url, args.deliveries)
-                    plain = await baseline(receiver, args.deliveries, args.concurrency)
-                    hooks = await deliveries(store, receiver, args.deliveries, args.concurrency)
+                    await queue(store, receiver.url, deliveries_n)
+                    plain = await baseline(receiver, deliveries_n, concurrency)
+                    hooks = await deliveries(store, receiver, deliveries_n, concurrency)
                 finally:
                     await store.close()
-            print(f"{rnd:>6}  {plain:>12.0f}  {hooks:>19.0f}  {hooks / plain:>5.2f}")
+            results.append((plain, hooks))
     finally:
         await receiver.stop()
+    return results
+
+
+def rows(deliveries_n: int, concurrency: int, rounds: int) -> list[str]:
+    """The table ``bench.http_webhooks`` prints (``bench.http`` prints it too)."""
+    lines = [
+        f"Webhook deliveries to a loopback receiver, {deliveries_n} per round, concurrency {concurrency}",
+        " round  httpx POST/s  runner deliveries/s  ratio",
+    ]
+    for rnd, (plain, hooks) in enumerate(asyncio.run(measure(deliveries_n, concurrency, rounds)), 1):
+        lines.append(f"{rnd:>6}  {plain:>12.0f}  {hooks:>19.0f}  {hooks / plain:>5.2f}")
+    return lines
 
 
 def cli() -> None:
@@ -124,7 +136,8 @@ def cli() -> None:
     parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    asyncio.run(main(parser.parse_args()))
+    args = parser.parse_args()
+    print("\n".join(rows(args.deliveries, args.concurrency, args.rounds)))
 
 
 if __name__ == "__main__":
