@@ -25,14 +25,22 @@ from engine.directory import FLOW_FOLLOW_UP
 from engine.errors import DirectoryEntryNotFound, ProfileAlreadyGranted
 from engine.queries import RejectRow
 from engine.services.portal_auth import PortalSession
-from gateway.http.portal.routing import PortalRoute, portal, posted_form, render, require_session, services
+from gateway.http.portal.routing import (
+    PortalRoute,
+    portal,
+    posted_form,
+    render,
+    require_session,
+    services,
+    structure_names,
+)
 
 router = APIRouter(route_class=PortalRoute)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 async def _managed(request: Request, session: PortalSession) -> list[tuple[str, str]]:
-    names = {s.siret: s.name for s in await services(request).admin.list_structures(session.principal)}
+    names = await structure_names(request, session.principal)
     return [(siret, names.get(siret, siret)) for siret in sorted(session.principal.manages)]
 
 

@@ -16,7 +16,15 @@ from engine.errors import EngineError
 from engine.report import Report
 from engine.services.portal_auth import PortalSession
 from gateway.http.errors import mapped
-from gateway.http.portal.routing import PortalRoute, portal, posted_form, render, require_session, services
+from gateway.http.portal.routing import (
+    PortalRoute,
+    portal,
+    posted_form,
+    render,
+    require_session,
+    services,
+    structure_names,
+)
 
 router = APIRouter(route_class=PortalRoute)
 
@@ -30,7 +38,7 @@ async def _page(
     report: Report | None = None,
     refused: tuple[str, str] = ("", ""),
 ) -> Response:
-    structures = [(s.siret, s.name) for s in await services(request).admin.list_structures(session.principal)]
+    structures = list((await structure_names(request, session.principal)).items())
     return render(
         request,
         "check.html",

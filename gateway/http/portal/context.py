@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from babel.support import Translations
 
+from engine.permissions import Principal
 from engine.services.check import CheckService
 from engine.services.portal_auth import UserAuthenticator
 from engine.services.portal_users import PortalUsers
@@ -28,6 +29,7 @@ class PortalContext:
     checks: CheckService | None = None  # Check a file; None: the screen says it is not available
     return_files: ReturnFiles | None = None  # the report page's return flow downloads
     engine_texts: dict[str, Translations] = field(default_factory=dict)  # the engine's messages, translated
+    names: dict[str, tuple[float, dict[str, str], Principal]] = field(default_factory=dict)  # routing.structure_names
 
     @classmethod
     def build(

@@ -33,6 +33,7 @@ from gateway.http.portal.routing import (
     render,
     require_session,
     services,
+    structure_names,
 )
 
 router = APIRouter(route_class=PortalRoute)
@@ -50,7 +51,7 @@ class Deposited:
 
 async def _structures(request: Request, principal: Principal) -> list[tuple[str, str]]:
     """The structures the user belongs to: those they may deposit for."""
-    return [(s.siret, s.name) for s in await services(request).admin.list_structures(principal)]
+    return list((await structure_names(request, principal)).items())
 
 
 @router.get("/deposit", name="portal_deposit")

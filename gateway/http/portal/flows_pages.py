@@ -13,7 +13,15 @@ from engine.queries import DashboardQuery, FlowQuery
 from engine.report import ReportFormat, render_file
 from engine.services.portal_auth import PortalSession
 from engine.status import FlowStatus
-from gateway.http.portal.routing import PortalRoute, portal, posted_form, render, require_session, services
+from gateway.http.portal.routing import (
+    PortalRoute,
+    portal,
+    posted_form,
+    render,
+    require_session,
+    services,
+    structure_names,
+)
 from gateway.http.portal.search_form import FLOW_TYPES, SearchForm, flows_of_type, page_key
 
 router = APIRouter(route_class=PortalRoute)
@@ -23,7 +31,7 @@ PAGE_ROWS = 50
 
 async def _issuers(request: Request, session: PortalSession) -> list[tuple[str, str]]:
     """(SIRET, name) of the structures whose flows the user follows: the Issuer choices."""
-    names = {s.siret: s.name for s in await services(request).admin.list_structures(session.principal)}
+    names = await structure_names(request, session.principal)
     return [(siret, names.get(siret, siret)) for siret in sorted(session.principal.follows)]
 
 
