@@ -5,8 +5,10 @@ Invariants:
 * One ``PySaxonProcessor`` per process and one compiled ``XsltExecutable`` per artefact location, both
   created lazily and cached; no stylesheet is compiled per invoice. An artefact is verified against its
   pinned sha256 when it is compiled (``engine.validation.artefacts``).
-* Saxon parses the document itself from text (no lxml → Saxon tree conversion); the SVRL is parsed
-  with the hardened lxml parser only when it holds a ``failed-assert`` or ``successful-report``.
+* Saxon parses the document itself from text (no lxml → Saxon tree conversion); the asserts are read
+  from the transform's XDM result tree (the SVRL is never serialised to text nor parsed again).
+* The stylesheet is compiled from the pinned file rewritten in memory at load time (``_lean``): the
+  SVRL output no finding is read from is not produced. No rule text changes, none is kept here.
 * A rule's ``flag`` decides its severity, for every ruleset: ``fatal`` or no flag is an error,
   ``warning`` (or ``information``) a warning that never rejects an invoice. A ``successful-report`` of a
   Factur-X schematron ("marked as not used in the given context") follows the same rule (unflagged: an
@@ -36,8 +38,10 @@ from engine.validation.artefacts import Artefact, location, verify
 from engine.validation.routes import Origin
 
 SVRL_NS = "http://purl.oclc.org/dsdl/svrl"
-_FAILED_ASSERT = f"{{{SVRL_NS}}}failed-assert"
-_SUCCESSFUL_REPORT = f"{{{SVRL_NS}}}successful-report"
+_FAILED_ASSERT = f"Q{{{SVRL_NS}}}failed-assert"  # XDM names are EQNames
+_ACTIVE_PATTERN = f"{{{SVRL_NS}}}active-pattern"
+_XSL = "{http://www.w3.org/1999/XSL/Transform}"
+_SUCCESSFUL_REPORT = f"Q{{{SVRL_NS}}}successful-report"
 _WARNING_FLAGS = frozenset({"warning", "information", "info"})
 _BUSINESS_TERM = re.compile(r"\b(B[TG]-\d+)\b")
 _TERM_IN_RULE = re.compile(r"_(B[TG]-\d+|EXT-FR-FE-(?:BG-)?\d+)")  # BR-FR-01_BT-25 → BT-25
@@ -77,9 +81,48 @@ def _executable(artefact: Artefact, artefacts_dir: str | None) -> Any:
 def _compiled(artefact: Artefact, path: str) -> Any:
     verify(artefact, Path(path))
     try:
-        return _processor().new_xslt30_processor().compile_stylesheet(stylesheet_file=path)
-    except PySaxonApiError as exc:
+        lean = etree.tostring(_lean(etree.parse(path, parser=safe_parser())), encoding="unicode")
+        compiler = _processor().new_xslt30_processor()
+        compiler.set_cwd(str(Path(path).parent) + "/")  # document() and includes resolve beside the file
+        return compiler.compile_stylesheet(stylesheet_text=lean)
+    except (PySaxonApiError, etree.Error) as exc:
         raise RulesError(f"cannot compile {artefact.name}: {exc}") from None
+
+
+def _lean(stylesheet: etree._ElementTree) -> etree._ElementTree:
+    """The stylesheet without the output no finding is read from, rewritten in memory at load time.
+
+    * ``svrl:fired-rule`` literal elements (one per rule context matched: most of the SVRL) go when they
+      are empty and their attributes are plain text (nothing evaluated, so nothing that could fail).
+    * The skeleton's ``<xsl:apply-templates/>`` inside ``svrl:active-pattern`` walks the whole document in
+      the default mode once per pattern, and produces nothing when that mode holds only the ``/``
+      template and an empty ``text()`` one (built-in rules for the rest); then it goes.
+
+    Asserts and reports, their tests, order, ids, flags, locations and texts are untouched: the findings
+    are the same (the corpus and rule-test snapshots prove it).
+    """
+    root = stylesheet.getroot()
+    for fired in list(root.iter(f"{{{SVRL_NS}}}fired-rule")):
+        parent = fired.getparent()
+        literal = len(fired) == 0 and not (fired.text or "").strip() and "{" not in "".join(fired.attrib.values())
+        if parent is not None and literal:
+            parent.remove(fired)
+    if _silent_default_mode(root):
+        for walk in list(root.iter(f"{_XSL}apply-templates")):
+            parent = walk.getparent()
+            if not walk.attrib and len(walk) == 0 and parent is not None and parent.tag == _ACTIVE_PATTERN:
+                parent.remove(walk)
+    return stylesheet
+
+
+def _silent_default_mode(root: etree._Element) -> bool:
+    """True when the default mode has only the ``/`` template and an empty ``text()`` one, in a
+    stylesheet that imports nothing (so walking the document in that mode outputs nothing)."""
+    if root.get("default-mode") or root.find(f"{_XSL}import") is not None or root.find(f"{_XSL}include") is not None:
+        return False
+    matches = [t.get("match") for t in root.iter(f"{_XSL}template") if t.get("match") and not t.get("mode")]
+    texts = [t for t in root.iter(f"{_XSL}template") if t.get("match") == "text()" and not t.get("mode")]
+    return sorted(matches) == ["/", "text()"] and all(len(t) == 0 and not (t.text or "").strip() for t in texts)
 
 
 def warm_up(*artefacts: Artefact, artefacts_dir: str | None = None) -> None:
@@ -97,34 +140,37 @@ def run_schematron(artefact: Artefact, xml_text: str, artefacts_dir: str | None 
     executable = _executable(artefact, artefacts_dir)
     try:
         node = _processor().parse_xml(xml_text=xml_text)
-        svrl = executable.transform_to_string(xdm_node=node)
+        svrl = executable.transform_to_value(xdm_node=node)
+        document = svrl.head if svrl is not None else None
+        if document is None:
+            raise RulesError(f"{artefact.name} produced no SVRL")
+        return _hits(document, [])
     except PySaxonApiError as exc:
         raise RulesError(f"{artefact.name} failed: {str(exc)[:200]}") from None
-    if svrl is None:
-        raise RulesError(f"{artefact.name} produced no SVRL")
-    if "failed-assert" not in svrl and "successful-report" not in svrl:
-        return []  # the common case for a valid invoice: no SVRL parse at all
-    return _hits(svrl.encode("utf-8"))
 
 
-def _hits(svrl: bytes) -> list[RuleHit]:
-    root = etree.fromstring(svrl, parser=safe_parser())
-    hits = []
-    for element in root.iter(_FAILED_ASSERT, _SUCCESSFUL_REPORT):
-        text = " ".join("".join(element.itertext()).split())
-        rule = element.get("id")
-        if rule is None and (match := _RULE_IN_TEXT.match(text)):
-            rule = match.group(1)
-        flag = (element.get("flag") or "").lower()
-        hits.append(
-            RuleHit(
-                rule=rule,
-                is_error=flag not in _WARNING_FLAGS,
-                is_report=element.tag == _SUCCESSFUL_REPORT,
-                location=element.get("location"),
-                text=text[:_MAX_MESSAGE_CHARS],
+def _hits(node: Any, hits: list[RuleHit]) -> list[RuleHit]:
+    """The asserts and reports under ``node`` of the SVRL result tree, in document order (read from the
+    XDM tree: no SVRL text is serialised nor parsed again)."""
+    for element in node.children:
+        name = element.name if element.node_kind_str == "element" else None
+        if name in (_FAILED_ASSERT, _SUCCESSFUL_REPORT):
+            text = " ".join(element.string_value.split())
+            rule = element.get_attribute_value("id")
+            if rule is None and (match := _RULE_IN_TEXT.match(text)):
+                rule = match.group(1)
+            flag = (element.get_attribute_value("flag") or "").lower()
+            hits.append(
+                RuleHit(
+                    rule=rule,
+                    is_error=flag not in _WARNING_FLAGS,
+                    is_report=name == _SUCCESSFUL_REPORT,
+                    location=element.get_attribute_value("location"),
+                    text=text[:_MAX_MESSAGE_CHARS],
+                )
             )
-        )
+        if name is not None:
+            _hits(element, hits)
     return hits
 
 
