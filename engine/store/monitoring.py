@@ -286,7 +286,9 @@ class Monitoring:
 
     async def dashboard(self, query: DashboardQuery, visibility: Visibility) -> Dashboard:
         """Counts per issuer × status and top errors from the counters (whole UTC days), oldest per
-        non-final status from ``flows_status_changed``; rows are counted instead for a depositor's view."""
+        non-final status from ``flows_status_changed``. A user who also sees its own deposits: the
+        issuers it follows from the counters, plus a count of its own deposits for the other issuers (by
+        ``flows_depositor_search``); only a view by depositor alone is counted row by row."""
         scope = scope_of(visibility, query.issuer_sirets)
         if scope is None:
             return Dashboard((), {}, ())
@@ -295,18 +297,13 @@ class Monitoring:
         flows = {**scope.params(), "syntaxes": syntaxes, "deposited_from": start, "deposited_to": end}
         top = query.top_errors
         async with self._db.snapshot(custom_plans=True) as conn:
-            if not scope.counters_apply:
-                count_rows = await conn.rows(sql.ROWS_SCAN, flows)
-                error_rows = await conn.rows(sql.ERRORS_SCAN, {**flows, "top": top})
-            elif start is not None or end is not None:
-                days = {"issuers": scope.issuers, "syntaxes": syntaxes, "day_from": _day(start), "day_to": _day(end)}
-                count_rows = await conn.rows(sql.ROWS_DAYS, days)
-                error_rows = await conn.rows(sql.ERRORS_DAYS, {**days, "top": top})
+            if scope.counters_apply:
+                count_rows, error_rows = await _counted(conn, scope.issuers, syntaxes, start, end, top)
+            elif scope.vis_depositor is None:
+                count_rows = list(await conn.rows(sql.ROWS_SCAN, flows))
+                error_rows = list(await conn.rows(sql.ERRORS_SCAN, {**flows, "top": top}))
             else:
-                totals = {"issuers": scope.issuers, "syntaxes": syntaxes, "top": top}
-                count_rows = await conn.rows(sql.ROWS_TOTALS if syntaxes else sql.ROWS_ISSUER_STATUS, totals)
-                every_issuer = not syntaxes and scope.issuers is None
-                error_rows = await conn.rows(sql.ERRORS_CODES if every_issuer else sql.ERRORS_TOTALS, totals)
+                count_rows, error_rows = await _followed_and_own(conn, scope, flows, top)
             oldest: dict[FlowStatus, datetime] = {}
             for status in NON_FINAL:
                 found = await conn.value(sql.OLDEST, {**flows, "status": status.code})
@@ -345,3 +342,54 @@ class Monitoring:
         params = {**scope.params(), "deposited_from": day_from, "deposited_to": day_to}
         async with self._db.read(custom_plans=True) as conn:
             return [reject_from_row(r, conn.decode.time) for r in await conn.rows(sql.REJECTS, params)]
+
+
+ALL_ERRORS = 1_000_000  # "no limit" for a top-errors statement whose rows are merged before the top is taken
+
+
+async def _counted(
+    conn: Connection,
+    issuers: list[str] | None,
+    syntaxes: list[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+    top: int,
+) -> tuple[list[Row], list[Row]]:
+    """Rows (issuer, status, n) and the top errors of ``issuers`` (None: every issuer) from the counters."""
+    if start is not None or end is not None:
+        days = {"issuers": issuers, "syntaxes": syntaxes, "day_from": _day(start), "day_to": _day(end)}
+        return list(await conn.rows(sql.ROWS_DAYS, days)), list(await conn.rows(sql.ERRORS_DAYS, {**days, "top": top}))
+    totals = {"issuers": issuers, "syntaxes": syntaxes, "top": top}
+    count_rows = list(await conn.rows(sql.ROWS_TOTALS if syntaxes else sql.ROWS_ISSUER_STATUS, totals))
+    every_issuer = not syntaxes and issuers is None
+    return count_rows, list(await conn.rows(sql.ERRORS_CODES if every_issuer else sql.ERRORS_TOTALS, totals))
+
+
+async def _followed_and_own(
+    conn: Connection, scope: Scope, flows: dict[str, Any], top: int
+) -> tuple[list[Any], list[Any]]:
+    """A user's view (followed issuers, and its own deposits anywhere) as two disjoint parts: the followed
+    issuers (narrowed by the issuer filter) from the counters, and its own deposits for the other issuers
+    counted from its rows. Scanning every flow of a user following 1,000 issuers took 5.4 s at 1,000,000
+    flows (bench.portal)."""
+    followed = set(scope.vis_sirets or ())
+    if scope.issuers is not None:
+        followed &= set(scope.issuers)
+    count_rows: list[Any] = []
+    errors: dict[tuple[str, str], int] = {}
+    if followed:
+        counted, counted_errors = await _counted(
+            conn, sorted(followed), flows["syntaxes"], flows["deposited_from"], flows["deposited_to"], ALL_ERRORS
+        )
+        count_rows.extend(counted)
+        for r in counted_errors:
+            errors[(str(r["code"]), str(r["rule"]))] = int(r["n"])
+    own = {**flows, **Scope(issuers=scope.issuers, depositor=scope.vis_depositor).params()}
+    count_rows.extend(r for r in await conn.rows(sql.ROWS_SCAN, own) if r["issuer_siret"] not in followed)
+    count_rows.sort(key=lambda r: (str(r["issuer_siret"]), str(r["status"])))
+    for r in await conn.rows(sql.ERRORS_SCAN_ISSUERS, own):
+        if r["issuer_siret"] not in followed:
+            key = (str(r["code"]), str(r["rule"]))
+            errors[key] = errors.get(key, 0) + int(r["n"])
+    ranked = sorted(errors.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return count_rows, [{"code": code, "rule": rule, "n": n} for (code, rule), n in ranked]

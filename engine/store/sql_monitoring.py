@@ -183,6 +183,18 @@ ERRORS_SCAN = per_dialect(
     _ERRORS_SCAN, (_ERROR, *_DASHBOARD_SQLITE), (_ERROR, *_DASHBOARD_POSTGRES), _ERRORS_SCAN_GROUP
 )
 
+# A user's own deposits for issuers it does not follow: their error findings per issuer (the dashboard drops
+# the followed issuers, which the counters answer, and merges the rest).
+_ERRORS_SCAN_ISSUERS = """
+SELECT flows.issuer_siret, e.code, COALESCE(e.rule, '') AS rule, count(*) AS n
+FROM findings e JOIN flows ON flows.flow_number = e.flow_number"""
+ERRORS_SCAN_ISSUERS = per_dialect(
+    _ERRORS_SCAN_ISSUERS,
+    (_ERROR, *_DASHBOARD_SQLITE),
+    (_ERROR, *_DASHBOARD_POSTGRES),
+    "\nGROUP BY flows.issuer_siret, e.code, COALESCE(e.rule, '')",
+)
+
 # --- event feed: cursors in commit order (SQLite: event_feed.id; PostgreSQL: status_events.cursor) ------
 EVENTS_AFTER = Statement(
     sqlite=Where(

@@ -362,7 +362,8 @@ async def _brute_board(
 
 async def test_dashboard_matches_brute_force_after_transitions_and_verdicts(store: Store) -> None:
     """Counts per issuer × status, top errors and the oldest flow per non-final status equal a
-    brute-force count, for all time, a period of whole days, a syntax filter and an issuer filter,
+    brute-force count, for all time, a period of whole days, a syntax filter and an issuer filter, for
+    every kind of visibility (a user's followed issuers plus its own deposits elsewhere included),
     including after a reprocessed flow's new verdict replaced its findings."""
     numbers = await populate(store)
     # Reprocess: a WARNING flow goes back and gets a different verdict (its old findings are replaced).
@@ -396,7 +397,14 @@ async def test_dashboard_matches_brute_force_after_transitions_and_verdicts(stor
         (DashboardQuery(issuer_sirets=(B, C), top_errors=50), [f for f in flows if f.issuer_siret in (B, C)]),
     ]
     for query, subset in cases:
-        for vis in (EVERYTHING, Visibility(sirets=frozenset({A, B, C})), Visibility(depositor="tech:T1")):
+        visibilities = (
+            EVERYTHING,
+            Visibility(sirets=frozenset({A, B, C})),
+            Visibility(depositor="tech:T1"),
+            Visibility(sirets=frozenset({A}), depositor="tech:T1"),  # a user: followed issuers + own deposits
+            Visibility(sirets=frozenset({B, C}), depositor="tech:T1"),
+        )
+        for vis in visibilities:
             visible = [f for f in subset if vis.allows(f.issuer_siret, f.depositor)]
             board = await store.dashboard(query, vis)
             counts, errors = await _brute_board(store, visible)
@@ -412,6 +420,39 @@ async def test_dashboard_matches_brute_force_after_transitions_and_verdicts(stor
     top = await store.dashboard(DashboardQuery(top_errors=1), EVERYTHING)
     assert len(top.top_errors) == 1
     assert top.top_errors[0].code == "BR_CO_15"  # the most frequent
+
+
+async def test_a_users_dashboard_adds_its_own_deposits_elsewhere_once(store: Store) -> None:
+    """A user following some issuers who also deposited flows for them and for others: the followed
+    issuers are counted once (all their flows, its own among them), its own flows elsewhere are added,
+    and their errors are merged into the top errors, as a brute-force count gives."""
+    numbers = await populate(store)
+    at = T0 + timedelta(hours=7)
+    for i, issuer in enumerate((A, A, C, C, C)):  # the partner deposits for A (followed) and C (not)
+        flow = await store.create_flow(deposit(100 + i, issuer, at, depositor="partner:AAA001"))
+        numbers.append(flow.flow_number)
+        await to_in_progress(store, flow.flow_number, at)
+        await store.record_verdict(
+            flow.flow_number,
+            S.IN_PROGRESS,
+            E.NONE_INTEGRATED,
+            actor="worker:w",
+            at=at + timedelta(seconds=5),
+            flow_findings=[XSD],
+            invoices=[],
+            ruleset_version="r1",
+        )
+    flows = await all_flows(store, numbers)
+    vis = Visibility(sirets=frozenset({A}), depositor="partner:AAA001")
+    for query in (DashboardQuery(top_errors=50), DashboardQuery(issuer_sirets=(A, C), top_errors=2)):
+        subset = [f for f in flows if not query.issuer_sirets or f.issuer_siret in query.issuer_sirets]
+        visible = [f for f in subset if vis.allows(f.issuer_siret, f.depositor)]
+        board = await store.dashboard(query, vis)
+        counts, errors = await _brute_board(store, visible)
+        assert {(r.issuer_siret, r.status): r.count for r in board.rows} == dict(counts)
+        assert len(board.rows) == len(dict(counts))  # no issuer × status twice
+        expected = sorted(dict(errors).items(), key=lambda item: (-item[1], item[0]))[: query.top_errors]
+        assert [((e.code, e.rule), e.count) for e in board.top_errors] == expected
 
 
 async def test_dashboard_period_is_rounded_to_whole_days(store: Store) -> None:
