@@ -22,6 +22,7 @@ Empty values (``flow_number=""`` for ``fluxdepot check``) are kept as they are.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import xml.etree.ElementTree as ET  # builds and serialises trees only; never parses input
@@ -35,6 +36,7 @@ from engine.catalogue import CATALOGUE
 from engine.model import (
     Finding,
     FlowRecord,
+    FlowVerdict,
     InvoiceFacts,
     InvoiceOutcome,
     InvoiceStatus,
@@ -235,6 +237,27 @@ def build_report(
 
 
 # --- JSON ---------------------------------------------------------------------------------------------
+
+
+def checked_report(flow: FlowRecord, verdict: FlowVerdict, status: FlowStatus, *, engine_version: str) -> Report:
+    """The report a flow that was checked, not stored, would get (``fluxdepot check``, the portal's Check a
+    file): ``flow`` as built for the check, updated with the verdict's status, syntax and counts."""
+    flow = dataclasses.replace(
+        flow,
+        status=status,
+        syntax=verdict.detected_syntax or flow.syntax,
+        invoice_count=len(verdict.invoices),
+        integrated_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.INTEGRATED),
+        rejected_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.REJECTED),
+    )
+    return build_report(
+        flow,
+        [],
+        verdict.flow_findings,
+        verdict.invoices,
+        ruleset_version=verdict.ruleset_version,
+        engine_version=engine_version,
+    )
 
 
 def _entry_dict(e: ReportEntry) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from engine.model import (
     Channel,
     FlowRecord,
     FlowVerdict,
-    InvoiceStatus,
     Limits,
     RejectionRule,
     Rules,
@@ -35,7 +34,7 @@ from engine.model import (
     Syntax,
 )
 from engine.processing import judge_content, system_failure
-from engine.report import Report, build_report, render_text, report_dict
+from engine.report import Report, checked_report, render_text, report_dict
 from engine.status import FlowEvent, FlowStatus, advance
 from engine.technical import DEFAULT_RULES, flow_check
 from gateway.settings import SettingsError, load_settings
@@ -127,22 +126,7 @@ def check_file(
         declared_syntax=declared is not None,
     )
     verdict, status = _evaluate(str(path), flow, declared, limits, directory, issuer, rules)
-    flow = replace(
-        flow,
-        status=status,
-        syntax=verdict.detected_syntax or syntax,
-        invoice_count=len(verdict.invoices),
-        integrated_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.INTEGRATED),
-        rejected_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.REJECTED),
-    )
-    return build_report(
-        flow,
-        [],
-        verdict.flow_findings,
-        verdict.invoices,
-        ruleset_version=verdict.ruleset_version,
-        engine_version=ENGINE_VERSION,
-    )
+    return checked_report(flow, verdict, status, engine_version=ENGINE_VERSION)
 
 
 def _evaluate(

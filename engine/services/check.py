@@ -26,7 +26,7 @@ from engine.clock import utcnow
 from engine.cpu_pool import CheckAborted
 from engine.errors import FlowTooLarge, InvalidDepositRequest
 from engine.formats.sniff import HEAD_BYTES, sniff_syntax
-from engine.model import FlowRecord, FlowVerdict, InvoiceStatus, Limits, Rules, Syntax
+from engine.model import FlowRecord, FlowVerdict, Limits, Rules, Syntax
 from engine.permissions import Principal, check_can_deposit_for
 from engine.processing import (
     aborted_finding,
@@ -35,7 +35,7 @@ from engine.processing import (
     rejection_rule,
     transport_verdict,
 )
-from engine.report import Report, build_report
+from engine.report import Report, checked_report
 from engine.ruleset_choice import DepositorRulesets
 from engine.services.flows import deposit_channel, deposit_issuer
 from engine.status import FlowEvent, FlowStatus, advance
@@ -92,22 +92,7 @@ class CheckService:
         )
         rules = await self._rulesets.rules_for(flow.depositor)
         verdict, status = await self._judge(flow, content, rules)
-        flow = replace(
-            flow,
-            status=status,
-            syntax=verdict.detected_syntax or flow.syntax,
-            invoice_count=len(verdict.invoices),
-            integrated_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.INTEGRATED),
-            rejected_count=sum(1 for i in verdict.invoices if i.status is InvoiceStatus.REJECTED),
-        )
-        return build_report(
-            flow,
-            [],
-            verdict.flow_findings,
-            verdict.invoices,
-            ruleset_version=verdict.ruleset_version,
-            engine_version=self._engine_version,
-        )
+        return checked_report(flow, verdict, status, engine_version=self._engine_version)
 
     async def _judge(self, flow: FlowRecord, content: bytes, rules: Rules) -> tuple[FlowVerdict, FlowStatus]:
         """The worker's verdict on ``content`` and the final status it leads to."""
