@@ -3,8 +3,10 @@
 Every statement is a ``Where`` (``engine.store.sql``): a head shared by both dialects where they agree,
 and predicates per dialect over the same named parameters:
 
-* scope: ``issuers`` (issuer in the list), ``depositor`` (deposited by it), ``vis_depositor`` with
-  ``vis_sirets`` (deposited by it, or issuer in the list); unset (None) means no restriction;
+* scope: ``issuers`` (issuer in the list), ``not_issuers`` (issuer not in the list), ``depositor``
+  (deposited by it), ``vis_depositor`` with ``vis_sirets`` (deposited by it, or issuer in the list);
+  unset (None) means no restriction. The last one is an OR that no index serves: ``monitoring`` runs a
+  user's view as two disjoint parts (its followed issuers; its own deposits for the other issuers);
 * flow filters: ``statuses``, ``syntaxes``, ``deposited_from`` (incl.), ``deposited_to`` (excl.),
   ``flow_number``, ``file_name`` (a substring, no wildcards), ``channel``, ``sha256``, ``tracking_id``,
   ``updated_after``, ``updated_before`` (status change strictly after / before);
@@ -27,6 +29,7 @@ _STATUSES_SQLITE = Predicate("status IN (SELECT value FROM json_each(:statuses))
 _SYNTAXES_SQLITE = Predicate("syntax IN (SELECT value FROM json_each(:syntaxes))", ("syntaxes",))
 _SCOPE_SQLITE = (
     _ISSUERS_SQLITE,
+    Predicate("issuer_siret NOT IN (SELECT value FROM json_each(:not_issuers))", ("not_issuers",)),
     Predicate("depositor = :depositor", ("depositor",)),
     Predicate(
         "(issuer_siret IN (SELECT value FROM json_each(:vis_sirets)) OR depositor = :vis_depositor)",
@@ -59,6 +62,7 @@ _STATUSES_POSTGRES = Predicate("(:statuses::text[] IS NULL OR status = ANY (:sta
 _SYNTAXES_POSTGRES = Predicate("(:syntaxes::text[] IS NULL OR syntax = ANY (:syntaxes::text[]))")
 _SCOPE_POSTGRES = (
     _ISSUERS_POSTGRES,
+    Predicate("(:not_issuers::text[] IS NULL OR issuer_siret <> ALL (:not_issuers::text[]))"),
     Predicate("(:depositor::text IS NULL OR depositor = :depositor::text)"),
     Predicate("""(:vis_depositor::text IS NULL
        OR depositor = :vis_depositor::text OR issuer_siret = ANY (:vis_sirets::text[]))"""),
@@ -183,17 +187,6 @@ ERRORS_SCAN = per_dialect(
     _ERRORS_SCAN, (_ERROR, *_DASHBOARD_SQLITE), (_ERROR, *_DASHBOARD_POSTGRES), _ERRORS_SCAN_GROUP
 )
 
-# A user's own deposits for issuers it does not follow: their error findings per issuer (the dashboard drops
-# the followed issuers, which the counters answer, and merges the rest).
-_ERRORS_SCAN_ISSUERS = """
-SELECT flows.issuer_siret, e.code, COALESCE(e.rule, '') AS rule, count(*) AS n
-FROM findings e JOIN flows ON flows.flow_number = e.flow_number"""
-ERRORS_SCAN_ISSUERS = per_dialect(
-    _ERRORS_SCAN_ISSUERS,
-    (_ERROR, *_DASHBOARD_SQLITE),
-    (_ERROR, *_DASHBOARD_POSTGRES),
-    "\nGROUP BY flows.issuer_siret, e.code, COALESCE(e.rule, '')",
-)
 
 # --- event feed: cursors in commit order (SQLite: event_feed.id; PostgreSQL: status_events.cursor) ------
 EVENTS_AFTER = Statement(

@@ -293,6 +293,8 @@ VISIBILITIES = [
     ("follower of A and C", Visibility(sirets=frozenset({A, C}))),
     ("depositor", Visibility(depositor="partner:AAA001")),
     ("both", Visibility(sirets=frozenset({B}), depositor="tech:T1")),
+    ("both, own deposits in a followed issuer", Visibility(sirets=frozenset({A, C}), depositor="tech:T1")),
+    ("both, own deposits elsewhere", Visibility(sirets=frozenset({C}), depositor="partner:AAA001")),
     ("nobody", Visibility()),
     ("unknown issuer", Visibility(sirets=frozenset({"99999999999999"}))),
 ]
@@ -300,8 +302,9 @@ VISIBILITIES = [
 
 @pytest.mark.parametrize("vis", [v for _, v in VISIBILITIES], ids=[n for n, _ in VISIBILITIES])
 async def test_visibility_never_leaks(store: Store, vis: Visibility) -> None:
-    """Search pages, totals (with and without counter-friendly filters), exports, dashboard counts,
-    top errors, oldest flows, events and rejects only ever include flows the visibility allows."""
+    """Search pages, totals (with and without counter-friendly filters), exports, the changes' order,
+    dashboard counts, top errors, oldest flows, events and rejects only ever include flows the visibility
+    allows, each once."""
     numbers = await populate(store)
     flows = await all_flows(store, numbers)
     visible = [f for f in flows if vis.allows(f.issuer_siret, f.depositor)]
@@ -317,6 +320,9 @@ async def test_visibility_never_leaks(store: Store, vis: Visibility) -> None:
         assert seen == search_order(expected)
         assert totals == {len(expected)}
         assert [f.flow_number async for f in store.iter_search(query, vis, batch=3)] == seen
+        by_change = sorted(expected, key=lambda f: (f.status_changed_at, f.flow_number))
+        changed = await store.search_changed(query, vis, limit=7)
+        assert [f.flow_number for f in changed] == [f.flow_number for f in by_change[:7]]
     board = await store.dashboard(DashboardQuery(), vis)
     assert sum(board.totals().values()) == len(visible)
     assert {r.issuer_siret for r in board.rows} <= {f.issuer_siret for f in visible}
