@@ -41,7 +41,7 @@ from engine.processing import (
     rejection_rule,
     transport_verdict,
 )
-from engine.queries import FlowQuery, PageKey, SearchPage
+from engine.queries import FlowQuery
 from engine.status import FlowEvent, FlowStatus, advance
 from engine.technical import flow_check
 
@@ -56,9 +56,7 @@ class ReplayReads(JudgingReads, Protocol):
     def iter_search(self, query: FlowQuery, visibility: Visibility, *, batch: int = 1000) -> AsyncIterator[FlowRecord]:
         """Every match, one keyset batch per read."""
 
-    async def search(
-        self, query: FlowQuery, visibility: Visibility, *, page_size: int, after: PageKey | None = None
-    ) -> SearchPage: ...
+    async def count_flows(self, query: FlowQuery, visibility: Visibility) -> int: ...
 
     async def flow_content(self, flow_number: str) -> bytes | None: ...
 
@@ -242,7 +240,7 @@ class Replay:
 
     async def count(self, request: ReplayRequest) -> int:
         """How many flows ``request`` replays (for a progress bar)."""
-        return (await self._reads.search(request.query(), EVERYTHING, page_size=1)).total_count
+        return await self._reads.count_flows(request.query(), EVERYTHING)
 
     async def run(self, request: ReplayRequest) -> AsyncIterator[FlowReplay]:
         """Each flow judged again, in search order, with at most ``in_flight`` judged at once."""

@@ -266,7 +266,9 @@ class FlowsService:
         return DashboardView(board, stuck, now)
 
     async def _count(self, query: FlowQuery, visibility: Visibility) -> int:
-        return (await self._store.search(query, visibility, page_size=1)).total_count
+        # A count alone: a search page of a status with few flows walked the whole search order (2.4 s
+        # at 1,000,000 flows for an operator's dashboard when a watched status had none).
+        return await self._store.count_flows(query, visibility)
 
     # --- the AFNOR Flow Service's needs -------------------------------------------------------------
 

@@ -283,6 +283,15 @@ class Monitoring:
             total = await count_matches(conn, query, scope, params)
         return page_of(flows, page_size, total)
 
+    async def count_flows(self, query: FlowQuery, visibility: Visibility) -> int:
+        """The matches of ``query`` the visibility allows, counted without reading a page."""
+        scope = scope_of(visibility, query.issuer_sirets)
+        if scope is None:
+            return 0
+        params = {**scope.params(), **flow_filters(query)}
+        async with self._db.snapshot(custom_plans=True) as conn:
+            return await count_matches(conn, query, scope, params)
+
     async def search_changed(self, query: FlowQuery, visibility: Visibility, *, limit: int) -> list[FlowRecord]:
         """Up to ``limit`` (clamped to ``MAX_PAGE_SIZE``) matches, oldest status change first, then by flow
         number; no count. Pages go on with ``query.updated_after``."""

@@ -300,6 +300,10 @@ class Store(Protocol):
         """One page sorted by issuer, then deposit date and flow number newest first; keyset-paged
         after ``after``; ``total_count`` counts every match (all pages)."""
 
+    async def count_flows(self, query: FlowQuery, visibility: Visibility) -> int:
+        """``search``'s ``total_count`` alone, without a page (a page of a rare status walks the search
+        order's index far)."""
+
     async def search_changed(self, query: FlowQuery, visibility: Visibility, *, limit: int) -> list[FlowRecord]:
         """Up to ``limit`` matches sorted by status change then flow number, ascending; no count."""
 

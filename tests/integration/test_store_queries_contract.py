@@ -319,6 +319,7 @@ async def test_visibility_never_leaks(store: Store, vis: Visibility) -> None:
         seen, totals = await every_page(store, query, vis, 4)
         assert seen == search_order(expected)
         assert totals == {len(expected)}
+        assert await store.count_flows(query, vis) == len(expected)
         assert [f.flow_number async for f in store.iter_search(query, vis, batch=3)] == seen
         by_change = sorted(expected, key=lambda f: (f.status_changed_at, f.flow_number))
         changed = await store.search_changed(query, vis, limit=7)
