@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -133,7 +134,8 @@ async def deposit(request: Request, principal: Caller) -> Response:
         else:
             receipt = await flows.deposit_stream(principal, deposit, _upload_chunks(upload))
     body = deposit_out(receipt)
-    location = str(request.url_for("get_flow", flow_number=body.flow_number))
+    # A path (RFC 9110 allows it): Starlette's url_for walks every route, ~0.15 ms of each deposit.
+    location = f"{request.scope.get('root_path', '')}/v1/flows/{quote(body.flow_number, safe='')}"
     return Response(body.model_dump_json(), 202, {"Location": location}, media_type="application/json")
 
 
