@@ -346,9 +346,11 @@ class Monitoring:
                 count_rows, error_rows = await _followed_and_own(conn, scope, flows, top)
             oldest: dict[FlowStatus, datetime] = {}
             for status in NON_FINAL:
-                found = await conn.value(sql.OLDEST, {**flows, "status": status.code})
-                if found is not None:
-                    oldest[status] = conn.decode.time(found)
+                for part in _parts(flows):  # a user's view: the oldest of its two parts
+                    found = await conn.value(sql.OLDEST, {**part, "status": status.code})
+                    if found is not None:
+                        at = conn.decode.time(found)
+                        oldest[status] = min(oldest.get(status, at), at)
         return dashboard_of(count_rows, oldest, error_rows)
 
     async def events_after(
