@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import structlog
 
 from engine.cpu_pool import CpuPool
 from engine.model import Limits
@@ -51,17 +50,6 @@ async def env(tmp_path: Path, cpu_pool: CpuPool) -> AsyncIterator[HttpEnv]:
     env = await HttpEnv.start(tmp_path, cpu_pool, workers=True)
     yield env
     await env.close()
-
-
-@pytest.fixture
-def logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    capture = structlog.testing.LogCapture()
-    previous = structlog.get_config()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
-    try:
-        yield capture.entries
-    finally:
-        structlog.configure(**previous)
 
 
 async def test_a_deposit_is_acknowledged_202_with_its_computed_sha256_and_integrates(env: HttpEnv) -> None:

@@ -8,14 +8,13 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import structlog
 from fastapi import APIRouter
 from starlette.routing import Mount
 
@@ -30,18 +29,6 @@ from tests.grpc_support import SUPPLIER, invoice
 from tests.http_support import MANAGER, TECH, TECH_LOGIN, HttpEnv
 
 API = "/api/v1"
-
-
-@pytest.fixture
-def logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    """The log events, with the context variables merged as the daemon's configuration does."""
-    capture = structlog.testing.LogCapture()
-    previous = structlog.get_config()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
-    try:
-        yield capture.entries
-    finally:
-        structlog.configure(**previous)
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from fastapi import APIRouter, Request
 
 from engine.cpu_pool import CpuPool
@@ -40,18 +39,6 @@ async def _read(request: Request) -> dict[str, int]:
     async for chunk in request.stream():
         size += len(chunk)
     return {"size": size}
-
-
-@pytest.fixture
-def logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    """The log events, with the context variables merged as the daemon's configuration does."""
-    capture = structlog.testing.LogCapture()
-    previous = structlog.get_config()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
-    try:
-        yield capture.entries
-    finally:
-        structlog.configure(**previous)
 
 
 @pytest.fixture
