@@ -218,7 +218,12 @@ def build_faces(engine: Engine) -> list[Listener]:
     hooks = s.webhooks  # every daemon sends webhooks: the store's leases share the deliveries between them
     backoff = Backoff(first_retry_s=hooks.first_retry_s, max_retry_s=hooks.max_retry_s, retry_for_s=hooks.retry_for_s)
     runner = WebhookRunner(
-        store, renderers(store.get_flow), backoff, timeout_s=hooks.timeout_s, concurrency=hooks.concurrency
+        store,
+        renderers(store.get_flow),
+        backoff,
+        timeout_s=hooks.timeout_s,
+        concurrency=hooks.concurrency,
+        on_outcome=lambda outcome: metrics.webhook_attempts.labels(outcome).inc(),
     )
     faces.append(WebhookListener(runner, store, retention_s=s.retention.webhooks_days * 86400))
     return faces

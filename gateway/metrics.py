@@ -56,6 +56,12 @@ class Metrics:
         )
         self.sftp_sessions = Gauge("fluxdepot_sftp_sessions", "Open SFTP sessions.", registry=r)
         self.sftp_logins = Counter("fluxdepot_sftp_logins", "SFTP authentication outcomes.", ["result"], registry=r)
+        self.webhook_attempts = Counter(
+            "fluxdepot_webhook_attempts",
+            "Webhook POSTs by outcome: delivered, retry (failed, tried again later), dead (retries exhausted).",
+            ["outcome"],
+            registry=r,
+        )
         self.grpc_calls = Counter(
             "fluxdepot_grpc_calls", "gRPC calls by method and status code.", ["method", "code"], registry=r
         )

@@ -96,8 +96,10 @@ class WebhookRunner:
         lease_s: float | None = None,
         instance: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        on_outcome: Callable[[str], None] = lambda outcome: None,
     ) -> None:
         self._store = store
+        self._on_outcome = on_outcome  # "delivered", "retry" or "dead" per attempt (the daemon's metrics)
         self._render = render
         self._backoff = backoff
         self._timeout_s = timeout_s
@@ -238,10 +240,13 @@ class WebhookRunner:
         fields = {"delivery_id": delivery.id, "subscription_id": delivery.subscription_id}
         if error is None:
             self.delivered += 1
+            self._on_outcome("delivered")
             log.info("webhook_delivered", flow_number=delivery.flow_number, status=delivery.status.name, **fields)
         elif retry_at is None:
+            self._on_outcome("dead")
             log.warning("webhook_dead", flow_number=delivery.flow_number, error=error, **fields)
         else:
+            self._on_outcome("retry")
             log.info(
                 "webhook_failed", error=error, attempts=delivery.attempts + 1, retry_at=retry_at.isoformat(), **fields
             )

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from clients.client import AsyncClient
@@ -87,6 +89,10 @@ async def test_kill_9_mid_delivery_delivers_every_change_in_order(tmp_path: Path
             await asyncio.sleep(0.2)
 
         assert f"{hook_id}" in cli(target, "webhooks", "list")
+        async with httpx.AsyncClient(timeout=10) as http:
+            metrics = (await http.get(f"http://{daemon.ready['metrics']}/metrics")).text
+        delivered = re.search(r'^fluxdepot_webhook_attempts_total\{outcome="delivered"\} (\S+)$', metrics, re.M)
+        assert delivered is not None and float(delivered.group(1)) >= 1, metrics[-2000:]
         cli(target, "webhooks", "remove", str(hook_id))
         seen = len(receiver.requests)
         later = await deposit(target, "AFTER", 1)

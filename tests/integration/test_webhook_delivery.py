@@ -194,12 +194,14 @@ async def test_receiver_down_then_up(store: SqliteStore, receiver: Receiver) -> 
 
 async def test_500_goes_dead_then_redelivered(store: SqliteStore, receiver: Receiver) -> None:
     """A receiver answering 500 gets retries until retry_for_s, then the delivery is dead (and the next
-    change of the flow goes on); redelivered, it is sent again and delivered."""
+    change of the flow goes on); redelivered, it is sent again and delivered. Each attempt's outcome is
+    reported (the daemon counts them in fluxdepot_webhook_attempts_total)."""
     receiver.status = 500
     sub = await subscribe(store, receiver.url, statuses=(S.RECEIVED,))
     await deposit(store, 1)
     short = Backoff(first_retry_s=0.05, max_retry_s=0.1, retry_for_s=0.5)
-    async with Running(store, backoff=short):
+    outcomes: list[str] = []
+    async with Running(store, backoff=short, on_outcome=outcomes.append):
 
         async def dead() -> bool:
             return bool(await store.list_deliveries([sub], state=DeliveryState.DEAD))
@@ -214,6 +216,7 @@ async def test_500_goes_dead_then_redelivered(store: SqliteStore, receiver: Rece
     assert got.headers["x-fluxdepot-delivery"] == str(d.id)
     (done,) = await store.list_deliveries([sub])
     assert done.state is DeliveryState.DELIVERED
+    assert outcomes == ["retry"] * (d.attempts - 1) + ["dead", "delivered"]
 
 
 async def test_slow_receiver_does_not_hold_up_others(store: SqliteStore, receiver: Receiver) -> None:
