@@ -57,7 +57,8 @@ async def _echo(request: pb.DepositRequest, context: grpc.aio.ServicerContext) -
     return pb.DepositResponse(flow_number="CPP0011100000000000000001", syntax=request.syntax)
 
 
-async def _serve_echo(port_out: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
+async def start_echo_server() -> tuple[grpc.aio.Server, int]:
+    """The baseline: a bare grpc.aio server answering ``Deposit`` at once (also ``bench.http``'s)."""
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 31 * 1024 * 1024)])
     handler = grpc.unary_unary_rpc_method_handler(
         _echo,
@@ -69,6 +70,11 @@ async def _serve_echo(port_out: multiprocessing.SimpleQueue) -> None:  # type: i
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    return server, port
+
+
+async def _serve_echo(port_out: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
+    server, port = await start_echo_server()
     port_out.put(port)
     await server.wait_for_termination()
 

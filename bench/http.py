@@ -141,20 +141,10 @@ def _starlette_form_app() -> Any:
 
 
 async def _serve_baselines(ports_out: multiprocessing.SimpleQueue) -> None:  # type: ignore[type-arg]
-    from bench.deposit import _echo
+    from bench.deposit import start_echo_server
     from gateway.http.server import HttpServer
 
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 31 * 1024 * 1024)])
-    handler = grpc.unary_unary_rpc_method_handler(
-        _echo,
-        request_deserializer=pb.DepositRequest.FromString,
-        response_serializer=pb.DepositResponse.SerializeToString,
-    )
-    server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler("fluxdepot.v1.FlowService", {"Deposit": handler})]
-    )
-    grpc_port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    server, grpc_port = await start_echo_server()
     raw_port = await HttpServer(_raw_asgi, grace_s=1).start("127.0.0.1:0")
     form_port = await HttpServer(_starlette_form_app(), grace_s=1).start("127.0.0.1:0")
     ports_out.put((grpc_port, raw_port, form_port))
