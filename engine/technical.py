@@ -258,7 +258,7 @@ def _validate(document: Detected, rules: Rules, used: set[Artefact]) -> tuple[li
                 used.add(step.xsd)
             if step.schematron is not None:
                 text = text if text is not None else _xml_text(document)
-                hits = schematrons.run_schematron(step.schematron, text, where)
+                hits = schematrons.run_schematron(step.schematron, text, where, document.tree)
                 used.add(step.schematron)
                 if step.profile_only:
                     hits = schematrons.profile_rules_only(hits)

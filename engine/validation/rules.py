@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from engine.catalogue_fr_flux2 import fr_flux2_code
 from engine.formats import xmlparse
 from engine.formats.xmlparse import safe_parser
 from engine.model import Finding, Severity
+from engine.validation import assert_guards, lean
 from engine.validation.artefacts import Artefact, location, verify
 from engine.validation.routes import Origin
 
@@ -49,6 +51,7 @@ _RULE_IN_TEXT = re.compile(r"^\s*\[([A-Za-z0-9-]+)\]")
 # Rule ids that are EN 16931 rules (the Factur-X schematrons embed them next to their own FX-* rules).
 _EN16931_RULE = re.compile(r"^(BR-(?!FX)|CII-|UBL-|PEPPOL-EN16931)")
 _MAX_MESSAGE_CHARS = 500
+_ONE_TRANSFORM = threading.Lock()
 
 
 class RulesError(Exception):
@@ -71,58 +74,30 @@ def _processor() -> Any:  # saxonche ships no type stubs
     return PySaxonProcessor(license=False)
 
 
-def _executable(artefact: Artefact, artefacts_dir: str | None) -> Any:
+def _executable(artefact: Artefact, artefacts_dir: str | None) -> _Compiled:
     """The compiled stylesheet (cached per process and location); raises ``ArtefactError`` when it is
     missing, unreadable or not the pinned one."""
     return _compiled(artefact, str(location(artefact, artefacts_dir)))
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    executable: Any
+    guards: assert_guards.Guards
+
+
 @functools.cache
-def _compiled(artefact: Artefact, path: str) -> Any:
+def _compiled(artefact: Artefact, path: str) -> _Compiled:
     verify(artefact, Path(path))
     try:
-        lean = etree.tostring(_lean(etree.parse(path, parser=safe_parser())), encoding="unicode")
+        stylesheet = lean.lean(etree.parse(path, parser=safe_parser()))
+        guards = assert_guards.guard(stylesheet.getroot())
         compiler = _processor().new_xslt30_processor()
         compiler.set_cwd(str(Path(path).parent) + "/")  # document() and includes resolve beside the file
-        return compiler.compile_stylesheet(stylesheet_text=lean)
+        executable = compiler.compile_stylesheet(stylesheet_text=etree.tostring(stylesheet, encoding="unicode"))
+        return _Compiled(executable, guards)
     except (PySaxonApiError, etree.Error) as exc:
         raise RulesError(f"cannot compile {artefact.name}: {exc}") from None
-
-
-def _lean(stylesheet: etree._ElementTree) -> etree._ElementTree:
-    """The stylesheet without the output no finding is read from, rewritten in memory at load time.
-
-    * ``svrl:fired-rule`` literal elements (one per rule context matched: most of the SVRL) go when they
-      are empty and their attributes are plain text (nothing evaluated, so nothing that could fail).
-    * The skeleton's ``<xsl:apply-templates/>`` inside ``svrl:active-pattern`` walks the whole document in
-      the default mode once per pattern, and produces nothing when that mode holds only the ``/``
-      template and an empty ``text()`` one (built-in rules for the rest); then it goes.
-
-    Asserts and reports, their tests, order, ids, flags, locations and texts are untouched: the findings
-    are the same (the corpus and rule-test snapshots prove it).
-    """
-    root = stylesheet.getroot()
-    for fired in list(root.iter(f"{{{SVRL_NS}}}fired-rule")):
-        parent = fired.getparent()
-        literal = len(fired) == 0 and not (fired.text or "").strip() and "{" not in "".join(fired.attrib.values())
-        if parent is not None and literal:
-            parent.remove(fired)
-    if _silent_default_mode(root):
-        for walk in list(root.iter(f"{_XSL}apply-templates")):
-            parent = walk.getparent()
-            if not walk.attrib and len(walk) == 0 and parent is not None and parent.tag == _ACTIVE_PATTERN:
-                parent.remove(walk)
-    return stylesheet
-
-
-def _silent_default_mode(root: etree._Element) -> bool:
-    """True when the default mode has only the ``/`` template and an empty ``text()`` one, in a
-    stylesheet that imports nothing (so walking the document in that mode outputs nothing)."""
-    if root.get("default-mode") or root.find(f"{_XSL}import") is not None or root.find(f"{_XSL}include") is not None:
-        return False
-    matches = [t.get("match") for t in root.iter(f"{_XSL}template") if t.get("match") and not t.get("mode")]
-    texts = [t for t in root.iter(f"{_XSL}template") if t.get("match") == "text()" and not t.get("mode")]
-    return sorted(matches) == ["/", "text()"] and all(len(t) == 0 and not (t.text or "").strip() for t in texts)
 
 
 def warm_up(*artefacts: Artefact, artefacts_dir: str | None = None) -> None:
@@ -131,16 +106,30 @@ def warm_up(*artefacts: Artefact, artefacts_dir: str | None = None) -> None:
         _executable(artefact, artefacts_dir)
 
 
-def run_schematron(artefact: Artefact, xml_text: str, artefacts_dir: str | None = None) -> list[RuleHit]:
+def run_schematron(
+    artefact: Artefact, xml_text: str, artefacts_dir: str | None = None, tree: etree._ElementTree | None = None
+) -> list[RuleHit]:
     """Run one compiled schematron on an XML document given as text; return its asserts and reports.
 
-    The text must already have passed ``engine.formats.xmlparse`` (no DOCTYPE). Used for whole
+    The text must already have passed ``engine.formats.xmlparse`` (no DOCTYPE); ``tree`` is the same
+    document as lxml parsed it (the worker has it for the XSD), parsed here when not given. Used for whole
     invoices and for the CEN rule-test fragments alike.
     """
-    executable = _executable(artefact, artefacts_dir)
+    compiled = _executable(artefact, artefacts_dir)
+    processor = _processor()
+    runs = None
+    if compiled.guards.runs:
+        if tree is None:
+            tree = xmlparse.parse(xml_text.encode(), "document")
+        true = processor.make_boolean_value(True)
+        may_fail = compiled.guards.runs_that_may_fail(tree.getroot()) | {-1}  # saxonche drops an empty map
+        runs = processor.make_map({processor.make_integer_value(run): true for run in may_fail})
     try:
-        node = _processor().parse_xml(xml_text=xml_text)
-        svrl = executable.transform_to_value(xdm_node=node)
+        node = processor.parse_xml(xml_text=xml_text)
+        with _ONE_TRANSFORM:  # the parameter belongs to the shared executable
+            if runs is not None:
+                compiled.executable.set_parameter(assert_guards.PARAMETER, runs)
+            svrl = compiled.executable.transform_to_value(xdm_node=node)
         document = svrl.head if svrl is not None else None
         if document is None:
             raise RulesError(f"{artefact.name} produced no SVRL")
@@ -217,4 +206,4 @@ def run_on_fragment(artefact: Artefact, xml: bytes, artefacts_dir: str | None = 
     The bytes go through the hardened parser first, so a fragment with a DOCTYPE raises ``XmlError``.
     """
     tree = xmlparse.parse(xml, "fragment")
-    return run_schematron(artefact, str(etree.tostring(tree, encoding="unicode")), artefacts_dir)
+    return run_schematron(artefact, str(etree.tostring(tree, encoding="unicode")), artefacts_dir, tree)
