@@ -71,12 +71,22 @@ class SearchPage:
 
 
 @dataclass(frozen=True)
+class IssuerPage:
+    """A slice of the dashboard's issuers (in SIRET order): the rows of ``size`` issuers from ``first``
+    (0-based); the totals and the issuer count still cover every issuer."""
+
+    first: int
+    size: int
+
+
+@dataclass(frozen=True)
 class DashboardQuery:
     issuer_sirets: tuple[str, ...] = ()
     syntaxes: tuple[Syntax, ...] = ()
     deposited_from: datetime | None = None
     deposited_to: datetime | None = None
     top_errors: int = 10
+    issuer_page: IssuerPage | None = None  # None: the rows of every issuer
 
 
 @dataclass(frozen=True)
@@ -95,15 +105,23 @@ class ErrorCount:
 
 @dataclass(frozen=True)
 class Dashboard:
-    rows: tuple[DashboardRow, ...]  # counts per issuer × status (only non-zero)
+    rows: tuple[DashboardRow, ...]  # counts per issuer × status (only non-zero), of the page's issuers if paged
     oldest: dict[FlowStatus, datetime]  # status_changed_at of the oldest flow in each non-final status
     top_errors: tuple[ErrorCount, ...]  # most frequent error codes/rules of the period
+    status_totals: dict[FlowStatus, int] | None = None  # every issuer's, when ``rows`` is a page
+    issuer_count: int | None = None  # issuers with a count, when ``rows`` is a page
 
     def totals(self) -> dict[FlowStatus, int]:
+        if self.status_totals is not None:
+            return dict(self.status_totals)
         out: dict[FlowStatus, int] = {}
         for row in self.rows:
             out[row.status] = out.get(row.status, 0) + row.count
         return out
+
+    def issuers(self) -> int:
+        """How many issuers have a count (all of them, not only the page's)."""
+        return self.issuer_count if self.issuer_count is not None else len({row.issuer_siret for row in self.rows})
 
 
 @dataclass(frozen=True)

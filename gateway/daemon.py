@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sqlite3
@@ -354,6 +355,7 @@ class Daemon:
             self._spawn(self._every(MARK_EVERY_S, lambda: self._refresh_mark(db)))
         if (interval := watchdog_interval_s()) is not None:
             self._spawn(self._every(interval, self._ping_systemd))
+        gc.freeze()  # start-up objects live on: full collections skip them (bench.portal: 70-90 ms -> 2-8 ms pauses)
         log.info("ready", **ready)
         self._notifier.ready("serving")
         if s.environment == "demo":

@@ -257,12 +257,16 @@ class FlowsService:
         visibility = visibility_of(principal)
         board = await self._store.dashboard(query, visibility)
         now = self._clock()
-        stuck = {
-            status: await self._count(
-                FlowQuery(issuer_sirets=query.issuer_sirets, statuses=(status,), updated_before=before), visibility
-            )
-            for status, before in cutoffs(now, self._stuck_after_s).items()
-        }
+        # The board's oldest flow per status (the same flows, when no syntax or period narrows it) spares
+        # the count of a status where none is stuck: no flow in it, or its oldest changed after the cutoff.
+        oldest = None if query.syntaxes or query.deposited_from or query.deposited_to else board.oldest
+        stuck: dict[FlowStatus, int] = {}
+        for status, before in cutoffs(now, self._stuck_after_s).items():
+            if oldest is not None and (status not in oldest or oldest[status] >= before):
+                stuck[status] = 0
+            else:
+                count = FlowQuery(issuer_sirets=query.issuer_sirets, statuses=(status,), updated_before=before)
+                stuck[status] = await self._count(count, visibility)
         return DashboardView(board, stuck, now)
 
     async def _count(self, query: FlowQuery, visibility: Visibility) -> int:

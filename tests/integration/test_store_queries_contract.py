@@ -8,6 +8,7 @@ flow, so counters, keyset pages and visibility are checked against the rows them
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -40,8 +41,9 @@ from engine.model import (
     Syntax,
 )
 from engine.permissions import Principal, PrincipalKind, Visibility
-from engine.queries import MAX_PAGE_SIZE, DashboardQuery, FlowQuery, PageKey
+from engine.queries import MAX_PAGE_SIZE, DashboardQuery, FlowQuery, IssuerPage, PageKey
 from engine.status import FlowEvent, FlowStatus
+from engine.store.monitoring import LONG_ISSUER_LIST
 from engine.store.port import Credential, NewFlow, Store
 from engine.store.sqlite import SqliteStore
 from engine.store.sqlite_db import split_statements
@@ -460,6 +462,68 @@ async def test_a_users_dashboard_adds_its_own_deposits_elsewhere_once(store: Sto
         assert len(board.rows) == len(dict(counts))  # no issuer × status twice
         expected = sorted(dict(errors).items(), key=lambda item: (-item[1], item[0]))[: query.top_errors]
         assert [((e.code, e.rule), e.count) for e in board.top_errors] == expected
+
+
+async def test_dashboard_and_counts_of_a_long_issuer_list_match_brute_force(store: Store) -> None:
+    """A user following many issuers (``LONG_ISSUER_LIST`` or more: read as every issuer when it names all
+    those with flows, else as every issuer's errors minus the few it leaves out) gets the counts, top errors,
+    oldest flows and stuck-flow counts a brute-force count gives, for all time, a syntax filter and a
+    period."""
+    flows = await all_flows(store, await populate(store))
+    idle = [f"9{k:013d}" for k in range(LONG_ISSUER_LIST)]  # followed, without a flow
+    day1 = T0.replace(hour=0) + timedelta(days=1)
+    for followed in ({A, B, C}, {A, B}, {C}):
+        vis = Visibility(sirets=frozenset({*followed, *idle}))
+        visible = [f for f in flows if f.issuer_siret in followed]
+        for query, subset in (
+            (DashboardQuery(top_errors=50), visible),
+            (DashboardQuery(top_errors=1), visible),
+            (
+                DashboardQuery(syntaxes=(Syntax.UBL_INVOICE,), top_errors=50),
+                [f for f in visible if f.syntax is Syntax.UBL_INVOICE],
+            ),
+            (DashboardQuery(deposited_from=day1, top_errors=50), [f for f in visible if f.deposited_at >= day1]),
+        ):
+            board = await store.dashboard(query, vis)
+            counts, errors = await _brute_board(store, subset)
+            assert {(r.issuer_siret, r.status): r.count for r in board.rows} == dict(counts)
+            expected = sorted(dict(errors).items(), key=lambda item: (-item[1], item[0]))[: query.top_errors]
+            assert [((e.code, e.rule), e.count) for e in board.top_errors] == expected
+            oldest: dict[FlowStatus, datetime] = {}
+            for f in subset:
+                if not f.status.is_final:
+                    oldest[f.status] = min(oldest.get(f.status, f.status_changed_at), f.status_changed_at)
+            assert board.oldest == oldest
+        for count_query in (
+            FlowQuery(statuses=(S.RECEIVED,), updated_before=T0 + timedelta(days=1, hours=1)),
+            FlowQuery(statuses=(S.IN_PROGRESS, S.REJECTED)),
+            FlowQuery(),
+        ):
+            expected_count = sum(1 for f in visible if _brute_match(count_query, f))
+            assert await store.count_flows(count_query, vis) == expected_count
+
+
+async def test_a_dashboard_page_is_a_slice_of_the_whole_with_every_issuers_totals(store: Store) -> None:
+    """A page of issuers (``IssuerPage``) holds exactly the rows of those issuers in the whole dashboard, in
+    SIRET order, with the totals per status and the issuer count of every issuer: for every issuer (read
+    page by page from the counters), a list of issuers and a syntax filter (the whole, sliced)."""
+    await populate(store)
+    idle = frozenset(f"9{k:013d}" for k in range(LONG_ISSUER_LIST))  # followed, without a flow
+    for vis, query in (
+        (Visibility(everything=True), DashboardQuery()),
+        (Visibility(sirets=frozenset({A, B, C}) | idle), DashboardQuery()),
+        (Visibility(sirets=frozenset({A, C})), DashboardQuery()),
+        (Visibility(everything=True), DashboardQuery(syntaxes=(Syntax.UBL_INVOICE,))),
+    ):
+        whole = await store.dashboard(query, vis)
+        issuers = sorted({r.issuer_siret for r in whole.rows})
+        assert len(issuers) >= (1 if query.syntaxes else 2), "the fixture should give several issuers"
+        for first, size in ((0, 1), (1, 1), (0, 2), (1, 5), (len(issuers), 3)):
+            page = await store.dashboard(dataclasses.replace(query, issuer_page=IssuerPage(first, size)), vis)
+            kept = set(issuers[first : first + size])
+            assert list(page.rows) == [r for r in whole.rows if r.issuer_siret in kept]
+            assert page.totals() == whole.totals() and page.issuers() == len(issuers)
+            assert page.top_errors == whole.top_errors and page.oldest == whole.oldest
 
 
 async def test_dashboard_period_is_rounded_to_whole_days(store: Store) -> None:
