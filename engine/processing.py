@@ -9,6 +9,11 @@ own chained event), so a flow costs one write transaction from its claim to its 
 claimed later in its life (transport checked before a restart) records IN_PROGRESS before its content
 check runs.
 
+Where the store allows it (SQLite), a claim brings its flow (``Claim.flow``: no read before the check),
+and the flow is judged inside its verdict's write transaction (``RecordsJudged``): the directory entries
+and the earlier integrated invoices are read there, in the same call to the store's writer as the
+verdict; otherwise they are read first and the verdict lock below applies.
+
 The ruleset is the depositor's own (a technical user's or EDI partner's ``ruleset`` in the directory),
 else the config's default (``engine.ruleset_choice``, read from the store at most every few seconds).
 
@@ -23,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import structlog
 
@@ -116,6 +121,26 @@ class JudgingReads(Protocol):
     ) -> dict[tuple[str, str], str]: ...
 
 
+@runtime_checkable
+class RecordsJudged(Protocol):
+    """A store that judges a checked flow inside its verdict's own write transaction
+    (``SqliteStore.record_judged``): ``judge`` is pure and gets the directory entries of ``sirets`` and
+    the integrated invoices among ``invoice_keys``, as they are in that transaction."""
+
+    async def record_judged(
+        self,
+        flow_number: str,
+        expected: FlowStatus,
+        steps: Sequence[FlowEvent],
+        judge: Callable[[DirectorySnapshot, Mapping[tuple[str, str, str], str]], FlowVerdict],
+        *,
+        sirets: Collection[str],
+        invoice_keys: Collection[tuple[str, str, str]],
+        actor: str,
+        at: datetime,
+    ) -> FlowRecord: ...
+
+
 async def earlier_integrated(
     reads: JudgingReads, content: ContentResult, *, besides: str | None = None
 ) -> dict[tuple[str, str, str], str]:
@@ -158,11 +183,14 @@ class FlowProcessor:
         # The default ruleset and where the artefacts are ([rules]); a depositor may have its own ruleset.
         self._rulesets = rulesets or DepositorRulesets(store.depositor_rulesets, rules)
         self._verdict_lock = asyncio.Lock()
+        self._judging_store = store if isinstance(store, RecordsJudged) else None
 
     async def process(self, claim: Claim) -> FlowRecord:
         """Take a claimed flow from wherever it stands to a final status (or a recorded failure)."""
         started = time.monotonic()
-        flow = await self._store.get_flow(claim.flow_number)
+        flow = claim.flow  # as the claim read it, when the store does: no read of it then
+        if flow is None:
+            flow = await self._store.get_flow(claim.flow_number)
         if flow is None:  # pragma: no cover - the job exists only with its flow
             raise LookupError(claim.flow_number)
         # A small flow's bytes came with the claim; a big one's blob is read by the check from its path.
@@ -203,8 +231,11 @@ class FlowProcessor:
         started: float,
         steps: Sequence[FlowEvent] = (),
     ) -> FlowRecord:
-        directory = await self._store.snapshot(needed_sirets(content.documents, flow.issuer_siret))
         rule = await self._rule(flow, syntax)
+        sirets = needed_sirets(content.documents, flow.issuer_siret)
+        if self._judging_store is not None:
+            return await self._record_judged(self._judging_store, flow, status, content, rule, sirets, started, steps)
+        directory = await self._store.snapshot(sirets)
         for attempt in range(1, JUDGE_ATTEMPTS + 1):
             async with self._verdict_lock:
                 earlier = await self._earlier(content)
@@ -220,6 +251,36 @@ class FlowProcessor:
                         raise
                     log.info("flow_judged_again", flow_number=flow.flow_number, attempt=attempt)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _record_judged(
+        self,
+        store: RecordsJudged,
+        flow: FlowRecord,
+        status: FlowStatus,
+        content: ContentResult,
+        rule: RejectionRule,
+        sirets: Collection[str],
+        started: float,
+        steps: Sequence[FlowEvent],
+    ) -> FlowRecord:
+        """Judge and record in the store's verdict transaction (no lock needed: nothing else writes there)."""
+        issuer_siret = flow.issuer_siret
+
+        def judge(directory: DirectorySnapshot, earlier: Mapping[tuple[str, str, str], str]) -> FlowVerdict:
+            return judge_content(content, issuer_siret=issuer_siret, directory=directory, earlier=earlier, rule=rule)
+
+        done = await store.record_judged(
+            flow.flow_number,
+            status,
+            steps,
+            judge,
+            sirets=sirets,
+            invoice_keys=duplicate_keys(content.documents),
+            actor=self._actor,
+            at=self._clock(),
+        )
+        self._log_processed(done, started)
+        return done
 
     async def _earlier(self, content: ContentResult) -> dict[tuple[str, str, str], str]:
         """Integrated invoices of earlier flows with the same (supplier, year, number) keys."""
@@ -248,7 +309,6 @@ class FlowProcessor:
         steps: Sequence[FlowEvent] = (),
     ) -> FlowRecord:
         """Record ``verdict`` from ``status``, after ``steps`` (the way to IN_PROGRESS) in the same transaction."""
-        seconds = time.monotonic() - started
         done = await self._store.record_verdict(
             flow.flow_number,
             status,
@@ -259,6 +319,11 @@ class FlowProcessor:
             invoices=verdict.invoices,
             ruleset_version=verdict.ruleset_version,
         )
+        self._log_processed(done, started)
+        return done
+
+    @staticmethod
+    def _log_processed(done: FlowRecord, started: float) -> None:
         log.info(
             "flow_processed",
             flow_number=done.flow_number,
@@ -266,6 +331,5 @@ class FlowProcessor:
             invoices=done.invoice_count,
             integrated=done.integrated_count,
             rejected=done.rejected_count,
-            duration_ms=round(seconds * 1000, 1),
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
-        return done

@@ -138,7 +138,14 @@ class WorkerPool:
                 await self._store.wait_for_work(self._settings.poll_s)
 
     async def _process(self, worker_id: str, claim: Claim) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(worker_id, claim.flow_number))
+        # The first beat is due a third of a lease from now: a timer until then, not a task per flow (most
+        # flows are done long before).
+        beats: list[asyncio.Task[None]] = []
+
+        def beat() -> None:
+            beats.append(asyncio.create_task(self._heartbeat(worker_id, claim.flow_number)))
+
+        first_beat = asyncio.get_running_loop().call_later(self._settings.lease_s / 3, beat)
         started = time.monotonic()
         try:
             done = await self._processor.process(claim)
@@ -156,9 +163,11 @@ class WorkerPool:
             log.exception("flow_processing_failed", flow_number=claim.flow_number)
             await self._mark_failed(claim.flow_number)
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            first_beat.cancel()
+            for heartbeat in beats:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
 
     async def _mark_failed(self, flow_number: str) -> None:
         """An unexpected error is the system's fault: the flow goes to WARNING, never stays IN_PROGRESS."""
@@ -196,18 +205,19 @@ class WorkerPool:
             return
 
     async def _heartbeat(self, worker_id: str, flow_number: str) -> None:
+        """Extend the lease now, then every third of a lease."""
         while True:
-            await asyncio.sleep(self._settings.lease_s / 3)
             try:
                 held = await self._store.heartbeat(
                     flow_number, worker_id, now=self._clock(), lease_s=self._settings.lease_s
                 )
             except StoreError as exc:  # unreachable for now: try again at the next beat
                 log.warning("heartbeat_failed", flow_number=flow_number, worker=worker_id, error=str(exc))
-                continue
-            if not held:
-                log.warning("lease_lost", flow_number=flow_number, worker=worker_id)
-                return
+            else:
+                if not held:
+                    log.warning("lease_lost", flow_number=flow_number, worker=worker_id)
+                    return
+            await asyncio.sleep(self._settings.lease_s / 3)
 
     async def _recover_periodically(self) -> None:
         while not self._stopping.is_set():

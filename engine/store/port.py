@@ -71,6 +71,7 @@ class Claim:
     lease_expires_at: datetime
     blob_key: str  # "" when the store keeps the bytes (``content``)
     content: bytes | None = None  # the flow's bytes, when the store keeps them with its row
+    flow: FlowRecord | None = None  # the flow as the claim's transaction read it, when the store does (SQLite)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import pickle
 import signal
@@ -52,7 +51,8 @@ from engine.store import sql_flows
 from engine.store.port import NewFlow
 from engine.store.rows import new_flow_record, utc
 from engine.store.sqlite_database import READER, SqliteDatabase, to_db_time
-from engine.store.sqlite_db import connect_writer, translate
+from engine.store.sqlite_db import connect_writer, insert_rows, translate
+from engine.store.sqlite_status import EVENT_ROW, INSERT_EVENTS
 from engine.store.writes import chain
 
 READY = "ready"
@@ -71,34 +71,23 @@ _FIELDS = tuple(f.name for f in fields(NewFlow))
 
 
 # --- the rows (run in the child) -----------------------------------------------------------------------
-# Each table gets ONE multi-row INSERT per chunk: one statement step per table instead of one per row
-# (``executemany``) or per JSON element (``json_each``), which cost 10-20% more CPU per flow (measured with
-# ``bench.writer``'s inserts). The only statements whose text is made at run time: a constant row of ``?``
-# repeated ``count`` times, from a row count, never from a value.
-ROWS_PER_INSERT = 500  # x 16 columns stays far below SQLite's 32,766 bound parameters
+# Each table gets ONE multi-row INSERT per chunk (``sqlite_db.insert_rows``): one statement step per table
+# instead of one per row (``executemany``) or per JSON element (``json_each``), which cost 10-20% more CPU
+# per flow (measured with ``bench.writer``'s inserts).
 _INSERT_FLOWS = """INSERT INTO flows (
     seq, flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor, status,
     deposited_at, status_changed_at, sha256, size_bytes, blob_key, tracking_id, partner_code
 ) VALUES """
-_INSERT_EVENTS = """INSERT INTO status_events (flow_number, seq, status, event, at, actor, detail, prev_hash, hash)
-VALUES """
 _INSERT_JOBS = "INSERT INTO jobs (flow_number, available_at, attempts) VALUES "
 _INSERT_CONTENTS = "INSERT INTO flow_contents (flow_number, content) VALUES "
 _FLOW_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_EVENT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _JOB_ROW = "(?, ?, 0)"
 _CONTENT_ROW = "(?, ?)"
-_WIDTHS = {row: row.count("?") for row in (_FLOW_ROW, _EVENT_ROW, _JOB_ROW, _CONTENT_ROW)}
 # create_flow's group commit isolates a flow with a tracking id, whose insert may be refused alone.
 _SAVEPOINT = "SAVEPOINT create_flow"
 _ROLLBACK_TO = "ROLLBACK TO create_flow"
 _RELEASE = "RELEASE create_flow"
 _RESERVE_SEQUENCES = "UPDATE flow_sequence SET last_value = last_value + :count WHERE id = 1 RETURNING last_value"
-
-
-@functools.cache
-def _statement(head: str, row: str, count: int, tail: str = "") -> str:
-    return head + ", ".join([row] * count) + tail
 
 
 def insert_new_flows(conn: sqlite3.Connection, batch: Sequence[NewFlow]) -> list[str | AlreadyExists]:
@@ -107,16 +96,6 @@ def insert_new_flows(conn: sqlite3.Connection, batch: Sequence[NewFlow]) -> list
     plain = [new for new in batch if new.tracking_id is None]
     bulk = iter(_insert_many(conn, plain) if plain else [])
     return [next(bulk) if new.tracking_id is None else _insert_isolated(conn, new) for new in batch]
-
-
-def _insert_rows(conn: sqlite3.Connection, head: str, row: str, values: list[Any], tail: str = "") -> None:
-    """Insert the rows laid out one after the other in ``values`` (as many values each as ``row`` has
-    ``?``), at most ``ROWS_PER_INSERT`` rows per statement."""
-    width = _WIDTHS[row]
-    step = width * ROWS_PER_INSERT
-    for start in range(0, len(values), step):
-        chunk = values[start : start + step]
-        conn.execute(_statement(head, row, len(chunk) // width, tail), chunk)
 
 
 def _insert_many(conn: sqlite3.Connection, news: Sequence[NewFlow]) -> list[str]:
@@ -143,10 +122,10 @@ def _insert_many(conn: sqlite3.Connection, news: Sequence[NewFlow]) -> list[str]
         if new.content is not None:
             contents.extend((number, new.content))
         numbers.append(number)
-    _insert_rows(conn, _INSERT_FLOWS, _FLOW_ROW, flows)
-    _insert_rows(conn, _INSERT_EVENTS, _EVENT_ROW, events)
-    _insert_rows(conn, _INSERT_JOBS, _JOB_ROW, jobs, " ON CONFLICT DO NOTHING")
-    _insert_rows(conn, _INSERT_CONTENTS, _CONTENT_ROW, contents)
+    insert_rows(conn, _INSERT_FLOWS, _FLOW_ROW, flows)
+    insert_rows(conn, INSERT_EVENTS, EVENT_ROW, events)
+    insert_rows(conn, _INSERT_JOBS, _JOB_ROW, jobs, " ON CONFLICT DO NOTHING")
+    insert_rows(conn, _INSERT_CONTENTS, _CONTENT_ROW, contents)
     return numbers
 
 

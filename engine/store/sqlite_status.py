@@ -14,8 +14,19 @@ from engine.model import Finding, FlowRecord
 from engine.status import FlowStatus
 from engine.store import sql_flows as sql
 from engine.store.rows import finding_values
-from engine.store.sqlite_database import READER, SqliteSync
+from engine.store.sqlite_database import READER, SqliteSync, encode, to_db_time
+from engine.store.sqlite_db import insert_rows
 from engine.store.writes import JOB_STATUSES, Change, chain
+
+# Multi-row inserts (``sqlite_db.insert_rows``): a flow's events (here and in the deposits' writer), its
+# verdict's findings, one statement step each.
+INSERT_EVENTS = """INSERT INTO status_events (flow_number, seq, status, event, at, actor, detail, prev_hash, hash)
+VALUES """
+EVENT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_FINDINGS = """INSERT INTO findings (
+    flow_number, invoice_idx, position, code, message, severity, rule, business_term, location, document
+) VALUES """
+_FINDING_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def read_flow(db: SqliteSync, flow_number: str) -> FlowRecord:
@@ -27,7 +38,7 @@ def read_flow(db: SqliteSync, flow_number: str) -> FlowRecord:
 
 def set_statuses(db: SqliteSync, change: Change) -> FlowStatus:
     """Apply ``change``: one compare-and-set to its last status (nothing else sees the ones between
-    inside the transaction), the chained events in one ``executemany``, the job as the last status
+    inside the transaction), the chained events in one multi-row insert, the job as the last status
     wants. Returns that status."""
     number, expected, at = change.flow_number, change.expected, change.at
     steps = change.steps()
@@ -43,7 +54,8 @@ def set_statuses(db: SqliteSync, change: Change) -> FlowStatus:
     rows = db.rows(sql.LAST_EVENT, {"flow_number": number})
     last = (int(rows[0]["seq"]), str(rows[0]["hash"])) if rows else None
     chained = chain(number, last, steps, at=at, actor=change.actor, detail=change.detail)
-    db.execute_many(sql.INSERT_EVENT, [e._asdict() for e in chained])
+    values = [v for e in chained for v in (*e[:4], to_db_time(e.at), *e[5:])]  # ``at`` as stored
+    insert_rows(db.conn, INSERT_EVENTS, EVENT_ROW, values)
     if final in JOB_STATUSES:
         # Recreated on ADMIN_RELEASE / ADMIN_REPROCESS; a no-op while the flow already has its job.
         db.execute(sql.ENSURE_JOB, {"flow_number": number, "available_at": at})
@@ -56,3 +68,8 @@ def add_flow_finding(db: SqliteSync, flow_number: str, finding: Finding) -> None
     """Append a flow-level finding after the flow's existing ones."""
     position = int(db.value(sql.NEXT_FINDING_POSITION, {"flow_number": flow_number}))
     db.execute(sql.INSERT_FINDING, finding_values(flow_number, None, position, finding))
+
+
+def insert_findings(db: SqliteSync, rows: list[dict[str, object]]) -> None:
+    """Findings (``rows.finding_values``, in its column order) in one multi-row insert."""
+    insert_rows(db.conn, _INSERT_FINDINGS, _FINDING_ROW, [v for row in rows for v in encode(row).values()])

@@ -172,3 +172,26 @@ async def test_a_pool_whose_processes_cannot_start_fails_calls_instead_of_hangin
         started = time.monotonic()
         pool.close()
         assert time.monotonic() - started < 5
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+async def test_a_check_that_raises_gives_its_exception_and_its_process_takes_the_next() -> None:
+    """An exception raised by the check reaches the caller as it was raised, and the same process runs
+    the next check (it is not replaced)."""
+    with pool_of(1) as pool:
+        first = await pool.run(30, os.getpid)
+        with pytest.raises(ValueError, match="bad input"):
+            await pool.run(30, fail, "bad input")
+        assert await pool.run(30, os.getpid) == first
+
+
+async def test_big_flow_bytes_reach_the_process_whole() -> None:
+    """Bytes bigger than what is written from the event loop (sent by a thread instead) and a reply of
+    several MiB (read as it arrives) cross whole, and the process goes on serving."""
+    with pool_of(1) as pool:
+        content = os.urandom(3 * MIB)
+        assert await pool.run(30, bytes, content) == content
+        assert await pool.run(30, len, b"x" * 10) == 10
