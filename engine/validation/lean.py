@@ -1,11 +1,14 @@
 """The schematron stylesheets rewritten in memory at load time, for the same findings with less work.
 
 The pinned files are never changed on disk and no rule text is kept here: each rewrite removes work whose
-result no finding is read from, and ``tests/unit/test_lean_stylesheets.py`` runs every stylesheet both ways
-on every corpus document and rule-test fragment and finds the same hits in the same order.
+result no finding is read from, or puts an expression for one that always gives the same value, and
+``tests/unit/test_lean_stylesheets.py`` runs every stylesheet both ways on every corpus document and
+rule-test fragment and finds the same hits in the same order.
 """
 
 from __future__ import annotations
+
+import re
 
 from lxml import etree
 
@@ -14,6 +17,7 @@ _XSL = "{http://www.w3.org/1999/XSL/Transform}"
 _ACTIVE_PATTERN = f"{{{SVRL_NS}}}active-pattern"
 _CATCH_ALL = "@*|node()"
 _ELEMENTS_AND_ATTRIBUTES = "@*|*"
+_NAME_SUFFIX = re.compile(r"ends-with\(\s*name\(\)\s*,\s*('[^':]*')\s*\)")  # a suffix without a colon
 
 
 def lean(stylesheet: etree._ElementTree) -> etree._ElementTree:
@@ -24,9 +28,15 @@ def lean(stylesheet: etree._ElementTree) -> etree._ElementTree:
     * The skeleton's ``<xsl:apply-templates/>`` inside ``svrl:active-pattern`` walks the whole document in
       the default mode once per pattern, and produces nothing when that mode holds only the ``/``
       template and an empty ``text()`` one (built-in rules for the rest); then it goes.
-
     * In a pattern's mode where only the catch-all template can match an attribute, the walk visits
       elements only (``_modes_without_attribute_rules``).
+    * In a rule's match pattern, ``ends-with(name(), 'Amount')`` reads ``local-name()``: ``name()`` is
+      ``prefix:local``, and a suffix without a colon ends the one iff it ends the other; the lexical
+      name needs no prefix lookup. And an alternative ``//X`` reads ``X``: ``//X`` matches an X in a tree
+      rooted at a document node, ``X`` any X with a parent, the same nodes in a document (what Saxon is
+      given here, ``rules.run_schematron``), without the ancestor walk. The UBL and CII rules try such
+      patterns on every element they walk (``//*[ends-with(name(), 'Amount') ...]``). Only templates with
+      an explicit priority are rewritten (``//X``'s default priority is 0.5, ``X``'s 0).
 
     Asserts and reports, their tests, order, ids, flags, locations and texts are untouched: the findings
     are the same (the corpus and rule-test snapshots prove it). The asserts' guards are
@@ -43,11 +53,41 @@ def lean(stylesheet: etree._ElementTree) -> etree._ElementTree:
             parent = walk.getparent()
             if not walk.attrib and len(walk) == 0 and parent is not None and parent.tag == _ACTIVE_PATTERN:
                 parent.remove(walk)
+    for template in root.iter(f"{_XSL}template"):
+        match = template.get("match")
+        if match and template.get("priority") is not None:  # a default priority would change with ``//``
+            template.set("match", _without_leading_descendant(_NAME_SUFFIX.sub(r"ends-with(local-name(), \1)", match)))
     for mode in _modes_without_attribute_rules(root):
         for walk in root.iter(f"{_XSL}apply-templates"):
             if walk.get("mode") == mode and walk.get("select") == _ELEMENTS_AND_ATTRIBUTES:
                 walk.set("select", "*")
     return stylesheet
+
+
+def _without_leading_descendant(pattern: str) -> str:
+    """``//a:X[p] | //b:Y`` → ``a:X[p] | b:Y``: each top-level alternative's leading ``//`` dropped
+    (not ``///``, and nothing inside predicates or parentheses)."""
+    alternatives, depth, quote, start = [], 0, "", 0
+    for index, char in enumerate(pattern):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        elif char == "|" and not depth:
+            alternatives.append(pattern[start:index])
+            start = index + 1
+    alternatives.append(pattern[start:])
+    out = []
+    for alternative in alternatives:
+        text = alternative.lstrip()
+        if text.startswith("//") and not text.startswith("///"):
+            alternative = alternative[: len(alternative) - len(text)] + text[2:]
+        out.append(alternative)
+    return "|".join(out)
 
 
 def _modes_without_attribute_rules(root: etree._Element) -> set[str]:
