@@ -9,7 +9,25 @@ another daemon holds locked on PostgreSQL), and read them back with their subscr
 
 from __future__ import annotations
 
-from engine.store.sql import Statement, both
+from engine.store.sql import Predicate, Statement, Where, both, per_dialect
+
+# A delivery with what its sending needs of its subscription.
+_DELIVERY = """SELECT d.id, d.subscription_id, d.flow_number, d.seq, d.cursor, d.issuer_siret, d.depositor,
+       d.status, d.previous_status, d.at, d.state, d.attempts, d.next_attempt_at, d.first_attempt_at,
+       d.last_attempt_at, d.last_error, s.url, s.secret, s.format
+FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id"""
+_IDS_SQLITE = Predicate("d.id IN (SELECT value FROM json_each(:ids))")
+_IDS_POSTGRES = Predicate("d.id = ANY (:ids::bigint[])")
+# Pending and due, not leased (or its lease expired), and not while an earlier one of its flow and
+# subscription is pending (per flow, order is kept).
+_DUE = (
+    Predicate("d.state = 'pending' AND d.next_attempt_at <= :now"),
+    Predicate("(d.lease_owner IS NULL OR d.lease_expires_at < :now)"),
+    Predicate(
+        "NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id"
+        " AND e.flow_number = d.flow_number AND e.state = 'pending' AND e.seq < d.seq)"
+    ),
+)
 
 INSERT_SUBSCRIPTION = both("""
 INSERT INTO webhook_subscriptions (siret, owner_kind, owner, scope_issuer, scope_depositor, url, secret, statuses,
@@ -34,45 +52,18 @@ DELETE_SUBSCRIPTION_DELIVERIES = both("""DELETE FROM webhook_deliveries WHERE su
 
 DELETE_SUBSCRIPTION = both("""DELETE FROM webhook_subscriptions WHERE id = :id""")
 
-DUE_DELIVERIES = Statement(
-    sqlite="""
+# The due deliveries, oldest first, at most :per_subscription per subscription among the first :scan.
+DUE_DELIVERIES = per_dialect(
+    """
 SELECT id FROM (
     SELECT c.id, c.next_attempt_at,
            ROW_NUMBER() OVER (PARTITION BY c.subscription_id ORDER BY c.next_attempt_at, c.id) AS rank
     FROM (
         SELECT d.id, d.subscription_id, d.next_attempt_at
-        FROM webhook_deliveries d
-        WHERE d.state = 'pending' AND d.next_attempt_at <= :now
-          AND (d.lease_owner IS NULL OR d.lease_expires_at < :now)
-          AND NOT EXISTS (
-              SELECT 1 FROM webhook_deliveries e
-              WHERE e.subscription_id = d.subscription_id AND e.flow_number = d.flow_number
-                AND e.state = 'pending' AND e.seq < d.seq
-          )
-AND d.subscription_id NOT IN (SELECT value FROM json_each(:busy))
-        ORDER BY d.next_attempt_at, d.id
-        LIMIT :scan
-    ) c
-) r
-WHERE rank <= :per_subscription
-ORDER BY next_attempt_at, id
-LIMIT :limit
-""",
-    postgres="""
-SELECT id FROM (
-    SELECT c.id, c.next_attempt_at,
-           ROW_NUMBER() OVER (PARTITION BY c.subscription_id ORDER BY c.next_attempt_at, c.id) AS rank
-    FROM (
-        SELECT d.id, d.subscription_id, d.next_attempt_at
-        FROM webhook_deliveries d
-        WHERE d.state = 'pending' AND d.next_attempt_at <= :now
-          AND (d.lease_owner IS NULL OR d.lease_expires_at < :now)
-          AND NOT EXISTS (
-              SELECT 1 FROM webhook_deliveries e
-              WHERE e.subscription_id = d.subscription_id AND e.flow_number = d.flow_number
-                AND e.state = 'pending' AND e.seq < d.seq
-          )
-AND NOT (d.subscription_id = ANY (:busy::bigint[]))
+        FROM webhook_deliveries d""",
+    (*_DUE, Predicate("d.subscription_id NOT IN (SELECT value FROM json_each(:busy))")),
+    (*_DUE, Predicate("NOT (d.subscription_id = ANY (:busy::bigint[]))")),
+    """
         ORDER BY d.next_attempt_at, d.id
         LIMIT :scan
     ) c
@@ -101,22 +92,7 @@ RETURNING id
 """,
 )
 
-CLAIMED_DELIVERIES = Statement(
-    sqlite="""SELECT d.id, d.subscription_id, d.flow_number, d.seq, d.cursor, d.issuer_siret, d.depositor,
-       d.status, d.previous_status, d.at, d.state, d.attempts, d.next_attempt_at, d.first_attempt_at,
-       d.last_attempt_at, d.last_error, s.url, s.secret, s.format
-FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-WHERE d.id IN (SELECT value FROM json_each(:ids))
-ORDER BY d.id
-""",
-    postgres="""SELECT d.id, d.subscription_id, d.flow_number, d.seq, d.cursor, d.issuer_siret, d.depositor,
-       d.status, d.previous_status, d.at, d.state, d.attempts, d.next_attempt_at, d.first_attempt_at,
-       d.last_attempt_at, d.last_error, s.url, s.secret, s.format
-FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-WHERE d.id = ANY (:ids::bigint[])
-ORDER BY d.id
-""",
-)
+CLAIMED_DELIVERIES = per_dialect(_DELIVERY, (_IDS_SQLITE,), (_IDS_POSTGRES,), "\nORDER BY d.id")
 
 # An attempt's outcome, by the lease holder only: delivered (``state`` delivered), another try at
 # ``next_attempt_at`` (pending), or dead.
@@ -128,33 +104,21 @@ SET state = :state, attempts = attempts + 1, next_attempt_at = COALESCE(:next_at
 WHERE id = :id AND lease_owner = :owner AND state = 'pending'
 """)
 
-LIST_DELIVERIES = Statement(
-    sqlite="""SELECT d.id, d.subscription_id, d.flow_number, d.seq, d.cursor, d.issuer_siret, d.depositor,
-       d.status, d.previous_status, d.at, d.state, d.attempts, d.next_attempt_at, d.first_attempt_at,
-       d.last_attempt_at, d.last_error, s.url, s.secret, s.format
-FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-WHERE d.subscription_id IN (SELECT value FROM json_each(:subscription_ids))
-  AND (:state IS NULL OR d.state = :state)
-ORDER BY d.id DESC
-LIMIT :limit
-""",
-    postgres="""SELECT d.id, d.subscription_id, d.flow_number, d.seq, d.cursor, d.issuer_siret, d.depositor,
-       d.status, d.previous_status, d.at, d.state, d.attempts, d.next_attempt_at, d.first_attempt_at,
-       d.last_attempt_at, d.last_error, s.url, s.secret, s.format
-FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-WHERE d.subscription_id = ANY (:subscription_ids::bigint[])
-  AND (:state::text IS NULL OR d.state = :state::text)
-ORDER BY d.id DESC
-LIMIT :limit
-""",
+# A subscription's deliveries, newest first, in one state or all (:state NULL).
+LIST_DELIVERIES = per_dialect(
+    _DELIVERY,
+    (
+        Predicate("d.subscription_id IN (SELECT value FROM json_each(:subscription_ids))"),
+        Predicate("d.state = :state", ("state",)),
+    ),
+    (
+        Predicate("d.subscription_id = ANY (:subscription_ids::bigint[])"),
+        Predicate("(:state::text IS NULL OR d.state = :state::text)", ("state",)),
+    ),
+    "\nORDER BY d.id DESC\nLIMIT :limit",
 )
 
-GET_DELIVERY = both("""SELECT d.id, d.subscription_id, d.flow_number, d.seq, d.cursor, d.issuer_siret, d.depositor,
-       d.status, d.previous_status, d.at, d.state, d.attempts, d.next_attempt_at, d.first_attempt_at,
-       d.last_attempt_at, d.last_error, s.url, s.secret, s.format
-FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id
-WHERE d.id = :id
-""")
+GET_DELIVERY = both(Where(_DELIVERY, (Predicate("d.id = :id"),)))
 
 # Send again from scratch: pending now, its retry window starting at its next first attempt.
 REDELIVER = both("""
