@@ -31,7 +31,6 @@ from lxml import etree
 
 PARAMETER = "fluxdepot-runs"
 RUN = 12  # asserts per guard at most: one that fails makes the others of its run run too
-_ANYWHERE_FAILS = -1  # marks a not(//P) assert while the runs are built
 _XSL = "{http://www.w3.org/1999/XSL/Transform}"
 _MAP_CONTAINS = "Q{http://www.w3.org/2005/xpath-functions/map}contains"
 _NAME = r"[A-Za-z_][\w.-]*"
@@ -47,6 +46,16 @@ _ANYWHERE = re.compile(rf"^\s*not\(\s*//((?:{_NAME}:{_NAME}/)*(?:{_NAME}:{_NAME}
 _ROOT_MATCH = re.compile(rf"^\s*/{_NAME}:{_NAME}(?:\s*\|\s*/{_NAME}:{_NAME})*\s*$")
 
 Paths = list[tuple[tuple[str, ...], str | None]]  # (element names, attribute or None) per union alternative
+
+
+@dataclass(frozen=True)
+class _Assert:
+    """A guardable assert: the paths of its test, the count from which it fails, and whether the paths
+    select from anywhere in the document (``not(//P)``) rather than from the context node."""
+
+    paths: Paths
+    failing: int
+    anywhere: bool
 
 
 @dataclass
@@ -102,15 +111,12 @@ def guard(stylesheet: etree._Element) -> Guards:
             continue
         rule = _Rule(roots)
         for run in _runs(template):
-            for _, paths, failing in run:
-                rule.asserts[asserts] = (guards.runs, failing)
-                if failing == _ANYWHERE_FAILS:
-                    names, attribute = paths[0]
-                    rule.anywhere.append((names, attribute, asserts))
-                    rule.asserts[asserts] = (guards.runs, 1)
-                    asserts += 1
-                    continue
-                for names, attribute in paths:
+            for _, found in run:
+                rule.asserts[asserts] = (guards.runs, found.failing)
+                for names, attribute in found.paths:
+                    if found.anywhere:
+                        rule.anywhere.append((names, attribute, asserts))
+                        continue
                     node = rule.paths
                     for name in names:
                         node = node.children.setdefault(name, _Node())
@@ -118,7 +124,7 @@ def guard(stylesheet: etree._Element) -> Guards:
                 asserts += 1
             wrapper = etree.Element(f"{_XSL}if", test=f"{_MAP_CONTAINS}(${PARAMETER}, {guards.runs})")
             run[0][0].addprevious(wrapper)
-            for choose, _, _ in run:
+            for choose, _ in run:
                 wrapper.append(choose)
             guards.runs += 1
         if rule.asserts:
@@ -140,15 +146,15 @@ def _roots(template: etree._Element) -> frozenset[str] | None:
     return frozenset(n for n in names if n is not None) if None not in names else None
 
 
-def _runs(template: etree._Element) -> Iterator[list[tuple[etree._Element, Paths, int]]]:
+def _runs(template: etree._Element) -> Iterator[list[tuple[etree._Element, _Assert]]]:
     """Runs of two to ``RUN`` consecutive guardable asserts among the template's instructions."""
-    run: list[tuple[etree._Element, Paths, int]] = []
+    run: list[tuple[etree._Element, _Assert]] = []
     for child in template:
         if not isinstance(child.tag, str):
             continue  # comments and processing instructions do nothing in a stylesheet
         guardable = _guardable(child)
         if guardable is not None:
-            run.append((child, *guardable))
+            run.append((child, guardable))
             if len(run) < RUN:
                 continue
         if len(run) > 1:
@@ -158,9 +164,9 @@ def _runs(template: etree._Element) -> Iterator[list[tuple[etree._Element, Paths
         yield run
 
 
-def _guardable(choose: etree._Element) -> tuple[Paths, int] | None:
-    """The paths and failing count of an assert (an ``xsl:choose`` of an empty ``xsl:when`` and an
-    ``xsl:otherwise``) whose test is one of the two forms, else None."""
+def _guardable(choose: etree._Element) -> _Assert | None:
+    """An assert (an ``xsl:choose`` of an empty ``xsl:when`` and an ``xsl:otherwise``) whose test is one of
+    the three forms, else None."""
     if choose.tag != f"{_XSL}choose":
         return None
     branches = [child for child in choose if isinstance(child.tag, str)]
@@ -173,20 +179,17 @@ def _guardable(choose: etree._Element) -> tuple[Paths, int] | None:
     for pattern, failing in _FORMS:
         if match := pattern.match(test):
             paths = _paths(match.group(1), when.nsmap)
-            return (paths, failing) if paths is not None else None
+            return _Assert(paths, failing, anywhere=False) if paths is not None else None
     if match := _ANYWHERE.match(test):
-        *steps, last = match.group(1).split("/")
-        attribute = _attribute(last[1:], when.nsmap) if last.startswith("@") else None
-        names = [_element(step, when.nsmap) for step in (steps if attribute is not None else [*steps, last])]
-        if None in names or (last.startswith("@") and attribute is None):
-            return None
-        return [(tuple(n for n in names if n is not None), attribute)], _ANYWHERE_FAILS
+        paths = _paths(match.group(1), when.nsmap, bare_attribute=True)
+        return _Assert(paths, 1, anywhere=True) if paths is not None else None
     return None
 
 
-def _paths(path: str, namespaces: dict[str | None, str]) -> Paths | None:
+def _paths(path: str, namespaces: dict[str | None, str], *, bare_attribute: bool = False) -> Paths | None:
     """``(a:X|a:Y)/b:Z/@w`` → one (element names, attribute) per alternative of the first step; None when a
-    prefix is unknown, a name repeats in the union, or the path is a bare attribute."""
+    prefix is unknown, a name repeats in the union, or the path is a bare attribute (unless
+    ``bare_attribute``: ``//@w`` is one wherever it stands)."""
     if path.startswith("("):
         union, _, rest = path[1:].partition(")")
         alternatives = [a.strip() for a in union.split("|")]
@@ -202,7 +205,7 @@ def _paths(path: str, namespaces: dict[str | None, str]) -> Paths | None:
         attribute = None
         if steps[-1].startswith("@"):
             attribute = _attribute(steps.pop()[1:], namespaces)
-            if attribute is None or not steps:
+            if attribute is None or not (steps or bare_attribute):
                 return None
         names = [_element(step, namespaces) for step in steps]
         if None in names:
