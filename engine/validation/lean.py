@@ -9,6 +9,7 @@ rule-test fragment and finds the same hits in the same order.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from lxml import etree
 
@@ -67,27 +68,34 @@ def lean(stylesheet: etree._ElementTree) -> etree._ElementTree:
 def _without_leading_descendant(pattern: str) -> str:
     """``//a:X[p] | //b:Y`` → ``a:X[p] | b:Y``: each top-level alternative's leading ``//`` dropped
     (not ``///``, and nothing inside predicates or parentheses)."""
-    alternatives, depth, quote, start = [], 0, "", 0
-    for index, char in enumerate(pattern):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "[(":
-            depth += 1
-        elif char in "])":
-            depth -= 1
-        elif char == "|" and not depth:
-            alternatives.append(pattern[start:index])
-            start = index + 1
-    alternatives.append(pattern[start:])
+    bars = [i for i, char, brackets, parens in _scan(pattern) if char == "|" and not brackets and not parens]
     out = []
-    for alternative in alternatives:
+    for start, end in zip([-1, *bars], [*bars, len(pattern)], strict=True):
+        alternative = pattern[start + 1 : end]
         text = alternative.lstrip()
         if text.startswith("//") and not text.startswith("///"):
             alternative = alternative[: len(alternative) - len(text)] + text[2:]
         out.append(alternative)
     return "|".join(out)
+
+
+def _scan(pattern: str) -> Iterator[tuple[int, str, int, int]]:
+    """Each character of a pattern outside its string literals, with how deep it stands in predicates
+    (``[...]``) and in parentheses; a bracket or parenthesis itself stands at the outer depth."""
+    brackets = parens = 0
+    quote = ""
+    for index, char in enumerate(pattern):
+        if quote:
+            quote = "" if char == quote else quote
+            continue
+        if char in "'\"":
+            quote = char
+            continue
+        brackets -= char == "]"
+        parens -= char == ")"
+        yield index, char, brackets, parens
+        brackets += char == "["
+        parens += char == "("
 
 
 def _modes_without_attribute_rules(root: etree._Element) -> set[str]:
@@ -116,13 +124,7 @@ def _modes_without_attribute_rules(root: etree._Element) -> set[str]:
 def _names_attributes(pattern: str) -> bool:
     """Whether a match pattern, predicates left out, has an attribute step (or could: ``node()`` on the
     attribute axis, an unusual form)."""
-    depth, outside = 0, []
-    for char in pattern:
-        depth += char == "["
-        if not depth:
-            outside.append(char)
-        depth -= char == "]"
-    text = "".join(outside)
+    text = "".join(char for _, char, brackets, _ in _scan(pattern) if not brackets)
     return "@" in text or "attribute::" in text or "attribute(" in text
 
 
