@@ -21,7 +21,6 @@ Invariants:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -201,15 +200,18 @@ def dashboard_of(
     oldest: dict[FlowStatus, datetime],
     error_rows: Iterable[Row],
     page: IssuerPage | None = None,
+    paged: tuple[dict[FlowStatus, int], int] | None = None,
 ) -> Dashboard:
     """The dashboard from rows of (issuer_siret, status, n), in issuer order, and (code, rule, n); with a
     ``page``, rows only for its issuers, and the totals and issuer count of them all (a page of a thousand
-    issuers' eight thousand rows costs a tenth of building them all)."""
+    issuers' eight thousand rows costs a tenth of building them all). ``paged``: the rows are the page's
+    already (read so by the store), with every issuer's totals and count."""
     status_of = _STATUS_OF_CODE
     errors = tuple(ErrorCount(str(r["code"]), str(r["rule"]) or None, int(r["n"])) for r in error_rows)
-    if page is None:
+    if page is None or paged is not None:
         rows = tuple([DashboardRow(str(r["issuer_siret"]), status_of[r["status"]], int(r["n"])) for r in count_rows])
-        return Dashboard(rows, oldest, errors)
+        totals, issuers = paged if paged is not None else (None, None)
+        return Dashboard(rows, oldest, errors, totals, issuers)
     by_code: dict[str, int] = {}  # keyed by the stored code: an enum's hash is slow over 8,000 rows
     kept: list[DashboardRow] = []
     issuers, last, first, end = 0, None, page.first, page.first + page.size
@@ -405,10 +407,7 @@ class Monitoring:
                     if found is not None:
                         at = conn.decode.time(found)
                         oldest[status] = min(oldest.get(status, at), at)
-        if paged is not None:  # the rows are the page's already
-            board = dashboard_of(count_rows, oldest, error_rows)
-            return dataclasses.replace(board, status_totals=paged[0], issuer_count=paged[1])
-        return dashboard_of(count_rows, oldest, error_rows, page)
+        return dashboard_of(count_rows, oldest, error_rows, page, paged)
 
     async def events_after(
         self, cursor: int, visibility: Visibility, *, limit: int = 500, flow_number: str | None = None
