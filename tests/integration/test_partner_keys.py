@@ -14,7 +14,9 @@ from engine.directory import DirectoryData, Partner, Structure
 from engine.directory_file import load_directory
 from engine.errors import AlreadyExists
 from engine.store.port import Store
-from tests.integration.test_store_contract import FACTORIES, StoreFactory
+from tests.integration.test_store_contract import StoreFactory, factory
+
+__all__ = ["factory"]  # the contract's fixture: one store factory per backend
 
 SUPPLIER = "40483304800022"
 NEWCOMER = "73282932000074"
@@ -26,11 +28,6 @@ OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG3Q3y1y7Q2fKqW5jz0cV0p5b0X9B4m
 
 def _same_key_other_comment(key: str) -> str:
     return " ".join(key.split()[:2]) + " copied@elsewhere"
-
-
-@pytest.fixture(params=sorted(FACTORIES))
-def factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return FACTORIES[request.param](tmp_path)
 
 
 @pytest.fixture

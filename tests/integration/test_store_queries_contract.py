@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -47,7 +47,9 @@ from engine.store.monitoring import LONG_ISSUER_LIST
 from engine.store.port import Credential, NewFlow, Store
 from engine.store.sqlite import SqliteStore
 from engine.store.sqlite_db import split_statements
-from tests.integration.test_store_contract import FACTORIES, StoreFactory, facts
+from tests.integration.test_store_contract import StoreFactory, factory, facts, store
+
+__all__ = ["factory", "store"]  # the contract's fixtures: a store per backend
 
 S = FlowStatus
 E = FlowEvent
@@ -61,20 +63,6 @@ BAD = Finding("BR_CO_15", "totals do not add up", rule="BR-CO-15", business_term
 DUP = Finding("DUPLICATE_INVOICE", "already integrated", rule="CPP-DUPLICATE")
 XSD = Finding("XSD_INVALID", "not valid", rule=None)
 NOTE = Finding("EN16931_WARNING", "check it", Severity.WARNING, "BR-CL-10")
-
-
-@pytest.fixture(params=sorted(FACTORIES))
-def factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return FACTORIES[request.param](tmp_path)
-
-
-@pytest.fixture
-async def store(factory: StoreFactory) -> AsyncIterator[Store]:
-    s = await factory.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def deposit(i: int, issuer: str, at: datetime, **overrides: object) -> NewFlow:

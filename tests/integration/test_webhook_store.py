@@ -4,34 +4,18 @@ PostgreSQL (when ``FLUXDEPOT_TEST_PG_URL`` is set or a local server can be start
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from engine.status import FlowEvent, FlowStatus
 from engine.store.port import Store
 from engine.webhooks import Attempt, DeliveryState, NewSubscription, OwnerKind, WebhookFormat
-from tests.integration.test_store_contract import FACTORIES, SUPPLIER, T0, StoreFactory, new_flow
+from tests.integration.test_store_contract import SUPPLIER, T0, StoreFactory, factory, new_flow, store
+
+__all__ = ["factory", "store"]  # the contract's fixtures: a store per backend
 
 S = FlowStatus
 E = FlowEvent
 LATER = T0 + timedelta(hours=1)
-
-
-@pytest.fixture(params=sorted(FACTORIES))
-def factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
-    return FACTORIES[request.param](tmp_path)
-
-
-@pytest.fixture
-async def store(factory: StoreFactory) -> AsyncIterator[Store]:
-    s = await factory.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def subscription(
