@@ -16,50 +16,24 @@ import grpc
 import pytest
 
 from engine.cpu_pool import CpuPool
-from engine.directory import Role, User
-from engine.secrets import hash_secret, secret_lookup_id
 from fluxdepot.v1 import flows_pb2 as pb
-from tests.grpc_support import MANAGER, OTHER_SUPPLIER, SUPPLIER, TECH, VIEWER, GrpcEnv, invoice, metadata
+from tests.callers import CALLERS, SEES, UNAUTHENTICATED, add_callers
+from tests.grpc_support import MANAGER, SUPPLIER, TECH, GrpcEnv, invoice, metadata
 
-FOLLOWER = "follower-token"
-OTHER = "other-structure-token"
-PROVIDER_TECH = "provider-technical-token"
-CALLERS = {
-    "technical": TECH,
-    "manager": MANAGER,
-    "user_with_profile": FOLLOWER,
-    "user_without_profile": VIEWER,
-    "other_structure_user": OTHER,
-    "provider_technical": PROVIDER_TECH,
-    "wrong_token": "not-a-token",
-    "no_token": None,
-}
-SEES = {"technical", "manager", "user_with_profile"}
 OK, NOT_FOUND, DENIED, UNAUTH = "OK", "NOT_FOUND", "PERMISSION_DENIED", "UNAUTHENTICATED"
 
 
 def _expected_visibility(caller: str) -> str:
-    if caller in ("wrong_token", "no_token"):
+    if caller in UNAUTHENTICATED:
         return UNAUTH
     return OK if caller in SEES else NOT_FOUND
-
-
-async def _add_callers(env: GrpcEnv) -> None:
-    store = env.harness.store
-    for login, siret, token in (("follower", SUPPLIER, FOLLOWER), ("other", OTHER_SUPPLIER, OTHER)):
-        await store.upsert_user(User(login=login, name=login))
-        await store.set_membership(login, siret, Role.USER)
-        await store.grant_profile(login, siret, "SUIVI_FLUX")
-        await store.set_token("user", login, hash_secret(token), secret_lookup_id(token))
-    await store.upsert_technical_user("TECH_provider", "55210055400013")
-    await store.set_token("technical", "TECH_provider", hash_secret(PROVIDER_TECH), secret_lookup_id(PROVIDER_TECH))
 
 
 @pytest.fixture
 async def env(tmp_path: Path, cpu_pool: CpuPool) -> AsyncIterator[GrpcEnv]:
     e = await GrpcEnv.start(tmp_path, cpu_pool)
     try:
-        await _add_callers(e)
+        await add_callers(e.harness.store)
         yield e
     finally:
         await e.close()
