@@ -62,6 +62,9 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 SEND_ON_LOOP_MAX_BYTES = 1024 * 1024  # bigger flow bytes are pickled and written by a thread, off the loop
 _HEADER = struct.Struct("!Q")  # the byte length of the pickle that follows, on a process's pipe
 _READY = "ready"  # a process's first message: its initializer ran
+# A pipe holds 64 KiB (Linux's default): a bigger read buffer only costs its allocation, ~15 µs of CPU per
+# reply for 1 MiB against ~1 µs for 64 KiB (a reply is ~1 KB).
+_READ_BYTES = 64 * 1024
 log = structlog.get_logger("fluxdepot.cpu_pool")
 
 
@@ -252,7 +255,7 @@ class _Process:
 
         def readable() -> None:
             try:
-                data = os.read(fd, 1 << 20)  # what is there: select said readable
+                data = os.read(fd, _READ_BYTES)  # what is there: select said readable
             except OSError:  # e.g. a reset: as dead as end of file
                 data = b""
             if not data:
