@@ -89,7 +89,7 @@ from gateway.sftp_intake import Intake
 from gateway.sftp_paths import PartnerFolders
 from gateway.sftp_server import SftpServer, SftpSettings, auth_settings, intake_settings, start_sftp_server
 from gateway.startup import EX_DATAERR, EX_TEMPFAIL, StartupError, cannot_listen
-from gateway.systemd import Notifier, watchdog_interval_s
+from gateway.systemd import Notifier, watchdog_interval_s, while_advancing
 from gateway.webhooks import WebhookListener, WebhookRunner, renderers
 
 log = structlog.get_logger("fluxdepot.daemon")
@@ -326,7 +326,7 @@ class Daemon:
         db = Path(sqlite_path(s.store_url)) if not shared else None
         try:
             if db is not None:
-                await asyncio.to_thread(check_before_open, db, s.data_dir, init=self._init)
+                await self._check_store(db)
             store = await open_store(s.store_url, pool_min=s.store.pool_min, pool_max=s.store.pool_max)
             self.engine = engine = Engine(s, store, metrics)
             if db is not None:
@@ -412,6 +412,17 @@ class Daemon:
         log.info("reloaded", directory=str(self.settings.directory_file), log_level=fresh.logging.level)
 
     # --- pieces --------------------------------------------------------------------------------
+    async def _check_store(self, db: Path) -> None:
+        """The store file's start-up check (``sqlite_guard``), under systemd with more start-up time asked
+        for while it reads."""
+        started = time.monotonic()
+
+        def check(progress: Callable[[], None]) -> None:
+            check_before_open(db, self.settings.data_dir, init=self._init, progress=progress)
+
+        await while_advancing(self._notifier, check, status=f"checking the store {db}")
+        log.info("store_checked", path=str(db), duration_s=round(time.monotonic() - started, 2))
+
     async def _keep_numbers_rising(self, db: Path) -> None:
         last, self._mark = await asyncio.to_thread(keep_numbers_rising, db, self.settings.data_dir)
         log.info("flow_numbers", last_issued=last, ceiling=self._mark.ceiling)

@@ -1,4 +1,5 @@
-"""systemd's notification protocol (sd_notify): READY, STOPPING, WATCHDOG and STATUS messages.
+"""systemd's notification protocol (sd_notify): READY, STOPPING, WATCHDOG, STATUS and EXTEND_TIMEOUT_USEC
+messages.
 
 The protocol is one datagram on the unix socket named by ``$NOTIFY_SOCKET``; without that variable
 (not run by systemd) every call is a no-op. Written here rather than pulled in as a dependency: the
@@ -7,9 +8,19 @@ maintained binding needs libsystemd headers to build, and the protocol is these 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# A long start-up step asks for more time than TimeoutStartSec= every EXTEND_EVERY_S it advanced.
+EXTEND_EVERY_S = 10.0
+EXTEND_BY_S = 30.0
 
 
 class Notifier:
@@ -41,6 +52,40 @@ class Notifier:
 
     def status(self, text: str) -> None:
         self.notify(f"STATUS={text}")
+
+    def extend_start(self, seconds: float, status: str) -> None:
+        """Ask for ``seconds`` more start-up time from now (systemd 236+; older ones ignore it)."""
+        self.notify(f"EXTEND_TIMEOUT_USEC={round(seconds * 1_000_000)}\nSTATUS={status}")
+
+
+async def while_advancing(
+    notifier: Notifier,
+    work: Callable[[Callable[[], None]], T],
+    *,
+    status: str,
+    every_s: float = EXTEND_EVERY_S,
+    extend_by_s: float = EXTEND_BY_S,
+) -> T:
+    """``work(progress)`` in a thread. Every ``every_s`` in which it called ``progress``, systemd is asked
+    for ``extend_by_s`` more start-up time, with ``status`` and the time so far: a check of a big store
+    (every page read) is not killed by TimeoutStartSec= and restarted forever, while a stalled one gets
+    no more time than before."""
+    calls = 0
+
+    def progress() -> None:
+        nonlocal calls
+        calls += 1  # from the worker thread: an int under the GIL, read by the loop below
+
+    started = time.monotonic()
+    running = asyncio.ensure_future(asyncio.to_thread(work, progress))
+    seen = 0
+    while True:
+        done, _ = await asyncio.wait({running}, timeout=every_s)
+        if done:
+            return running.result()
+        if calls != seen:
+            seen = calls
+            notifier.extend_start(extend_by_s, f"{status} ({time.monotonic() - started:.0f} s)")
 
 
 def watchdog_interval_s() -> float | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +80,10 @@ def write_mark(data_dir: Path, issued: int, previous: Mark | None) -> Mark:
     return mark
 
 
-def check_before_open(db: Path, data_dir: Path, *, init: bool) -> None:
-    """Raise ``StoreRefused`` when the store file must not be opened as it is."""
-    found = sqlite_health.inspect(db)
+def check_before_open(db: Path, data_dir: Path, *, init: bool, progress: Callable[[], None] | None = None) -> None:
+    """Raise ``StoreRefused`` when the store file must not be opened as it is (``progress``: see
+    ``sqlite_health.inspect``)."""
+    found = sqlite_health.inspect(db, progress)
     if found.state is sqlite_health.FileState.DAMAGED:
         raise StoreRefused(
             f"the store {db} is damaged ({found.detail}); restore a backup (fluxdepot admin restore DIR) "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ HEADER = b"SQLite format 3\x00"
 INTEGRITY_CHECK = "PRAGMA integrity_check(20)"  # lists at most 20 problems
 LAST_SEQUENCE = "SELECT last_value FROM flow_sequence WHERE id = 1"
 RAISE_SEQUENCE = "UPDATE flow_sequence SET last_value = MAX(last_value, :floor) WHERE id = 1"
+# ``inspect``'s ``progress`` is called every this many SQLite VM steps: ~every millisecond of the check.
+PROGRESS_STEPS = 100_000
 
 
 class FileState(enum.Enum):
@@ -34,8 +37,10 @@ class Inspection:
     last_sequence: int = 0  # SOUND: the last flow sequence number handed out
 
 
-def inspect(path: Path) -> Inspection:
-    """The start-up check of the store file at ``path``."""
+def inspect(path: Path, progress: Callable[[], None] | None = None) -> Inspection:
+    """The start-up check of the store file at ``path``; ``progress`` is called from time to time while
+    ``quick_check`` reads (it reads every page: ~1 s for 1,000,000 flows in the page cache, ~11 s from
+    this machine's disk)."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -47,6 +52,8 @@ def inspect(path: Path) -> Inspection:
             return Inspection(FileState.DAMAGED, "the file does not start with a SQLite header")
     try:
         with _connect(path) as conn:
+            if progress is not None:
+                conn.set_progress_handler(lambda: progress() or 0, PROGRESS_STEPS)  # 0: go on
             first = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
             if first != "ok":
                 return Inspection(FileState.DAMAGED, f"quick_check: {_one_line(first)}")
