@@ -65,6 +65,15 @@ class CliParser(argparse.ArgumentParser):
         super().error(message)
 
 
+def _ruleset_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ruleset",
+        metavar="NAME",
+        help='judge its flows by this ruleset (en16931, en16931+fr-flux2), or "default" for the daemon\'s '
+        "[rules] ruleset; left out: an existing one keeps its own",
+    )
+
+
 def _file(action: argparse.Action) -> argparse.Action:
     """``action`` completed as a file name by the ``completion`` scripts."""
     action.complete = shtab.FILE  # type: ignore[attr-defined]
@@ -190,6 +199,7 @@ def _admin_parser(admin: argparse.ArgumentParser) -> None:
     p.add_argument("login", help="the technical user's login (an existing one is refused without --rotate)")
     p.add_argument("siret", help="the SIRET of the structure it deposits for")
     p.add_argument("--rotate", action="store_true", help="the login exists: replace its token (the old one stops)")
+    _ruleset_option(p)
     p = sub.add_parser("create-token", help="a new token (the old one stops working); printed once")
     p.set_defaults(handler=commands.admin_create_token)
     p.add_argument("login", help="the user's or technical user's login")
@@ -207,6 +217,7 @@ def _admin_parser(admin: argparse.ArgumentParser) -> None:
     p.add_argument("siret", help="the SIRET of the partner's structure")
     _file(p.add_argument("--key-file", action="append", default=[], type=Path, help="OpenSSH public key file"))
     p.add_argument("--status-files", action="store_true")
+    _ruleset_option(p)
     p = sub.add_parser("set-rule", help="a partner's rejection rule for a syntax")
     p.set_defaults(handler=commands.admin_set_rule)
     p.add_argument("code", help="partner code (e.g. AAA001)")

@@ -248,7 +248,9 @@ async def admin_create_technical_user(
     client: AsyncClient, args: argparse.Namespace, console: Console, err: Console
 ) -> int:
     try:
-        token = await client.create_technical_user(args.login, args.siret, rotate=args.rotate)
+        token = await client.create_technical_user(
+            args.login, args.siret, rotate=args.rotate, ruleset=_ruleset(args.ruleset)
+        )
     except AlreadyExists as exc:
         exc.hint = "add --rotate to replace its token (the old one stops working at once)"
         raise
@@ -277,9 +279,18 @@ async def admin_add_user(client: AsyncClient, args: argparse.Namespace, console:
 
 async def admin_partner(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:
     keys = [p.read_text().strip() for p in args.key_file]
-    await client.upsert_partner(args.code, args.siret, public_keys=keys, status_files=args.status_files)
-    console.print(f"partner {args.code} of {args.siret} saved with {len(keys)} key(s)")
+    ruleset = await client.upsert_partner(
+        args.code, args.siret, public_keys=keys, status_files=args.status_files, ruleset=_ruleset(args.ruleset)
+    )
+    judged = ruleset or "the daemon's default ruleset"
+    saved = f"partner {args.code} of {args.siret} saved with {len(keys)} key(s)"
+    console.print(f"{saved}; its flows are judged by {judged}")
     return 0
+
+
+def _ruleset(option: str | None) -> str | None:
+    """``--ruleset``: "default" is the daemon's own ruleset (an empty name on the wire)."""
+    return "" if option == "default" else option
 
 
 async def admin_set_rule(client: AsyncClient, args: argparse.Namespace, console: Console, err: Console) -> int:

@@ -304,10 +304,13 @@ class AsyncClient:
     async def revoke_profile(self, login: str, siret: str, profile: str = "") -> None:
         await self._call(self._admin.RevokeProfile, admin_pb.ProfileRequest(login=login, siret=siret, profile=profile))
 
-    async def create_technical_user(self, login: str, siret: str, *, rotate: bool = False) -> Token:
+    async def create_technical_user(
+        self, login: str, siret: str, *, rotate: bool = False, ruleset: str | None = None
+    ) -> Token:
         """A new technical user of ``siret`` and its token. An existing login raises ``AlreadyExists``
-        unless ``rotate``: then a new token replaces its old one, which stops working."""
-        request = admin_pb.CreateTechnicalUserRequest(login=login, siret=siret, rotate=rotate)
+        unless ``rotate``: then a new token replaces its old one, which stops working. ``ruleset``: the
+        ruleset its flows are judged by ("" for the daemon's default; None: a rotated one keeps its own)."""
+        request = admin_pb.CreateTechnicalUserRequest(login=login, siret=siret, rotate=rotate, ruleset=ruleset)
         answer = await self._call(self._admin.CreateTechnicalUser, request)
         return Token(answer.kind, answer.login, answer.token)
 
@@ -329,10 +332,21 @@ class AsyncClient:
         return str((await self._call(self._admin.UpsertUser, request)).token)
 
     async def upsert_partner(
-        self, code: str, siret: str, *, public_keys: Sequence[str] = (), status_files: bool = False
-    ) -> None:
-        request = admin_pb.Partner(code=code, siret=siret, public_keys=list(public_keys), status_files=status_files)
-        await self._call(self._admin.UpsertPartner, request)
+        self,
+        code: str,
+        siret: str,
+        *,
+        public_keys: Sequence[str] = (),
+        status_files: bool = False,
+        ruleset: str | None = None,
+    ) -> str:
+        """Create or update an EDI partner; ``ruleset`` as in ``create_technical_user`` (None: an existing
+        partner keeps its own). Returns the ruleset its flows are judged by ("": the daemon's default)."""
+        request = admin_pb.Partner(
+            code=code, siret=siret, public_keys=list(public_keys), status_files=status_files, ruleset=ruleset
+        )
+        answer = await self._call(self._admin.UpsertPartner, request)
+        return str(answer.ruleset)
 
     async def set_rejection_rule(self, partner_code: str, syntax: str, rule: str) -> None:
         request = admin_pb.SetRejectionRuleRequest(partner_code=partner_code, syntax=syntax, rule=rule)

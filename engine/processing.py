@@ -181,7 +181,7 @@ class FlowProcessor:
         self._clock = clock
         self._actor = actor
         # The default ruleset and where the artefacts are ([rules]); a depositor may have its own ruleset.
-        self._rulesets = rulesets or DepositorRulesets(store.depositor_rulesets, rules)
+        self.rulesets = rulesets or DepositorRulesets(store.depositor_rulesets, rules)
         self._verdict_lock = asyncio.Lock()
         self._judging_store = store if isinstance(store, RecordsJudged) else None
 
@@ -197,7 +197,7 @@ class FlowProcessor:
         source = claim.content if claim.content is not None else str(self._blobs.path(claim.blob_key))
         syntax = flow.syntax
         status = flow.status
-        rules = await self._rulesets.rules_for(flow.depositor)
+        rules = await self.rulesets.rules_for(flow.depositor)
         content: ContentResult | None = None
         if status is FlowStatus.RECEIVED:
             declared = flow.syntax if flow.declared_syntax else None

@@ -141,7 +141,7 @@ class Engine:
         # Bearer tokens for gRPC and HTTP alike, static or OAuth2 access tokens (engine.services.oauth).
         access = AccessTokens(load_or_create(settings.data_dir), ttl_s=settings.http.access_token_ttl_s)
         self.tokens = TokenAuthenticator(store, ttl_s=settings.grpc.token_cache_s, access_tokens=access)
-        self.admin = AdminService(store, self.tokens)
+        self.admin = AdminService(store, self.tokens, rulesets_changed=self.processor.rulesets.invalidate)
 
 
 def build_faces(engine: Engine) -> list[Listener]:

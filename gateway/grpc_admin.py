@@ -11,10 +11,10 @@ import grpc
 from engine.clock import utcnow
 from engine.directory import FLOW_FOLLOW_UP, Partner, Role, Service, Structure
 from engine.flownumber import PARTNER_CODE
-from engine.model import RejectionRule
+from engine.model import RejectionRule, Ruleset
 from engine.permissions import Principal, PrincipalKind
 from engine.queries import RejectRow
-from engine.services.admin import LOGIN, PUBLIC_KEY, AdminService
+from engine.services.admin import KEEP, LOGIN, PUBLIC_KEY, AdminService, RulesetChoice
 from engine.services.auth import TokenAuthenticator
 from engine.services.flows import FlowsService, Reprocess
 from engine.webhooks import (
@@ -114,6 +114,18 @@ def _webhook_owner_kind(value: str) -> OwnerKind | None:
         raise InvalidArgument("owner_kind", str(exc)) from None
 
 
+def _ruleset(request: pb.CreateTechnicalUserRequest | pb.Partner) -> RulesetChoice:
+    """An unset ``ruleset`` keeps the depositor's; "" is the config's default; else a ruleset's name."""
+    if not request.HasField("ruleset"):
+        return KEEP
+    if not request.ruleset:
+        return None
+    try:
+        return Ruleset.parse(request.ruleset)
+    except ValueError as exc:
+        raise InvalidArgument("ruleset", str(exc)) from None
+
+
 def _limit(value: int) -> int:
     if not 0 <= value <= MAX_DELIVERIES:
         raise InvalidArgument("limit", f"must be between 1 and {MAX_DELIVERIES} (0: 100)")
@@ -138,7 +150,13 @@ def structure_message(s: Structure) -> pb.Structure:
 
 
 def _partner_message(p: Partner) -> pb.Partner:
-    return pb.Partner(code=p.code, siret=p.siret, public_keys=p.public_keys, status_files=p.status_files)
+    return pb.Partner(
+        code=p.code,
+        siret=p.siret,
+        public_keys=p.public_keys,
+        status_files=p.status_files,
+        ruleset=p.ruleset.value if p.ruleset else "",
+    )
 
 
 def _reject_message(r: RejectRow) -> pb.Reject:
@@ -234,7 +252,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.CreateTechnicalUserRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> pb.TokenResponse:
         login, siret = _login(request.login), _siret(request.siret)
-        issued = await self.admin.create_technical_user(principal, login, siret, rotate=request.rotate)
+        issued = await self.admin.create_technical_user(
+            principal, login, siret, rotate=request.rotate, ruleset=_ruleset(request)
+        )
         return pb.TokenResponse(kind=issued.kind.value, login=issued.login, token=issued.token)
 
     @unary
@@ -254,7 +274,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     ) -> pb.Partner:
         code, siret = _partner_code(request.code), _siret(request.siret)
         keys = _public_keys(list(request.public_keys))
-        partner = await self.admin.upsert_partner(principal, code, siret, keys, status_files=request.status_files)
+        partner = await self.admin.upsert_partner(
+            principal, code, siret, keys, status_files=request.status_files, ruleset=_ruleset(request)
+        )
         return _partner_message(partner)
 
     @unary

@@ -38,5 +38,5 @@ async def add_callers(store: Store) -> None:
         await store.set_membership(login, siret, Role.USER)
         await store.grant_profile(login, siret, "SUIVI_FLUX")
         await store.set_token("user", login, hash_secret(token), secret_lookup_id(token))
-    await store.upsert_technical_user("TECH_provider", "55210055400013")
+    await store.upsert_technical_user("TECH_provider", "55210055400013", ruleset=None)
     await store.set_token("technical", "TECH_provider", hash_secret(PROVIDER_TECH), secret_lookup_id(PROVIDER_TECH))

@@ -57,7 +57,7 @@ async def serve(
         flows=FlowsService(harness.store, harness.deposits, stuck_after_s={FlowStatus.RECEIVED: 3600.0}, clock=now),
         watch=WatchService(harness.store, wait_s=0.5),
         auth=auth,
-        admin=AdminService(harness.store, auth),
+        admin=AdminService(harness.store, auth, rulesets_changed=harness.processor.rulesets.invalidate),
         health=HealthServicer(),
         tls=tls,
     )

@@ -16,15 +16,16 @@ cases decide what is allowed and what changes.
 from __future__ import annotations
 
 import asyncio
+import enum
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from engine.directory import FLOW_FOLLOW_UP, Partner, Role, Structure, User
 from engine.errors import AlreadyExists, DirectoryEntryNotFound, PermissionDenied
-from engine.model import RejectionRule, Syntax
+from engine.model import RejectionRule, Ruleset, Syntax
 from engine.permissions import Principal, PrincipalKind, check_can_manage, visibility_of
 from engine.queries import RejectRow
 from engine.secrets import hash_secret, secret_lookup_id
@@ -65,6 +66,18 @@ class NewWebhook:
     secret: str
 
 
+class Keep(enum.Enum):
+    """A setting an update leaves as it is."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+# A depositor's ruleset: one of its own, None for the config's default ([rules] ruleset), or KEEP (as it is;
+# the default for a new depositor).
+RulesetChoice = Ruleset | None | Keep
+
+
 def _is_operator(principal: Principal) -> bool:
     return principal.kind is PrincipalKind.OPERATOR
 
@@ -72,9 +85,14 @@ def _is_operator(principal: Principal) -> bool:
 class AdminService:
     """The administration use cases, each checking the caller's rights before it changes anything."""
 
-    def __init__(self, store: Store, tokens: TokenAuthenticator) -> None:
+    def __init__(
+        self, store: Store, tokens: TokenAuthenticator, *, rulesets_changed: Callable[[], None] = lambda: None
+    ) -> None:
         self._store = store
         self._tokens = tokens
+        # Called after a depositor's ruleset changed: this process's workers read the choices again at once
+        # (``DepositorRulesets.invalidate``; other processes within its few seconds).
+        self._rulesets_changed = rulesets_changed
 
     async def list_structures(self, principal: Principal) -> tuple[Structure, ...]:
         """Every structure for an operator; otherwise those the caller belongs to."""
@@ -116,10 +134,12 @@ class AdminService:
         await self._store.set_membership(login, siret, role)
         self._tokens.invalidate()
 
-    async def create_technical_user(self, principal: Principal, login: str, siret: str, *, rotate: bool) -> IssuedToken:
-        """Create a technical user of ``siret`` and its token. An existing one is refused unless ``rotate``
-        (a retried or mistyped create must not silently revoke a live token), and may only be taken over
-        by a manager of its own structure too."""
+    async def create_technical_user(
+        self, principal: Principal, login: str, siret: str, *, rotate: bool, ruleset: RulesetChoice = KEEP
+    ) -> IssuedToken:
+        """Create a technical user of ``siret`` and its token, its flows judged by ``ruleset``. An existing
+        one is refused unless ``rotate`` (a retried or mistyped create must not silently revoke a live
+        token), and may only be taken over by a manager of its own structure too."""
         check_can_manage(principal, siret)
         existing = await self._store.principal(PrincipalKind.TECHNICAL.value, login)
         if existing is not None:
@@ -127,7 +147,11 @@ class AdminService:
                 check_can_manage(principal, existing.siret)
             if not rotate:
                 raise AlreadyExists(f"technical user {login} already exists (set rotate to replace its token)")
-        await self._store.upsert_technical_user(login, siret)
+        if ruleset is KEEP:
+            ruleset = None if existing is None else (await self._store.depositor_rulesets()).get(existing.depositor)
+        else:
+            self._rulesets_changed()
+        await self._store.upsert_technical_user(login, siret, ruleset=ruleset)
         return await self._new_token(PrincipalKind.TECHNICAL, login)
 
     async def create_token(self, principal: Principal, kind: PrincipalKind, login: str) -> IssuedToken:
@@ -146,11 +170,19 @@ class AdminService:
         return await self._new_token(kind, login)
 
     async def upsert_partner(
-        self, principal: Principal, code: str, siret: str, public_keys: Sequence[str], *, status_files: bool
+        self,
+        principal: Principal,
+        code: str,
+        siret: str,
+        public_keys: Sequence[str],
+        *,
+        status_files: bool,
+        ruleset: RulesetChoice = KEEP,
     ) -> Partner:
-        """Create or update an EDI partner of ``siret`` (a manager of its current structure too). Its
-        password, rejection rules and ruleset are kept. One key, one partner: the store refuses a key another partner
-        code holds (``AlreadyExists`` naming it; ``engine.directory.check_partner_keys``)."""
+        """Create or update an EDI partner of ``siret`` (a manager of its current structure too), its flows
+        judged by ``ruleset``. Its password and rejection rules are kept. One key, one partner: the store
+        refuses a key another partner code holds (``AlreadyExists`` naming it;
+        ``engine.directory.check_partner_keys``)."""
         check_can_manage(principal, siret)
         existing = await self._store.get_partner(code)
         if existing is not None:
@@ -162,9 +194,11 @@ class AdminService:
             password_hash=existing.password_hash if existing else None,
             rules=existing.rules if existing else (),
             status_files=status_files,
-            ruleset=existing.ruleset if existing else None,  # set by the directory file only
+            ruleset=(existing.ruleset if existing else None) if ruleset is KEEP else ruleset,
         )
         await self._store.upsert_partner(partner)
+        if ruleset is not KEEP:
+            self._rulesets_changed()
         return partner
 
     async def set_rejection_rule(

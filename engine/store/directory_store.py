@@ -236,10 +236,11 @@ class DirectoryStore:
             await _require_structure(tx, siret)
             await tx.execute(sql.UPSERT_MEMBERSHIP, {"login": login, "siret": siret, "role": role.value})
 
-    async def upsert_technical_user(self, login: str, siret: str) -> None:
+    async def upsert_technical_user(self, login: str, siret: str, *, ruleset: Ruleset | None) -> None:
         async with self._db.write() as tx:
             await _require_structure(tx, siret)
-            await tx.execute(sql.UPSERT_TECHNICAL_SIRET, {"login": login, "siret": siret})
+            params = {"login": login, "siret": siret, "ruleset": ruleset.value if ruleset else None}
+            await tx.execute(sql.UPSERT_TECHNICAL_KEEP_TOKEN, params)
 
     async def upsert_partner(self, partner: Partner) -> None:
         async with self._db.write() as tx:

@@ -355,7 +355,9 @@ class Store(Protocol):
     async def set_membership(self, login: str, siret: str, role: Role | None) -> None:
         """Attach ``login`` to ``siret`` with ``role``, or detach it when ``role`` is None."""
 
-    async def upsert_technical_user(self, login: str, siret: str) -> None: ...
+    async def upsert_technical_user(self, login: str, siret: str, *, ruleset: Ruleset | None) -> None:
+        """Create or move a technical user (its token, if any, kept), its flows judged by ``ruleset`` (None:
+        the config's default)."""
 
     async def upsert_partner(self, partner: Partner) -> None: ...
 

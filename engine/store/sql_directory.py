@@ -53,9 +53,9 @@ ON CONFLICT (login) DO UPDATE SET
     siret = excluded.siret, token_hash = excluded.token_hash, token_lookup = excluded.token_lookup,
     ruleset = excluded.ruleset
 """)
-UPSERT_TECHNICAL_SIRET = both("""
-INSERT INTO technical_users (login, siret) VALUES (:login, :siret)
-ON CONFLICT (login) DO UPDATE SET siret = excluded.siret
+UPSERT_TECHNICAL_KEEP_TOKEN = both("""
+INSERT INTO technical_users (login, siret, ruleset) VALUES (:login, :siret, :ruleset)
+ON CONFLICT (login) DO UPDATE SET siret = excluded.siret, ruleset = excluded.ruleset
 """)
 UPSERT_PARTNER = both("""
 INSERT INTO partners (code, siret, password_hash, status_files, ruleset)

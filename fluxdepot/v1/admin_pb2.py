@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from fluxdepot.v1 import flows_pb2 as fluxdepot_dot_v1_dot_flows__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66luxdepot/v1/admin.proto\x12\x0c\x66luxdepot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x66luxdepot/v1/flows.proto\"\x07\n\x05\x45mpty\"6\n\x07Service\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\"\xed\x01\n\tStructure\x12\r\n\x05siret\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x11\n\tis_public\x18\x04 \x01(\x08\x12\x13\n\x0bis_provider\x18\x05 \x01(\x08\x12\x1d\n\x15service_code_required\x18\x06 \x01(\x08\x12\x1b\n\x13\x65ngagement_required\x18\x07 \x01(\x08\x12&\n\x1eservice_or_engagement_required\x18\x08 \x01(\x08\x12\'\n\x08services\x18\t \x03(\x0b\x32\x15.fluxdepot.v1.Service\"\x17\n\x15ListStructuresRequest\"E\n\x16ListStructuresResponse\x12+\n\nstructures\x18\x01 \x03(\x0b\x32\x17.fluxdepot.v1.Structure\"v\n\x11UpsertUserRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05siret\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.fluxdepot.v1.Role\x12\x13\n\x0bissue_token\x18\x05 \x01(\x08\"2\n\x12UpsertUserResponse\x12\r\n\x05login\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"V\n\x14SetMembershipRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\r\n\x05siret\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.fluxdepot.v1.Role\"J\n\x1a\x43reateTechnicalUserRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\r\n\x05siret\x18\x02 \x01(\t\x12\x0e\n\x06rotate\x18\x03 \x01(\x08\"1\n\x12\x43reateTokenRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05login\x18\x02 \x01(\t\";\n\rTokenResponse\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05login\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"Q\n\x07Partner\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05siret\x18\x02 \x01(\t\x12\x13\n\x0bpublic_keys\x18\x03 \x03(\t\x12\x14\n\x0cstatus_files\x18\x04 \x01(\x08\"M\n\x17SetRejectionRuleRequest\x12\x14\n\x0cpartner_code\x18\x01 \x01(\t\x12\x0e\n\x06syntax\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\"?\n\x0eProfileRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\r\n\x05siret\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\"j\n\x14ReprocessFlowRequest\x12\x13\n\x0b\x66low_number\x18\x01 \x01(\t\x12-\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1d.fluxdepot.v1.ReprocessAction\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x85\x01\n\x12ListRejectsRequest\x12\x15\n\rissuer_sirets\x18\x01 \x03(\t\x12,\n\x08\x64\x61y_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64\x61y_to\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9f\x01\n\x06Reject\x12\x13\n\x0b\x66low_number\x18\x01 \x01(\t\x12\x14\n\x0cissuer_siret\x18\x02 \x01(\t\x12\x30\n\x0c\x64\x65posited_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0einvoice_number\x18\x04 \x01(\t\x12\x10\n\x08\x64ocument\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"<\n\x13ListRejectsResponse\x12%\n\x07rejects\x18\x01 \x03(\x0b\x32\x14.fluxdepot.v1.Reject\"\x8f\x01\n\x11\x41\x64\x64WebhookRequest\x12\x12\n\nowner_kind\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06secret\x18\x04 \x01(\t\x12*\n\x08statuses\x18\x05 \x03(\x0e\x32\x18.fluxdepot.v1.FlowStatus\x12\x0e\n\x06\x66ormat\x18\x06 \x01(\t\"\xd4\x01\n\x07Webhook\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05siret\x18\x02 \x01(\t\x12\x12\n\nowner_kind\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12*\n\x08statuses\x18\x06 \x03(\x0e\x32\x18.fluxdepot.v1.FlowStatus\x12\x0e\n\x06\x66ormat\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\t \x01(\t\"L\n\x12\x41\x64\x64WebhookResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.fluxdepot.v1.Webhook\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x15\n\x13ListWebhooksRequest\"?\n\x14ListWebhooksResponse\x12\'\n\x08webhooks\x18\x01 \x03(\x0b\x32\x15.fluxdepot.v1.Webhook\"\"\n\x14RemoveWebhookRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"T\n\x1cListWebhookDeliveriesRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\x03\x12\x11\n\tdead_only\x18\x02 \x01(\x08\x12\r\n\x05limit\x18\x03 \x01(\x05\"\xfa\x02\n\x0fWebhookDelivery\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\nwebhook_id\x18\x02 \x01(\x03\x12\x13\n\x0b\x66low_number\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.fluxdepot.v1.FlowStatus\x12\x31\n\x0fprevious_status\x18\x05 \x01(\x0e\x32\x18.fluxdepot.v1.FlowStatus\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05state\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x33\n\x0fnext_attempt_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x0e\n\x06\x63ursor\x18\x0c \x01(\x03\"R\n\x1dListWebhookDeliveriesResponse\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.fluxdepot.v1.WebhookDelivery\".\n\x17RedeliverWebhookRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x03*E\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x18\n\x14ROLE_PRIMARY_MANAGER\x10\x01\x12\r\n\tROLE_USER\x10\x02*\x8d\x01\n\x0fReprocessAction\x12 \n\x1cREPROCESS_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18REPROCESS_ACTION_RELEASE\x10\x01\x12\x1a\n\x16REPROCESS_ACTION_CLOSE\x10\x02\x12\x1e\n\x1aREPROCESS_ACTION_REPROCESS\x10\x03\x32\xde\n\n\x0c\x41\x64minService\x12[\n\x0eListStructures\x12#.fluxdepot.v1.ListStructuresRequest\x1a$.fluxdepot.v1.ListStructuresResponse\x12\x43\n\x0fUpsertStructure\x12\x17.fluxdepot.v1.Structure\x1a\x17.fluxdepot.v1.Structure\x12O\n\nUpsertUser\x12\x1f.fluxdepot.v1.UpsertUserRequest\x1a .fluxdepot.v1.UpsertUserResponse\x12H\n\rSetMembership\x12\".fluxdepot.v1.SetMembershipRequest\x1a\x13.fluxdepot.v1.Empty\x12\\\n\x13\x43reateTechnicalUser\x12(.fluxdepot.v1.CreateTechnicalUserRequest\x1a\x1b.fluxdepot.v1.TokenResponse\x12L\n\x0b\x43reateToken\x12 .fluxdepot.v1.CreateTokenRequest\x1a\x1b.fluxdepot.v1.TokenResponse\x12=\n\rUpsertPartner\x12\x15.fluxdepot.v1.Partner\x1a\x15.fluxdepot.v1.Partner\x12N\n\x10SetRejectionRule\x12%.fluxdepot.v1.SetRejectionRuleRequest\x1a\x13.fluxdepot.v1.Empty\x12\x41\n\x0cGrantProfile\x12\x1c.fluxdepot.v1.ProfileRequest\x1a\x13.fluxdepot.v1.Empty\x12\x42\n\rRevokeProfile\x12\x1c.fluxdepot.v1.ProfileRequest\x1a\x13.fluxdepot.v1.Empty\x12G\n\rReprocessFlow\x12\".fluxdepot.v1.ReprocessFlowRequest\x1a\x12.fluxdepot.v1.Flow\x12R\n\x0bListRejects\x12 .fluxdepot.v1.ListRejectsRequest\x1a!.fluxdepot.v1.ListRejectsResponse\x12O\n\nAddWebhook\x12\x1f.fluxdepot.v1.AddWebhookRequest\x1a .fluxdepot.v1.AddWebhookResponse\x12U\n\x0cListWebhooks\x12!.fluxdepot.v1.ListWebhooksRequest\x1a\".fluxdepot.v1.ListWebhooksResponse\x12H\n\rRemoveWebhook\x12\".fluxdepot.v1.RemoveWebhookRequest\x1a\x13.fluxdepot.v1.Empty\x12p\n\x15ListWebhookDeliveries\x12*.fluxdepot.v1.ListWebhookDeliveriesRequest\x1a+.fluxdepot.v1.ListWebhookDeliveriesResponse\x12N\n\x10RedeliverWebhook\x12%.fluxdepot.v1.RedeliverWebhookRequest\x1a\x13.fluxdepot.v1.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66luxdepot/v1/admin.proto\x12\x0c\x66luxdepot.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x66luxdepot/v1/flows.proto\"\x07\n\x05\x45mpty\"6\n\x07Service\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\"\xed\x01\n\tStructure\x12\r\n\x05siret\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x11\n\tis_public\x18\x04 \x01(\x08\x12\x13\n\x0bis_provider\x18\x05 \x01(\x08\x12\x1d\n\x15service_code_required\x18\x06 \x01(\x08\x12\x1b\n\x13\x65ngagement_required\x18\x07 \x01(\x08\x12&\n\x1eservice_or_engagement_required\x18\x08 \x01(\x08\x12\'\n\x08services\x18\t \x03(\x0b\x32\x15.fluxdepot.v1.Service\"\x17\n\x15ListStructuresRequest\"E\n\x16ListStructuresResponse\x12+\n\nstructures\x18\x01 \x03(\x0b\x32\x17.fluxdepot.v1.Structure\"v\n\x11UpsertUserRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05siret\x18\x03 \x01(\t\x12 \n\x04role\x18\x04 \x01(\x0e\x32\x12.fluxdepot.v1.Role\x12\x13\n\x0bissue_token\x18\x05 \x01(\x08\"2\n\x12UpsertUserResponse\x12\r\n\x05login\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"V\n\x14SetMembershipRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\r\n\x05siret\x18\x02 \x01(\t\x12 \n\x04role\x18\x03 \x01(\x0e\x32\x12.fluxdepot.v1.Role\"l\n\x1a\x43reateTechnicalUserRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\r\n\x05siret\x18\x02 \x01(\t\x12\x0e\n\x06rotate\x18\x03 \x01(\x08\x12\x14\n\x07ruleset\x18\x04 \x01(\tH\x00\x88\x01\x01\x42\n\n\x08_ruleset\"1\n\x12\x43reateTokenRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05login\x18\x02 \x01(\t\";\n\rTokenResponse\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05login\x18\x02 \x01(\t\x12\r\n\x05token\x18\x03 \x01(\t\"s\n\x07Partner\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05siret\x18\x02 \x01(\t\x12\x13\n\x0bpublic_keys\x18\x03 \x03(\t\x12\x14\n\x0cstatus_files\x18\x04 \x01(\x08\x12\x14\n\x07ruleset\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\n\n\x08_ruleset\"M\n\x17SetRejectionRuleRequest\x12\x14\n\x0cpartner_code\x18\x01 \x01(\t\x12\x0e\n\x06syntax\x18\x02 \x01(\t\x12\x0c\n\x04rule\x18\x03 \x01(\t\"?\n\x0eProfileRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\r\n\x05siret\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\"j\n\x14ReprocessFlowRequest\x12\x13\n\x0b\x66low_number\x18\x01 \x01(\t\x12-\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x1d.fluxdepot.v1.ReprocessAction\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x85\x01\n\x12ListRejectsRequest\x12\x15\n\rissuer_sirets\x18\x01 \x03(\t\x12,\n\x08\x64\x61y_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64\x61y_to\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9f\x01\n\x06Reject\x12\x13\n\x0b\x66low_number\x18\x01 \x01(\t\x12\x14\n\x0cissuer_siret\x18\x02 \x01(\t\x12\x30\n\x0c\x64\x65posited_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0einvoice_number\x18\x04 \x01(\t\x12\x10\n\x08\x64ocument\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"<\n\x13ListRejectsResponse\x12%\n\x07rejects\x18\x01 \x03(\x0b\x32\x14.fluxdepot.v1.Reject\"\x8f\x01\n\x11\x41\x64\x64WebhookRequest\x12\x12\n\nowner_kind\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06secret\x18\x04 \x01(\t\x12*\n\x08statuses\x18\x05 \x03(\x0e\x32\x18.fluxdepot.v1.FlowStatus\x12\x0e\n\x06\x66ormat\x18\x06 \x01(\t\"\xd4\x01\n\x07Webhook\x12\n\n\x02id\x18\x01 \x01(\x03\x12\r\n\x05siret\x18\x02 \x01(\t\x12\x12\n\nowner_kind\x18\x03 \x01(\t\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12*\n\x08statuses\x18\x06 \x03(\x0e\x32\x18.fluxdepot.v1.FlowStatus\x12\x0e\n\x06\x66ormat\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\t \x01(\t\"L\n\x12\x41\x64\x64WebhookResponse\x12&\n\x07webhook\x18\x01 \x01(\x0b\x32\x15.fluxdepot.v1.Webhook\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x15\n\x13ListWebhooksRequest\"?\n\x14ListWebhooksResponse\x12\'\n\x08webhooks\x18\x01 \x03(\x0b\x32\x15.fluxdepot.v1.Webhook\"\"\n\x14RemoveWebhookRequest\x12\n\n\x02id\x18\x01 \x01(\x03\"T\n\x1cListWebhookDeliveriesRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\x03\x12\x11\n\tdead_only\x18\x02 \x01(\x08\x12\r\n\x05limit\x18\x03 \x01(\x05\"\xfa\x02\n\x0fWebhookDelivery\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x12\n\nwebhook_id\x18\x02 \x01(\x03\x12\x13\n\x0b\x66low_number\x18\x03 \x01(\t\x12(\n\x06status\x18\x04 \x01(\x0e\x32\x18.fluxdepot.v1.FlowStatus\x12\x31\n\x0fprevious_status\x18\x05 \x01(\x0e\x32\x18.fluxdepot.v1.FlowStatus\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05state\x18\x07 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\x33\n\x0fnext_attempt_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12\x0e\n\x06\x63ursor\x18\x0c \x01(\x03\"R\n\x1dListWebhookDeliveriesResponse\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.fluxdepot.v1.WebhookDelivery\".\n\x17RedeliverWebhookRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\x03*E\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x18\n\x14ROLE_PRIMARY_MANAGER\x10\x01\x12\r\n\tROLE_USER\x10\x02*\x8d\x01\n\x0fReprocessAction\x12 \n\x1cREPROCESS_ACTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18REPROCESS_ACTION_RELEASE\x10\x01\x12\x1a\n\x16REPROCESS_ACTION_CLOSE\x10\x02\x12\x1e\n\x1aREPROCESS_ACTION_REPROCESS\x10\x03\x32\xde\n\n\x0c\x41\x64minService\x12[\n\x0eListStructures\x12#.fluxdepot.v1.ListStructuresRequest\x1a$.fluxdepot.v1.ListStructuresResponse\x12\x43\n\x0fUpsertStructure\x12\x17.fluxdepot.v1.Structure\x1a\x17.fluxdepot.v1.Structure\x12O\n\nUpsertUser\x12\x1f.fluxdepot.v1.UpsertUserRequest\x1a .fluxdepot.v1.UpsertUserResponse\x12H\n\rSetMembership\x12\".fluxdepot.v1.SetMembershipRequest\x1a\x13.fluxdepot.v1.Empty\x12\\\n\x13\x43reateTechnicalUser\x12(.fluxdepot.v1.CreateTechnicalUserRequest\x1a\x1b.fluxdepot.v1.TokenResponse\x12L\n\x0b\x43reateToken\x12 .fluxdepot.v1.CreateTokenRequest\x1a\x1b.fluxdepot.v1.TokenResponse\x12=\n\rUpsertPartner\x12\x15.fluxdepot.v1.Partner\x1a\x15.fluxdepot.v1.Partner\x12N\n\x10SetRejectionRule\x12%.fluxdepot.v1.SetRejectionRuleRequest\x1a\x13.fluxdepot.v1.Empty\x12\x41\n\x0cGrantProfile\x12\x1c.fluxdepot.v1.ProfileRequest\x1a\x13.fluxdepot.v1.Empty\x12\x42\n\rRevokeProfile\x12\x1c.fluxdepot.v1.ProfileRequest\x1a\x13.fluxdepot.v1.Empty\x12G\n\rReprocessFlow\x12\".fluxdepot.v1.ReprocessFlowRequest\x1a\x12.fluxdepot.v1.Flow\x12R\n\x0bListRejects\x12 .fluxdepot.v1.ListRejectsRequest\x1a!.fluxdepot.v1.ListRejectsResponse\x12O\n\nAddWebhook\x12\x1f.fluxdepot.v1.AddWebhookRequest\x1a .fluxdepot.v1.AddWebhookResponse\x12U\n\x0cListWebhooks\x12!.fluxdepot.v1.ListWebhooksRequest\x1a\".fluxdepot.v1.ListWebhooksResponse\x12H\n\rRemoveWebhook\x12\".fluxdepot.v1.RemoveWebhookRequest\x1a\x13.fluxdepot.v1.Empty\x12p\n\x15ListWebhookDeliveries\x12*.fluxdepot.v1.ListWebhookDeliveriesRequest\x1a+.fluxdepot.v1.ListWebhookDeliveriesResponse\x12N\n\x10RedeliverWebhook\x12%.fluxdepot.v1.RedeliverWebhookRequest\x1a\x13.fluxdepot.v1.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fluxdepot.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=2807
-  _globals['_ROLE']._serialized_end=2876
-  _globals['_REPROCESSACTION']._serialized_start=2879
-  _globals['_REPROCESSACTION']._serialized_end=3020
+  _globals['_ROLE']._serialized_start=2875
+  _globals['_ROLE']._serialized_end=2944
+  _globals['_REPROCESSACTION']._serialized_start=2947
+  _globals['_REPROCESSACTION']._serialized_end=3088
   _globals['_EMPTY']._serialized_start=101
   _globals['_EMPTY']._serialized_end=108
   _globals['_SERVICE']._serialized_start=110
@@ -54,45 +54,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETMEMBERSHIPREQUEST']._serialized_start=674
   _globals['_SETMEMBERSHIPREQUEST']._serialized_end=760
   _globals['_CREATETECHNICALUSERREQUEST']._serialized_start=762
-  _globals['_CREATETECHNICALUSERREQUEST']._serialized_end=836
-  _globals['_CREATETOKENREQUEST']._serialized_start=838
-  _globals['_CREATETOKENREQUEST']._serialized_end=887
-  _globals['_TOKENRESPONSE']._serialized_start=889
-  _globals['_TOKENRESPONSE']._serialized_end=948
-  _globals['_PARTNER']._serialized_start=950
-  _globals['_PARTNER']._serialized_end=1031
-  _globals['_SETREJECTIONRULEREQUEST']._serialized_start=1033
-  _globals['_SETREJECTIONRULEREQUEST']._serialized_end=1110
-  _globals['_PROFILEREQUEST']._serialized_start=1112
-  _globals['_PROFILEREQUEST']._serialized_end=1175
-  _globals['_REPROCESSFLOWREQUEST']._serialized_start=1177
-  _globals['_REPROCESSFLOWREQUEST']._serialized_end=1283
-  _globals['_LISTREJECTSREQUEST']._serialized_start=1286
-  _globals['_LISTREJECTSREQUEST']._serialized_end=1419
-  _globals['_REJECT']._serialized_start=1422
-  _globals['_REJECT']._serialized_end=1581
-  _globals['_LISTREJECTSRESPONSE']._serialized_start=1583
-  _globals['_LISTREJECTSRESPONSE']._serialized_end=1643
-  _globals['_ADDWEBHOOKREQUEST']._serialized_start=1646
-  _globals['_ADDWEBHOOKREQUEST']._serialized_end=1789
-  _globals['_WEBHOOK']._serialized_start=1792
-  _globals['_WEBHOOK']._serialized_end=2004
-  _globals['_ADDWEBHOOKRESPONSE']._serialized_start=2006
-  _globals['_ADDWEBHOOKRESPONSE']._serialized_end=2082
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=2084
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=2105
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=2107
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=2170
-  _globals['_REMOVEWEBHOOKREQUEST']._serialized_start=2172
-  _globals['_REMOVEWEBHOOKREQUEST']._serialized_end=2206
-  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=2208
-  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=2292
-  _globals['_WEBHOOKDELIVERY']._serialized_start=2295
-  _globals['_WEBHOOKDELIVERY']._serialized_end=2673
-  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=2675
-  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=2757
-  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_start=2759
-  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_end=2805
-  _globals['_ADMINSERVICE']._serialized_start=3023
-  _globals['_ADMINSERVICE']._serialized_end=4397
+  _globals['_CREATETECHNICALUSERREQUEST']._serialized_end=870
+  _globals['_CREATETOKENREQUEST']._serialized_start=872
+  _globals['_CREATETOKENREQUEST']._serialized_end=921
+  _globals['_TOKENRESPONSE']._serialized_start=923
+  _globals['_TOKENRESPONSE']._serialized_end=982
+  _globals['_PARTNER']._serialized_start=984
+  _globals['_PARTNER']._serialized_end=1099
+  _globals['_SETREJECTIONRULEREQUEST']._serialized_start=1101
+  _globals['_SETREJECTIONRULEREQUEST']._serialized_end=1178
+  _globals['_PROFILEREQUEST']._serialized_start=1180
+  _globals['_PROFILEREQUEST']._serialized_end=1243
+  _globals['_REPROCESSFLOWREQUEST']._serialized_start=1245
+  _globals['_REPROCESSFLOWREQUEST']._serialized_end=1351
+  _globals['_LISTREJECTSREQUEST']._serialized_start=1354
+  _globals['_LISTREJECTSREQUEST']._serialized_end=1487
+  _globals['_REJECT']._serialized_start=1490
+  _globals['_REJECT']._serialized_end=1649
+  _globals['_LISTREJECTSRESPONSE']._serialized_start=1651
+  _globals['_LISTREJECTSRESPONSE']._serialized_end=1711
+  _globals['_ADDWEBHOOKREQUEST']._serialized_start=1714
+  _globals['_ADDWEBHOOKREQUEST']._serialized_end=1857
+  _globals['_WEBHOOK']._serialized_start=1860
+  _globals['_WEBHOOK']._serialized_end=2072
+  _globals['_ADDWEBHOOKRESPONSE']._serialized_start=2074
+  _globals['_ADDWEBHOOKRESPONSE']._serialized_end=2150
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=2152
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=2173
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=2175
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=2238
+  _globals['_REMOVEWEBHOOKREQUEST']._serialized_start=2240
+  _globals['_REMOVEWEBHOOKREQUEST']._serialized_end=2274
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=2276
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=2360
+  _globals['_WEBHOOKDELIVERY']._serialized_start=2363
+  _globals['_WEBHOOKDELIVERY']._serialized_end=2741
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=2743
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=2825
+  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_start=2827
+  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_end=2873
+  _globals['_ADMINSERVICE']._serialized_start=3091
+  _globals['_ADMINSERVICE']._serialized_end=4465
 # @@protoc_insertion_point(module_scope)

@@ -110,14 +110,16 @@ class SetMembershipRequest(_message.Message):
     def __init__(self, login: _Optional[str] = ..., siret: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class CreateTechnicalUserRequest(_message.Message):
-    __slots__ = ("login", "siret", "rotate")
+    __slots__ = ("login", "siret", "rotate", "ruleset")
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     SIRET_FIELD_NUMBER: _ClassVar[int]
     ROTATE_FIELD_NUMBER: _ClassVar[int]
+    RULESET_FIELD_NUMBER: _ClassVar[int]
     login: str
     siret: str
     rotate: bool
-    def __init__(self, login: _Optional[str] = ..., siret: _Optional[str] = ..., rotate: _Optional[bool] = ...) -> None: ...
+    ruleset: str
+    def __init__(self, login: _Optional[str] = ..., siret: _Optional[str] = ..., rotate: _Optional[bool] = ..., ruleset: _Optional[str] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
     __slots__ = ("kind", "login")
@@ -138,16 +140,18 @@ class TokenResponse(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., login: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
 
 class Partner(_message.Message):
-    __slots__ = ("code", "siret", "public_keys", "status_files")
+    __slots__ = ("code", "siret", "public_keys", "status_files", "ruleset")
     CODE_FIELD_NUMBER: _ClassVar[int]
     SIRET_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
     STATUS_FILES_FIELD_NUMBER: _ClassVar[int]
+    RULESET_FIELD_NUMBER: _ClassVar[int]
     code: str
     siret: str
     public_keys: _containers.RepeatedScalarFieldContainer[str]
     status_files: bool
-    def __init__(self, code: _Optional[str] = ..., siret: _Optional[str] = ..., public_keys: _Optional[_Iterable[str]] = ..., status_files: _Optional[bool] = ...) -> None: ...
+    ruleset: str
+    def __init__(self, code: _Optional[str] = ..., siret: _Optional[str] = ..., public_keys: _Optional[_Iterable[str]] = ..., status_files: _Optional[bool] = ..., ruleset: _Optional[str] = ...) -> None: ...
 
 class SetRejectionRuleRequest(_message.Message):
     __slots__ = ("partner_code", "syntax", "rule")

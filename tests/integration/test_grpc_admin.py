@@ -10,7 +10,7 @@ import pytest
 
 from clients import errors
 from engine.cpu_pool import CpuPool
-from engine.model import Syntax
+from engine.model import Ruleset, Syntax
 from engine.secrets import secret_lookup_id
 from engine.status import FlowEvent, FlowStatus
 from tests.grpc_support import MANAGER, PROVIDER, SUPPLIER, TECH, VIEWER, GrpcEnv, invoice
@@ -119,3 +119,38 @@ async def test_upsert_partner_refuses_another_partners_key(env: GrpcEnv) -> None
         await manager.upsert_partner("AAA001", PROVIDER, public_keys=[copied])
     partner = await env.harness.store.get_partner("AAA001")
     assert partner is not None and partner.public_keys == (copied,)
+
+
+async def test_a_depositors_ruleset_is_set_kept_and_reset(env: GrpcEnv) -> None:
+    """CreateTechnicalUser and UpsertPartner set the ruleset a depositor's flows are judged by, at once for
+    the next flow: the technical user's flow names en16931+fr-flux2 in its report. A rotated token or an
+    UpsertPartner without the field keeps it; "" goes back to the daemon's default (the next flow says
+    en16931); an unknown name is INVALID_ARGUMENT listing the accepted ones."""
+
+    async def judged_by(token: str, number: str) -> str:
+        async with env.client(token) as tech:
+            flow_number = (await tech.deposit(invoice(number), f"{number}.xml")).flow_number
+        await env.harness.process_all()
+        return str((await env.harness.report(flow_number))["ruleset_version"]).split(":")[0]
+
+    store = env.harness.store
+    async with env.client(MANAGER) as manager:
+        token = await manager.create_technical_user("TECH_FR", SUPPLIER, ruleset="en16931+fr-flux2")
+        assert await judged_by(token.token, "FA-FR-1") == "en16931+fr-flux2"
+        token = await manager.create_technical_user("TECH_FR", SUPPLIER, rotate=True)
+        assert (await store.depositor_rulesets())["tech:TECH_FR"] is Ruleset.EN16931_FR_FLUX2
+        token = await manager.create_technical_user("TECH_FR", SUPPLIER, rotate=True, ruleset="")
+        assert "tech:TECH_FR" not in await store.depositor_rulesets()
+        assert await judged_by(token.token, "FA-FR-2") == "en16931"
+
+        assert await manager.upsert_partner("BBB002", SUPPLIER, ruleset="en16931+fr-flux2") == "en16931+fr-flux2"
+        assert await manager.upsert_partner("BBB002", SUPPLIER, public_keys=[KEY]) == "en16931+fr-flux2"
+        assert (await store.depositor_rulesets())["partner:BBB002"] is Ruleset.EN16931_FR_FLUX2
+        assert await manager.upsert_partner("BBB002", SUPPLIER, ruleset="") == ""
+        assert "partner:BBB002" not in await store.depositor_rulesets()
+        accepted = r"^ruleset: unknown ruleset 'fr'; accepted: en16931, en16931\+fr-flux2$"
+        with pytest.raises(errors.InvalidArgument, match=accepted):
+            await manager.upsert_partner("BBB002", SUPPLIER, ruleset="fr")
+        with pytest.raises(errors.InvalidArgument, match=accepted):
+            await manager.create_technical_user("TECH_FR2", SUPPLIER, ruleset="fr")
+    assert await store.principal("technical", "TECH_FR2") is None

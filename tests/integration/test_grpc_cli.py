@@ -209,6 +209,22 @@ async def test_create_technical_user_twice_refuses_unless_rotate(env: GrpcEnv) -
     assert (await cli(env, "search", "--json", token=second))[0] == 0
 
 
+async def test_admin_sets_a_partners_ruleset(env: GrpcEnv) -> None:
+    """admin partner --ruleset NAME judges the partner's flows by NAME; "default" goes back to the daemon's
+    own; an unknown name exits 2 naming the field and the accepted names."""
+    flux2 = ("--ruleset", "en16931+fr-flux2")
+    code, out, err = await cli(env, "admin", "partner", "BBB002", SUPPLIER, *flux2, token=MANAGER)
+    assert code == 0, err
+    assert out.strip() == f"partner BBB002 of {SUPPLIER} saved with 0 key(s); its flows are judged by en16931+fr-flux2"
+    code, out, err = await cli(env, "admin", "partner", "BBB002", SUPPLIER, token=MANAGER)
+    assert code == 0 and out.strip().endswith("judged by en16931+fr-flux2"), err
+    code, out, err = await cli(env, "admin", "partner", "BBB002", SUPPLIER, "--ruleset", "default", token=MANAGER)
+    assert code == 0 and out.strip().endswith("judged by the daemon's default ruleset"), err
+    code, out, err = await cli(env, "admin", "partner", "BBB002", SUPPLIER, "--ruleset", "fr", token=MANAGER)
+    assert code == 2 and out == ""
+    assert "ruleset: unknown ruleset 'fr'; accepted: en16931, en16931+fr-flux2" in " ".join(err.split())
+
+
 def test_a_target_without_port_gets_50051() -> None:
     """A target naming no port gets fluxdepot's 50051 (gRPC alone would use 443); ports, bracketed IPv6
     and gRPC URIs are kept."""

@@ -37,6 +37,7 @@ from engine.model import (
     InvoiceOutcome,
     InvoiceStatus,
     RejectionRule,
+    Ruleset,
     Severity,
     Syntax,
 )
@@ -733,10 +734,13 @@ async def test_directory_administration(store: Store) -> None:
     assert (p.member_of, p.manages) == (frozenset({A}), frozenset())
     with pytest.raises(DirectoryEntryNotFound):
         await store.set_membership("nobody", A, Role.USER)
-    await store.upsert_technical_user("T3", C)
+    await store.upsert_technical_user("T3", C, ruleset=Ruleset.EN16931_FR_FLUX2)
+    assert (await store.depositor_rulesets()).get("tech:T3") is Ruleset.EN16931_FR_FLUX2
+    await store.upsert_technical_user("T3", C, ruleset=None)  # back to the config's default
+    assert "tech:T3" not in await store.depositor_rulesets()
     assert await store.principal("technical", "T3") == Principal(PrincipalKind.TECHNICAL, "T3", siret=C)
     with pytest.raises(DirectoryEntryNotFound):
-        await store.upsert_technical_user("T4", "00000000000000")
+        await store.upsert_technical_user("T4", "00000000000000", ruleset=None)
     await store.upsert_partner(Partner("CCC003", B, ("ssh-ed25519 AAAA k",)))
     await store.set_rejection_rule("CCC003", Syntax.CII_16B, RejectionRule.COMPLETE)
     await store.set_rejection_rule("CCC003", Syntax.UBL_INVOICE, RejectionRule.COMPLETE)
