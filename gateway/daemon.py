@@ -327,7 +327,7 @@ class Daemon:
         try:
             if db is not None:
                 await self._check_store(db)
-            store = await open_store(s.store_url, pool_min=s.store.pool_min, pool_max=s.store.pool_max)
+            store = await self._open_store()
             self.engine = engine = Engine(s, store, metrics)
             if db is not None:
                 await self._keep_numbers_rising(db)
@@ -417,11 +417,21 @@ class Daemon:
         for while it reads."""
         started = time.monotonic()
 
-        def check(progress: Callable[[], None]) -> None:
-            check_before_open(db, self.settings.data_dir, init=self._init, progress=progress)
+        def check(progress: Callable[[], None]) -> Awaitable[None]:
+            return asyncio.to_thread(check_before_open, db, self.settings.data_dir, init=self._init, progress=progress)
 
         await while_advancing(self._notifier, check, status=f"checking the store {db}")
         log.info("store_checked", path=str(db), duration_s=round(time.monotonic() - started, 2))
+
+    async def _open_store(self) -> Store:
+        """Open and migrate the store, under systemd with more start-up time asked for while SQLite
+        migrations run (an index over a big store takes seconds)."""
+        s = self.settings
+
+        def opening(progress: Callable[[], None]) -> Awaitable[Store]:
+            return open_store(s.store_url, pool_min=s.store.pool_min, pool_max=s.store.pool_max, progress=progress)
+
+        return await while_advancing(self._notifier, opening, status="migrating the store")
 
     async def _keep_numbers_rising(self, db: Path) -> None:
         last, self._mark = await asyncio.to_thread(keep_numbers_rising, db, self.settings.data_dir)

@@ -13,7 +13,7 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -60,24 +60,24 @@ class Notifier:
 
 async def while_advancing(
     notifier: Notifier,
-    work: Callable[[Callable[[], None]], T],
+    work: Callable[[Callable[[], None]], Awaitable[T]],
     *,
     status: str,
     every_s: float = EXTEND_EVERY_S,
     extend_by_s: float = EXTEND_BY_S,
 ) -> T:
-    """``work(progress)`` in a thread. Every ``every_s`` in which it called ``progress``, systemd is asked
-    for ``extend_by_s`` more start-up time, with ``status`` and the time so far: a check of a big store
-    (every page read) is not killed by TimeoutStartSec= and restarted forever, while a stalled one gets
-    no more time than before."""
+    """Await ``work(progress)``. Every ``every_s`` in which it called ``progress`` (from any thread),
+    systemd is asked for ``extend_by_s`` more start-up time, with ``status`` and the time so far: the
+    check or the migration of a big store is not killed by TimeoutStartSec= and restarted forever, while
+    a stalled one gets no more time than before."""
     calls = 0
 
     def progress() -> None:
         nonlocal calls
-        calls += 1  # from the worker thread: an int under the GIL, read by the loop below
+        calls += 1  # from SQLite's thread: an int under the GIL, read by the loop below
 
     started = time.monotonic()
-    running = asyncio.ensure_future(asyncio.to_thread(work, progress))
+    running = asyncio.ensure_future(work(progress))
     seen = 0
     while True:
         done, _ = await asyncio.wait({running}, timeout=every_s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from engine.store.port import Claim, NewFlow, Store
 
 
@@ -12,9 +14,12 @@ def sqlite_path(url: str) -> str:
     return url.removeprefix("sqlite:///")
 
 
-async def open_store(url: str, *, pool_min: int = 2, pool_max: int = 10) -> Store:
+async def open_store(
+    url: str, *, pool_min: int = 2, pool_max: int = 10, progress: Callable[[], None] | None = None
+) -> Store:
     """Open (and migrate) the store a URL names: ``sqlite:///path/to/db`` (default), or
-    ``postgresql://user@host:port/db`` (scale-out; ``pool_min``/``pool_max`` size its connection pool)."""
+    ``postgresql://user@host:port/db`` (scale-out; ``pool_min``/``pool_max`` size its connection pool).
+    ``progress`` is called while SQLite migrations run (the daemon asks systemd for time meanwhile)."""
     if url.startswith(("postgresql://", "postgres://")):
         from engine.store.postgres import PostgresStore
 
@@ -25,7 +30,7 @@ async def open_store(url: str, *, pool_min: int = 2, pool_max: int = 10) -> Stor
         from engine.store.sqlite import SqliteStore
 
         store = SqliteStore(sqlite_path(url))
-        await store.open()
+        await store.open(progress)
         return store
     raise ValueError(f"unsupported store URL {url!r}: expected sqlite:///PATH or postgresql://…")
 

@@ -91,9 +91,9 @@ class SqliteStore(SqlStore, SqliteWorkWakeups):
         self._verdict_writes: GroupCommit[Write, FlowRecord] = GroupCommit(self._write_verdicts)
 
     # --- lifecycle -----------------------------------------------------------------------------
-    async def open(self) -> None:
-        """Connect and apply pending migrations."""
-        await self._db.open()
+    async def open(self, progress: Callable[[], None] | None = None) -> None:
+        """Connect and apply pending migrations (calling ``progress`` while they run)."""
+        await self._db.open(progress)
 
     async def close(self) -> None:
         """Wait for running transactions, then close the connections (the WAL is checkpointed)."""

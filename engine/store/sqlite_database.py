@@ -159,12 +159,13 @@ class SqliteDatabase:
     def is_open(self) -> bool:
         return self._writer is not None
 
-    async def open(self) -> None:
-        """Connect the writer, apply pending migrations, connect the reader and the writer thread."""
+    async def open(self, progress: Callable[[], None] | None = None) -> None:
+        """Connect the writer, apply pending migrations (calling ``progress`` meanwhile), connect the reader
+        and the writer thread."""
         with wrap():
             writer = await connect(self.path)
             try:
-                await migrate(writer, self._write_lock)
+                await migrate(writer, self._write_lock, progress)
                 reader = await connect(self.path, read_only=True)
             except BaseException:
                 await writer.close()

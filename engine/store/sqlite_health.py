@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.request import pathname2url
 
+from engine.store.sqlite_db import PROGRESS_STEPS
+
 HEADER = b"SQLite format 3\x00"
 INTEGRITY_CHECK = "PRAGMA integrity_check(20)"  # lists at most 20 problems
 LAST_SEQUENCE = "SELECT last_value FROM flow_sequence WHERE id = 1"
 RAISE_SEQUENCE = "UPDATE flow_sequence SET last_value = MAX(last_value, :floor) WHERE id = 1"
-# ``inspect``'s ``progress`` is called every this many SQLite VM steps: ~every millisecond of the check.
-PROGRESS_STEPS = 100_000
 
 
 class FileState(enum.Enum):

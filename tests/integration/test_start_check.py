@@ -1,6 +1,6 @@
-"""The store's start-up check under systemd: it reports its progress, and while it reads the daemon asks
-systemd for more start-up time (``EXTEND_TIMEOUT_USEC``), so a big store is not killed by
-``TimeoutStartSec=`` and restarted forever; a check that stops advancing gets no more time."""
+"""The store's start-up check and migrations under systemd: they report their progress, and while they
+advance the daemon asks systemd for more start-up time (``EXTEND_TIMEOUT_USEC``), so a big store is not
+killed by ``TimeoutStartSec=`` and restarted forever; a step that stops advancing gets no more time."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import asyncio
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from engine.store import open_store
 from engine.store.sqlite_health import FileState, inspect
 from gateway.systemd import Notifier, while_advancing
 
@@ -37,7 +38,9 @@ def received(sock: socket.socket) -> list[str]:
             return messages
 
 
-def steady(seconds: float) -> Callable[[Callable[[], None]], str]:
+def steady(seconds: float) -> Callable[[Callable[[], None]], Awaitable[str]]:
+    """A step in a thread that advances every 10 ms for ``seconds``."""
+
     def work(progress: Callable[[], None]) -> str:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -45,7 +48,7 @@ def steady(seconds: float) -> Callable[[Callable[[], None]], str]:
             time.sleep(0.01)
         return "checked"
 
-    return work
+    return lambda progress: asyncio.to_thread(work, progress)
 
 
 def test_a_check_that_advances_gets_more_time_every_tick(systemd: tuple[Notifier, socket.socket]) -> None:
@@ -63,9 +66,9 @@ def test_a_check_that_advances_gets_more_time_every_tick(systemd: tuple[Notifier
 def test_a_stalled_check_gets_no_more_time(systemd: tuple[Notifier, socket.socket]) -> None:
     notifier, sock = systemd
 
-    def stalled(progress: Callable[[], None]) -> str:
+    async def stalled(progress: Callable[[], None]) -> str:
         progress()  # one step, then nothing
-        time.sleep(0.6)
+        await asyncio.sleep(0.6)
         return "late"
 
     assert asyncio.run(while_advancing(notifier, stalled, status="checking", every_s=0.1)) == "late"
@@ -75,7 +78,7 @@ def test_a_stalled_check_gets_no_more_time(systemd: tuple[Notifier, socket.socke
 def test_an_error_of_the_check_is_raised(systemd: tuple[Notifier, socket.socket]) -> None:
     notifier, _ = systemd
 
-    def failing(progress: Callable[[], None]) -> None:
+    async def failing(progress: Callable[[], None]) -> None:
         raise ValueError("damaged")
 
     with pytest.raises(ValueError, match="damaged"):
@@ -95,3 +98,34 @@ def test_quick_check_reports_progress_while_it_reads_the_pages(tmp_path: Path) -
     assert found.state is FileState.SOUND and found.last_sequence == 42
     assert len(calls) >= 2
     assert inspect(db).state is FileState.SOUND  # no progress callback: the same check
+
+
+# 50,000 flows straight into the table (a recursive CTE), enough for an index build to take many VM steps.
+_MANY_FLOWS = """
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50000)
+INSERT INTO flows (seq, flow_number, file_name, syntax, declared_syntax, channel, issuer_siret, depositor, status,
+                   deposited_at, status_changed_at, sha256, size_bytes, blob_key)
+SELECT i, printf('AAA%07d', i), 'f.xml', 'IN_DP_E1_UBL_INVOICE', 0, 'API', '40483304800022', 'tech:T',
+       'REJ', '2026-12-01T00:00:00.000000+00:00', printf('2026-12-01T00:00:%02d.000000+00:00', i % 60),
+       '', 1, ''
+FROM n
+"""
+
+
+async def test_migrations_report_progress_while_they_build_an_index(tmp_path: Path) -> None:
+    """A store of 50,000 flows written before migration 0011 (its two indexes not yet built): opening it
+    builds them and calls ``progress`` meanwhile; the migration is then recorded."""
+    path = tmp_path / "store.db"
+    await (await open_store(f"sqlite:///{path}")).close()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(_MANY_FLOWS)
+        conn.execute("DROP INDEX flows_changed")
+        conn.execute("DROP INDEX flows_issuer_changed")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 11")
+    calls: list[None] = []
+    await (await open_store(f"sqlite:///{path}", progress=lambda: calls.append(None))).close()
+    assert len(calls) >= 2
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations WHERE version = 11").fetchone() == (1,)
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"flows_changed", "flows_issuer_changed"} <= indexes
