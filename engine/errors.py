@@ -112,6 +112,11 @@ class PermissionDenied(EngineError):
     """Permission denied."""
 
 
+class RulesetUnavailable(EngineError):
+    """A depositor was given a ruleset whose validation artefacts are not installed here: its flows
+    could only end in WARNING. The message names the ruleset and the first missing artefact."""
+
+
 class StoreError(EngineError):
     """The store failed."""
 

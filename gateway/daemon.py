@@ -34,6 +34,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ from engine.store import open_store, sqlite_path
 from engine.store.port import Store
 from engine.store.sqlite_guard import Mark, StoreRefused, check_before_open, keep_numbers_rising, refresh_mark
 from engine.technical import warm_up
-from engine.validation.rulesets import require_artefacts
+from engine.validation.rulesets import require_artefacts, ruleset_problem
 from engine.watchdog import StuckFlowWatchdog
 from engine.webhooks import Backoff
 from engine.worker import WorkerPool, WorkerSettings
@@ -141,7 +142,12 @@ class Engine:
         # Bearer tokens for gRPC and HTTP alike, static or OAuth2 access tokens (engine.services.oauth).
         access = AccessTokens(load_or_create(settings.data_dir), ttl_s=settings.http.access_token_ttl_s)
         self.tokens = TokenAuthenticator(store, ttl_s=settings.grpc.token_cache_s, access_tokens=access)
-        self.admin = AdminService(store, self.tokens, rulesets_changed=self.processor.rulesets.invalidate)
+        self.admin = AdminService(
+            store,
+            self.tokens,
+            ruleset_problem=partial(ruleset_problem, settings.engine_rules),
+            rulesets_changed=self.processor.rulesets.invalidate,
+        )
 
 
 def build_faces(engine: Engine) -> list[Listener]:

@@ -58,6 +58,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode, str | None], ...]
     (e.ProfileAlreadyGranted, grpc.StatusCode.ALREADY_EXISTS, None),
     (e.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS, None),
     (e.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED, None),
+    (e.RulesetUnavailable, grpc.StatusCode.FAILED_PRECONDITION, None),
     (e.InvoiceAlreadyIntegrated, grpc.StatusCode.ABORTED, None),  # a race inside processing: retry
     (e.StatusConflict, grpc.StatusCode.FAILED_PRECONDITION, None),
     (e.StorageFull, grpc.StatusCode.RESOURCE_EXHAUSTED, None),

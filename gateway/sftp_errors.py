@@ -24,6 +24,7 @@ from engine.errors import (
     DepositRefused,
     NotFound,
     PermissionDenied,
+    RulesetUnavailable,
     StorageFull,
     StoreError,
     StoreUnavailable,
@@ -76,6 +77,7 @@ TABLE: tuple[tuple[type[BaseException], Callable[[Any], asyncssh.SFTPError]], ..
     (NotFound, lambda exc: asyncssh.SFTPNoSuchFile(exc.message)),
     (AlreadyExists, lambda exc: asyncssh.SFTPFileAlreadyExists(exc.message)),
     (PermissionDenied, lambda exc: asyncssh.SFTPPermissionDenied(exc.message)),
+    (RulesetUnavailable, lambda exc: asyncssh.SFTPFailure(exc.message)),  # no SFTP request gives one today
     (FileNotFoundError, lambda _: asyncssh.SFTPNoSuchFile("no such file")),
     (FileExistsError, lambda _: asyncssh.SFTPFileAlreadyExists("the file already exists")),
     (OSError, _os_error),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -22,6 +23,7 @@ from engine.services.admin import AdminService
 from engine.services.flows import FlowsService
 from engine.services.watch import WatchService
 from engine.status import FlowStatus
+from engine.validation.rulesets import ruleset_problem
 from engine.worker import WorkerPool, WorkerSettings
 from fluxdepot.v1 import admin_pb2_grpc, flows_pb2_grpc
 from gateway.grpc_auth import Authenticator
@@ -57,7 +59,12 @@ async def serve(
         flows=FlowsService(harness.store, harness.deposits, stuck_after_s={FlowStatus.RECEIVED: 3600.0}, clock=now),
         watch=WatchService(harness.store, wait_s=0.5),
         auth=auth,
-        admin=AdminService(harness.store, auth, rulesets_changed=harness.processor.rulesets.invalidate),
+        admin=AdminService(
+            harness.store,
+            auth,
+            ruleset_problem=partial(ruleset_problem, harness.processor.rulesets.default),
+            rulesets_changed=harness.processor.rulesets.invalidate,
+        ),
         health=HealthServicer(),
         tls=tls,
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from engine.directory import FLOW_FOLLOW_UP, Partner, Role, Structure, User
-from engine.errors import AlreadyExists, DirectoryEntryNotFound, PermissionDenied
+from engine.errors import AlreadyExists, DirectoryEntryNotFound, PermissionDenied, RulesetUnavailable
 from engine.model import RejectionRule, Ruleset, Syntax
 from engine.permissions import Principal, PrincipalKind, check_can_manage, visibility_of
 from engine.queries import RejectRow
@@ -86,10 +86,17 @@ class AdminService:
     """The administration use cases, each checking the caller's rights before it changes anything."""
 
     def __init__(
-        self, store: Store, tokens: TokenAuthenticator, *, rulesets_changed: Callable[[], None] = lambda: None
+        self,
+        store: Store,
+        tokens: TokenAuthenticator,
+        *,
+        ruleset_problem: Callable[[Ruleset], str | None] = lambda ruleset: None,
+        rulesets_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._tokens = tokens
+        # Why a ruleset cannot run here (its first missing artefact), or None: a depositor is not given it.
+        self._ruleset_problem = ruleset_problem
         # Called after a depositor's ruleset changed: this process's workers read the choices again at once
         # (``DepositorRulesets.invalidate``; other processes within its few seconds).
         self._rulesets_changed = rulesets_changed
@@ -150,9 +157,19 @@ class AdminService:
         if ruleset is KEEP:
             ruleset = None if existing is None else (await self._store.depositor_rulesets()).get(existing.depositor)
         else:
+            self._check_runs_here(ruleset)
             self._rulesets_changed()
         await self._store.upsert_technical_user(login, siret, ruleset=ruleset)
         return await self._new_token(PrincipalKind.TECHNICAL, login)
+
+    def _check_runs_here(self, ruleset: Ruleset | None) -> None:
+        """Refuse a ruleset this gateway cannot run (``RulesetUnavailable``). None is the default, which the
+        daemon checked at its start."""
+        if ruleset is None:
+            return
+        problem = self._ruleset_problem(ruleset)
+        if problem is not None:
+            raise RulesetUnavailable(f"ruleset {ruleset.value} cannot run on this gateway: {problem}")
 
     async def create_token(self, principal: Principal, kind: PrincipalKind, login: str) -> IssuedToken:
         """A new token for a technical user (by a manager of its structure, or by itself) or a user (by a
@@ -187,6 +204,8 @@ class AdminService:
         existing = await self._store.get_partner(code)
         if existing is not None:
             check_can_manage(principal, existing.siret)
+        if ruleset is not KEEP:
+            self._check_runs_here(ruleset)
         partner = Partner(
             code=code,
             siret=siret,

@@ -3,7 +3,7 @@
 ``status`` answers ``fluxdepot rulesets``; ``require_artefacts`` is what the daemon calls before it starts
 anything: a missing, unreadable or altered artefact of the configured ruleset stops the start with
 ``ArtefactsNotInstalled`` (one line saying how to install them), never a daemon that puts every flow in
-WARNING.
+WARNING. ``ruleset_problem`` is the same check for a ruleset a depositor is about to be given.
 """
 
 from __future__ import annotations
@@ -62,6 +62,13 @@ def require_artefacts(rules: Rules) -> None:
     problems = problems_of(artefacts_of(rules.ruleset), rules.artefacts_dir)
     if problems:
         raise ArtefactsNotInstalled(problems, rules.artefacts_dir)
+
+
+def ruleset_problem(rules: Rules, ruleset: Ruleset) -> str | None:
+    """Why ``ruleset`` cannot run with the artefacts of ``rules``' folder (its first missing, unreadable or
+    altered artefact, and how to install them), or None when it can."""
+    problems = problems_of(artefacts_of(ruleset), rules.artefacts_dir)
+    return str(ArtefactsNotInstalled(problems, rules.artefacts_dir)) if problems else None
 
 
 def artefacts_folder(rules: Rules) -> Path:

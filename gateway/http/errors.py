@@ -104,6 +104,7 @@ ERROR_TABLE: tuple[tuple[type[BaseException], int, str, str | None], ...] = (
     (e.ProfileAlreadyGranted, 409, "PROFILE_ALREADY_GRANTED", None),
     (e.AlreadyExists, 409, "ALREADY_EXISTS", None),
     (e.PermissionDenied, 403, "FORBIDDEN", None),
+    (e.RulesetUnavailable, 409, "RULESET_UNAVAILABLE", None),
     (e.InvoiceAlreadyIntegrated, 409, "CONFLICT", None),  # a race inside processing: retry
     (e.StatusConflict, 409, "STATUS_CONFLICT", None),
     (e.StorageFull, 507, "STORAGE_FULL", None),

@@ -5,19 +5,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from engine.directory import Role, Structure
 from engine.directory_file import load_directory
-from engine.errors import AlreadyExists, DirectoryEntryNotFound, PermissionDenied, ProfileAlreadyGranted
-from engine.model import RejectionRule, Syntax
+from engine.errors import (
+    AlreadyExists,
+    DirectoryEntryNotFound,
+    PermissionDenied,
+    ProfileAlreadyGranted,
+    RulesetUnavailable,
+)
+from engine.model import RejectionRule, Rules, Ruleset, Syntax
 from engine.permissions import Principal, PrincipalKind
 from engine.services.admin import AdminService
 from engine.services.auth import TokenAuthenticator
 from engine.store import open_store
 from engine.store.port import Store
+from engine.validation.rulesets import ruleset_problem
 from tests.harness import DEMO_DIRECTORY, DEMO_PROVIDER_SIRET, DEMO_SUPPLIER_SIRET
 
 OTHER_SUPPLIER = "73282932000074"
@@ -140,3 +148,29 @@ async def test_partner_keeps_its_password_and_rules_and_its_key(env: Env) -> Non
         await env.admin.upsert_partner(manager, "DDD004", DEMO_SUPPLIER_SIRET, [], status_files=False)
     with pytest.raises(DirectoryEntryNotFound):
         await env.admin.set_rejection_rule(manager, "ZZZ999", Syntax.UBL_INVOICE, RejectionRule.PARTIAL)
+
+
+async def test_a_ruleset_whose_artefacts_are_missing_is_not_given(env: Env, tmp_path: Path) -> None:
+    """With an empty artefacts folder no ruleset can run: giving one to a technical user or a partner is
+    RulesetUnavailable naming the ruleset, the missing artefact and how to install it, and nothing is
+    saved; the daemon's default ("" over gRPC, None here) is still accepted."""
+    (tmp_path / "empty").mkdir()
+    rules = Rules(artefacts_dir=str(tmp_path / "empty"))
+    admin = AdminService(env.store, env.tokens, ruleset_problem=partial(ruleset_problem, rules))
+    manager = await env.principal(PrincipalKind.USER, "manager")
+    expected = (
+        r"^ruleset en16931\+fr-flux2 cannot run on this gateway: validation artefact "
+        r"EN16931-CII-validation\.xslt not found at .*; install them with `make setup` or "
+    )
+    with pytest.raises(RulesetUnavailable, match=expected):
+        await admin.create_technical_user(
+            manager, "TECH_9", DEMO_SUPPLIER_SIRET, rotate=False, ruleset=Ruleset.EN16931_FR_FLUX2
+        )
+    assert await env.store.principal("technical", "TECH_9") is None
+    with pytest.raises(RulesetUnavailable, match=r"^ruleset en16931 cannot run"):
+        await admin.upsert_partner(
+            manager, "BBB002", DEMO_SUPPLIER_SIRET, [], status_files=False, ruleset=Ruleset.EN16931
+        )
+    assert await env.store.get_partner("BBB002") is None
+    await admin.upsert_partner(manager, "BBB002", DEMO_SUPPLIER_SIRET, [], status_files=False, ruleset=None)
+    assert (await env.store.get_partner("BBB002")) is not None
