@@ -79,13 +79,16 @@ async def while_advancing(
     started = time.monotonic()
     running = asyncio.ensure_future(work(progress))
     seen = 0
-    while True:
-        done, _ = await asyncio.wait({running}, timeout=every_s)
-        if done:
-            return running.result()
-        if calls != seen:
-            seen = calls
-            notifier.extend_start(extend_by_s, f"{status} ({time.monotonic() - started:.0f} s)")
+    try:
+        while True:
+            done, _ = await asyncio.wait({running}, timeout=every_s)
+            if done:
+                return running.result()
+            if calls != seen:
+                seen = calls
+                notifier.extend_start(extend_by_s, f"{status} ({time.monotonic() - started:.0f} s)")
+    finally:
+        running.cancel()  # when we were cancelled: the step goes with us (a no-op once it is done)
 
 
 def watchdog_interval_s() -> float | None:

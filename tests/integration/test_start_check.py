@@ -85,6 +85,29 @@ def test_an_error_of_the_check_is_raised(systemd: tuple[Notifier, socket.socket]
         asyncio.run(while_advancing(notifier, failing, status="checking", every_s=0.1))
 
 
+def test_a_cancelled_wait_cancels_its_step(systemd: tuple[Notifier, socket.socket]) -> None:
+    """The daemon's start cancelled while a step runs: the step is cancelled too, not left running."""
+    notifier, _ = systemd
+    ended: list[str] = []
+
+    async def endless(progress: Callable[[], None]) -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            ended.append("step")
+
+    async def cancel_soon() -> None:
+        waiting = asyncio.ensure_future(while_advancing(notifier, endless, status="migrating", every_s=0.1))
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await asyncio.sleep(0)  # the step's cancellation runs
+        assert ended == ["step"]  # here, not at asyncio.run's end (which cancels whatever is left)
+
+    asyncio.run(cancel_soon())
+
+
 def test_quick_check_reports_progress_while_it_reads_the_pages(tmp_path: Path) -> None:
     db = tmp_path / "store.db"
     with closing(sqlite3.connect(db)) as conn, conn:
