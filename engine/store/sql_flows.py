@@ -108,14 +108,8 @@ FLOW_EXISTS = both("SELECT EXISTS (SELECT 1 FROM flows WHERE flow_number = :flow
 
 # --- status events ---------------------------------------------------------------------------------
 LAST_EVENT = both("SELECT seq, hash FROM status_events WHERE flow_number = :flow_number ORDER BY seq DESC LIMIT 1")
-# SQLite inserts each event; PostgreSQL's events go with the commit (postgres_status.commit).
-INSERT_EVENT = Statement(
-    sqlite="""
-INSERT INTO status_events (flow_number, seq, status, event, at, actor, detail, prev_hash, hash)
-VALUES (:flow_number, :seq, :status, :event, :at, :actor, :detail, :prev_hash, :hash)
-""",
-    postgres=None,
-)
+# SQLite inserts a flow's events in one multi-row statement (sqlite_status.INSERT_EVENTS); PostgreSQL's
+# events go with the commit (postgres_status.commit).
 STAGE_FLUSH = Statement(sqlite=None, postgres="SELECT set_config('fluxdepot.flush', :payload, true)")
 FLUSH_AND_COMMIT = Statement(sqlite=None, postgres="SELECT fluxdepot_flush(); COMMIT")  # migration 0003
 LATEST_CURSOR = Statement(  # SQLite: the AUTOINCREMENT high-water mark, which survives deletes of feed rows
@@ -141,17 +135,6 @@ INSERT INTO invoices (
     :flow_number, :idx, :document, :number, :type_code, :issue_date, :issue_year, :currency, :supplier_id,
     :supplier_name, :buyer_id, :buyer_name, :service_code, :engagement_number, :total_without_vat,
     :total_with_vat, :amount_due, :guideline, :has_attachment, :status
-)
-""",
-    postgres=None,
-)
-INSERT_FINDING = Statement(
-    sqlite="""
-INSERT INTO findings (
-    flow_number, invoice_idx, position, code, message, severity, rule, business_term, location, document
-) VALUES (
-    :flow_number, :invoice_idx, :position, :code, :message, :severity, :rule, :business_term, :location,
-    :document
 )
 """,
     postgres=None,

@@ -67,7 +67,7 @@ def set_statuses(db: SqliteSync, change: Change) -> FlowStatus:
 def add_flow_finding(db: SqliteSync, flow_number: str, finding: Finding) -> None:
     """Append a flow-level finding after the flow's existing ones."""
     position = int(db.value(sql.NEXT_FINDING_POSITION, {"flow_number": flow_number}))
-    db.execute(sql.INSERT_FINDING, finding_values(flow_number, None, position, finding))
+    insert_findings(db, [finding_values(flow_number, None, position, finding)])
 
 
 def insert_findings(db: SqliteSync, rows: list[dict[str, object]]) -> None:
