@@ -8,7 +8,7 @@ WARNING. ``ruleset_problem`` is the same check for a ruleset a depositor is abou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.model import Rules, Ruleset
@@ -65,10 +65,13 @@ def require_artefacts(rules: Rules) -> None:
 
 
 def ruleset_problem(rules: Rules, ruleset: Ruleset) -> str | None:
-    """Why ``ruleset`` cannot run with the artefacts of ``rules``' folder (its first missing, unreadable or
-    altered artefact, and how to install them), or None when it can."""
-    problems = problems_of(artefacts_of(ruleset), rules.artefacts_dir)
-    return str(ArtefactsNotInstalled(problems, rules.artefacts_dir)) if problems else None
+    """Why ``ruleset`` cannot run with the artefacts of ``rules``' folder (``require_artefacts``' one line:
+    its first missing, unreadable or altered artefact, and how to install them), or None when it can."""
+    try:
+        require_artefacts(replace(rules, ruleset=ruleset))
+    except ArtefactsNotInstalled as exc:
+        return str(exc)
+    return None
 
 
 def artefacts_folder(rules: Rules) -> Path:
