@@ -199,6 +199,18 @@ class Ruleset(enum.Enum):
             raise ValueError(f"unknown ruleset {text!r}; accepted: {accepted}") from None
 
 
+class Keep(enum.Enum):
+    """A setting an update leaves as it is."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+# A depositor's ruleset in an update: one of its own, None for the config's default ([rules] ruleset), or
+# KEEP (as it is; the default for a new depositor).
+RulesetChoice = Ruleset | None | Keep
+
+
 @dataclass(frozen=True)
 class Rules:
     """Which ruleset judges a flow, and where the downloaded validation artefacts are installed.

@@ -11,10 +11,10 @@ import grpc
 from engine.clock import utcnow
 from engine.directory import FLOW_FOLLOW_UP, Partner, Role, Service, Structure
 from engine.flownumber import PARTNER_CODE
-from engine.model import RejectionRule, Ruleset
+from engine.model import KEEP, RejectionRule, Ruleset, RulesetChoice
 from engine.permissions import Principal, PrincipalKind
 from engine.queries import RejectRow
-from engine.services.admin import KEEP, LOGIN, PUBLIC_KEY, AdminService, RulesetChoice
+from engine.services.admin import LOGIN, PUBLIC_KEY, AdminService
 from engine.services.auth import TokenAuthenticator
 from engine.services.flows import FlowsService, Reprocess
 from engine.webhooks import (

@@ -16,7 +16,6 @@ cases decide what is allowed and what changes.
 from __future__ import annotations
 
 import asyncio
-import enum
 import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +24,7 @@ from datetime import datetime
 
 from engine.directory import FLOW_FOLLOW_UP, Partner, Role, Structure, User
 from engine.errors import AlreadyExists, DirectoryEntryNotFound, PermissionDenied, RulesetUnavailable
-from engine.model import RejectionRule, Ruleset, Syntax
+from engine.model import KEEP, RejectionRule, Ruleset, RulesetChoice, Syntax
 from engine.permissions import Principal, PrincipalKind, check_can_manage, visibility_of
 from engine.queries import RejectRow
 from engine.secrets import hash_secret, secret_lookup_id
@@ -64,18 +63,6 @@ class NewWebhook:
 
     subscription: Subscription
     secret: str
-
-
-class Keep(enum.Enum):
-    """A setting an update leaves as it is."""
-
-    KEEP = "keep"
-
-
-KEEP = Keep.KEEP
-# A depositor's ruleset: one of its own, None for the config's default ([rules] ruleset), or KEEP (as it is;
-# the default for a new depositor).
-RulesetChoice = Ruleset | None | Keep
 
 
 def _is_operator(principal: Principal) -> bool:
@@ -154,12 +141,11 @@ class AdminService:
                 check_can_manage(principal, existing.siret)
             if not rotate:
                 raise AlreadyExists(f"technical user {login} already exists (set rotate to replace its token)")
-        if ruleset is KEEP:
-            ruleset = None if existing is None else (await self._store.depositor_rulesets()).get(existing.depositor)
-        else:
+        if ruleset is not KEEP:
             self._check_runs_here(ruleset)
-            self._rulesets_changed()
         await self._store.upsert_technical_user(login, siret, ruleset=ruleset)
+        if ruleset is not KEEP:
+            self._rulesets_changed()
         return await self._new_token(PrincipalKind.TECHNICAL, login)
 
     def _check_runs_here(self, ruleset: Ruleset | None) -> None:

@@ -26,7 +26,7 @@ from engine.directory import (
     check_partner_keys,
 )
 from engine.errors import DirectoryEntryNotFound, ProfileAlreadyGranted
-from engine.model import RejectionRule, Ruleset, Syntax
+from engine.model import KEEP, RejectionRule, Ruleset, RulesetChoice, Syntax
 from engine.permissions import Principal, PrincipalKind
 from engine.status import FINAL_STATUSES
 from engine.store import sql_directory as sql
@@ -236,11 +236,14 @@ class DirectoryStore:
             await _require_structure(tx, siret)
             await tx.execute(sql.UPSERT_MEMBERSHIP, {"login": login, "siret": siret, "role": role.value})
 
-    async def upsert_technical_user(self, login: str, siret: str, *, ruleset: Ruleset | None) -> None:
+    async def upsert_technical_user(self, login: str, siret: str, *, ruleset: RulesetChoice = KEEP) -> None:
         async with self._db.write() as tx:
             await _require_structure(tx, siret)
-            params = {"login": login, "siret": siret, "ruleset": ruleset.value if ruleset else None}
-            await tx.execute(sql.UPSERT_TECHNICAL_KEEP_TOKEN, params)
+            if ruleset is KEEP:
+                await tx.execute(sql.UPSERT_TECHNICAL_SIRET, {"login": login, "siret": siret})
+            else:
+                params = {"login": login, "siret": siret, "ruleset": ruleset.value if ruleset else None}
+                await tx.execute(sql.UPSERT_TECHNICAL_RULESET, params)
 
     async def upsert_partner(self, partner: Partner) -> None:
         async with self._db.write() as tx:

@@ -30,7 +30,18 @@ from datetime import datetime
 from typing import Protocol
 
 from engine.directory import DirectoryData, DirectorySnapshot, Partner, Role, Structure, User
-from engine.model import Channel, Finding, FlowRecord, InvoiceOutcome, RejectionRule, Ruleset, StatusChange, Syntax
+from engine.model import (
+    KEEP,
+    Channel,
+    Finding,
+    FlowRecord,
+    InvoiceOutcome,
+    RejectionRule,
+    Ruleset,
+    RulesetChoice,
+    StatusChange,
+    Syntax,
+)
 from engine.permissions import Principal, Visibility
 from engine.queries import Dashboard, DashboardQuery, EventRecord, FlowQuery, PageKey, RejectRow, SearchPage
 from engine.status import FlowEvent, FlowStatus
@@ -355,9 +366,9 @@ class Store(Protocol):
     async def set_membership(self, login: str, siret: str, role: Role | None) -> None:
         """Attach ``login`` to ``siret`` with ``role``, or detach it when ``role`` is None."""
 
-    async def upsert_technical_user(self, login: str, siret: str, *, ruleset: Ruleset | None) -> None:
+    async def upsert_technical_user(self, login: str, siret: str, *, ruleset: RulesetChoice = KEEP) -> None:
         """Create or move a technical user (its token, if any, kept), its flows judged by ``ruleset`` (None:
-        the config's default)."""
+        the config's default; KEEP: as they are, the default for a new one)."""
 
     async def upsert_partner(self, partner: Partner) -> None: ...
 

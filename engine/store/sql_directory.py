@@ -53,7 +53,12 @@ ON CONFLICT (login) DO UPDATE SET
     siret = excluded.siret, token_hash = excluded.token_hash, token_lookup = excluded.token_lookup,
     ruleset = excluded.ruleset
 """)
-UPSERT_TECHNICAL_KEEP_TOKEN = both("""
+# A technical user created or moved, its token (if any) kept: its ruleset kept too, or set.
+UPSERT_TECHNICAL_SIRET = both("""
+INSERT INTO technical_users (login, siret) VALUES (:login, :siret)
+ON CONFLICT (login) DO UPDATE SET siret = excluded.siret
+""")
+UPSERT_TECHNICAL_RULESET = both("""
 INSERT INTO technical_users (login, siret, ruleset) VALUES (:login, :siret, :ruleset)
 ON CONFLICT (login) DO UPDATE SET siret = excluded.siret, ruleset = excluded.ruleset
 """)

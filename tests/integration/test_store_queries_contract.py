@@ -736,6 +736,8 @@ async def test_directory_administration(store: Store) -> None:
         await store.set_membership("nobody", A, Role.USER)
     await store.upsert_technical_user("T3", C, ruleset=Ruleset.EN16931_FR_FLUX2)
     assert (await store.depositor_rulesets()).get("tech:T3") is Ruleset.EN16931_FR_FLUX2
+    await store.upsert_technical_user("T3", C)  # moved again, its ruleset kept
+    assert (await store.depositor_rulesets()).get("tech:T3") is Ruleset.EN16931_FR_FLUX2
     await store.upsert_technical_user("T3", C, ruleset=None)  # back to the config's default
     assert "tech:T3" not in await store.depositor_rulesets()
     assert await store.principal("technical", "T3") == Principal(PrincipalKind.TECHNICAL, "T3", siret=C)
