@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.cpu import children, own_cpu_seconds
 from engine.formats import detect, xmlparse
 from engine.model import Limits
 from engine.technical import flow_check
@@ -213,17 +214,14 @@ async def _whole_engine(
 def _children_cpu_s() -> float:
     """CPU seconds of this process's live validation processes (Linux ``/proc``; 0 elsewhere): the
     children started by ``multiprocessing`` (the deposits' writer is a child of its own kind)."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0.0
-    for proc in Path("/proc").glob("[0-9]*"):
+    for pid in children(os.getpid()):
         try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:  # gone meanwhile, or not ours to read
+            started_by_multiprocessing = b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # it ended meanwhile
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # ppid, utime and stime: fields 4, 14 and 15 of stat(5)
-        if int(fields[1]) == os.getpid() and b"multiprocessing" in cmdline:
-            total += (int(fields[11]) + int(fields[12])) / tick
+        spent = own_cpu_seconds(pid) if started_by_multiprocessing else 0.0
+        total += spent if spent == spent else 0.0  # NaN: it ended meanwhile
     return total
 
 
