@@ -27,7 +27,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +151,6 @@ async def _whole_engine(
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     from engine.blobs import BlobStore
     from engine.cpu_pool import CpuPool
-    from engine.deposit import DepositRequest, DepositService
-    from engine.model import Channel
     from engine.processing import FlowProcessor
     from engine.store import open_store
     from engine.technical import warm_up
@@ -164,15 +163,9 @@ async def _whole_engine(
     pool = CpuPool(workers, initializer=warm_up)
     try:
         pool.warm_up(warm_up)
-        store = await open_store(f"sqlite:///{folder / 'fluxdepot.db'}")
+        store = await open_store(f"sqlite:///{await _deposited_store(folder, sources, count)}")
         blobs = BlobStore(folder / "blobs")
         limits = Limits()
-        deposits = DepositService(store, blobs, limits)
-        contents = [p.read_bytes() for p in sources]
-        for i in range(count):
-            content = contents[i % len(contents)]
-            request = DepositRequest(f"{i}.xml", content, Channel.API, "tech:bench", "40483304800022")
-            await deposits.deposit(request)
         run_cpu = pool.run
         if cached:
 
@@ -209,6 +202,94 @@ async def _whole_engine(
     if checks_ms:
         print(f"    validation processes' CPU: {checks_ms:.2f} ms per flow (pipes, pickling and the checks)")
     return rate, main_cpu_ms
+
+
+async def _deposited_store(folder: Path, sources: list[Path], count: int) -> str:
+    """A SQLite store in ``folder`` holding ``count`` new flows (the ``sources`` in turn); its path."""
+    from engine.blobs import BlobStore
+    from engine.deposit import DepositRequest, DepositService
+    from engine.model import Channel
+    from engine.store import open_store
+
+    store = await open_store(f"sqlite:///{folder / 'fluxdepot.db'}")
+    try:
+        deposits = DepositService(store, BlobStore(folder / "blobs"), Limits())
+        contents = [p.read_bytes() for p in sources]
+        for i in range(count):
+            request = DepositRequest(
+                f"{i}.xml", contents[i % len(contents)], Channel.API, "tech:bench", "40483304800022"
+            )
+            await deposits.deposit(request)
+    finally:
+        await store.close()
+    return str(folder / "fluxdepot.db")
+
+
+def _judge(content: Any, issuer_siret: str, rule: Any, directory: Any, earlier: Any) -> Any:
+    """The worker's judging (``FlowProcessor``) of one checked flow, for ``write_judged``."""
+    from engine.processing import judge_content
+
+    return judge_content(content, issuer_siret=issuer_siret, directory=directory, earlier=earlier, rule=rule)
+
+
+def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
+    """(c1) CPU ms per flow of the store's own part of a flow's walk, alone: the statements and the Python
+    around them that claim a job (``sqlite.claim_next``) and judge and record its verdict
+    (``sqlite.write_judged``: directory and duplicate reads, the rejection rule, four chained events,
+    findings, invoices, counters), ``per_transaction`` flows per write transaction, with the
+    workers' ``synchronous=NORMAL``. Run inline on this thread: no event loop, thread hand-off,
+    validation process or pickling, and the checks' results computed beforehand. Whatever design
+    drives the store pays at least this per flow."""
+    from engine.business import duplicate_keys, needed_sirets
+    from engine.integration import rule_for
+    from engine.processing import STEPS_TO_IN_PROGRESS
+    from engine.store.sqlite import claim_next, write_judged
+    from engine.store.sqlite_database import SqliteSync
+    from engine.store.sqlite_db import connect_writer
+
+    checked = {p.read_bytes(): flow_check(p.read_bytes(), p.name, None, Limits())[1] for p in sources}
+    folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-store-"))
+    try:
+        conn = connect_writer(asyncio.run(_deposited_store(folder, sources, count)))
+        conn.execute("PRAGMA synchronous = NORMAL")
+        db = SqliteSync(conn)
+        done = 0
+        started = time.process_time()
+        while True:
+            at = datetime.now(UTC)
+            conn.execute("BEGIN IMMEDIATE")
+            expires = at + timedelta(seconds=60)
+            tried = [claim_next(db, "bench", now=at, expires=expires) for _ in range(per_transaction)]
+            conn.execute("COMMIT")
+            claims = [c for c in tried if c is not None]
+            if not claims:
+                break
+            conn.execute("BEGIN IMMEDIATE")
+            for claim in claims:
+                flow, content = claim.flow, checked[claim.content or b""]
+                assert flow is not None and content is not None
+                rule = rule_for(flow.channel, None, flow.syntax)  # an API flow: no partner's rule
+                write_judged(
+                    db,
+                    claim.flow_number,
+                    claim.status,
+                    STEPS_TO_IN_PROGRESS[claim.status],
+                    partial(_judge, content, flow.issuer_siret, rule),
+                    sirets=needed_sirets(content.documents, flow.issuer_siret),
+                    invoice_keys=duplicate_keys(content.documents),
+                    actor="worker:bench",
+                    at=datetime.now(UTC),
+                )
+            conn.execute("COMMIT")
+            done += len(claims)
+        spent_ms = (time.process_time() - started) * 1000 / max(done, 1)
+        conn.close()
+        if done != count:
+            raise SystemExit(f"(c1): {done} of {count} flows judged")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"(c1) the store's part alone, {per_transaction} flow(s) per transaction: {spent_ms:.2f} ms of CPU per flow")
+    return spent_ms
 
 
 def _children_cpu_s() -> float:
@@ -300,6 +381,8 @@ def main() -> None:
     in_flight = args.in_flight or 4 * args.workers
     engine_rate, engine_ms = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight))
     alone_rate, alone_ms = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight, cached=True))
+    floor_ms = store_floor(sources, args.count, 1)
+    batched_floor_ms = store_floor(sources, args.count, 4)
     print(f"ratio (a)/(b): {xsd_rate / full_rate:.1f}x  (schematron share of the pipeline cost)")
     print(f"ratio (c)/(b): {engine_rate / full_rate:.2f}  (what the store, statuses and business checks cost)")
     print(
@@ -309,6 +392,10 @@ def main() -> None:
     print(
         f"the engine alone (c0): {alone_ms:.2f} ms of CPU per flow, {alone_rate:.0f} flows/s; a CPU-bound "
         f"(c)/(b) of 0.85 needs at most {check_ms * 0.15 / 0.85:.2f} ms"
+    )
+    print(
+        f"the store's part alone (c1): {floor_ms:.2f} ms per flow one flow per transaction, {batched_floor_ms:.2f} ms "
+        f"four per transaction: {floor_ms / alone_ms:.0%} and {batched_floor_ms / alone_ms:.0%} of (c0)"
     )
     if cii:
         print(

@@ -62,7 +62,7 @@ _ABORTED_CODES: dict[type[CheckAborted], str] = {
 }
 # The steps from a status before IN_PROGRESS to IN_PROGRESS, recorded in one transaction (the verdict's,
 # when the checks already ran).
-_STEPS_TO_IN_PROGRESS: dict[FlowStatus, tuple[FlowEvent, ...]] = {
+STEPS_TO_IN_PROGRESS: dict[FlowStatus, tuple[FlowEvent, ...]] = {
     FlowStatus.RECEIVED: (E.TRANSPORT_CHECKED, E.QUEUED, E.CLAIMED),
     FlowStatus.PROCESSED_SE_CPP: (E.QUEUED, E.CLAIMED),
     FlowStatus.WAITING_FOR_PROCESSING: (E.CLAIMED,),
@@ -209,7 +209,7 @@ class FlowProcessor:
             if failed is not None:
                 return await self._verdict(flow, status, failed, started)
             syntax = transport.syntax or syntax
-        steps = _STEPS_TO_IN_PROGRESS.get(status, ())
+        steps = STEPS_TO_IN_PROGRESS.get(status, ())
         if content is not None:
             # Checked already: the steps up to IN_PROGRESS go in the verdict's transaction (one write less).
             return await self._judge_and_record(flow, status, content, syntax, started, steps)

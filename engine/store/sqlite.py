@@ -142,12 +142,9 @@ class SqliteStore(SqlStore, SqliteWorkWakeups):
         be pure. Concurrent calls share a transaction (group commit); each returns after its COMMIT."""
 
         def work(db: SqliteSync) -> FlowRecord:
-            rows = db.rows(sql_directory.STRUCTURES_WITH_SERVICES, {"sirets": sorted(set(sirets))})
-            verdict = judge(DirectorySnapshot(structures_from_rows(rows)), _integrated(db, invoice_keys))
-            change = Change(flow_number, expected, (*steps, verdict.event), at, actor)
-            walk(expected, change.events)  # InvalidTransition before touching the flow
-            recorded = Verdict(verdict.flow_findings, verdict.invoices, verdict.ruleset_version)
-            return _write(db, change, recorded)
+            return write_judged(
+                db, flow_number, expected, steps, judge, sirets=sirets, invoice_keys=invoice_keys, actor=actor, at=at
+            )
 
         return self._recorded(await self._verdict_writes.submit(work))
 
@@ -196,18 +193,10 @@ class SqliteStore(SqlStore, SqliteWorkWakeups):
                 if not await conn.rows(sql.ANY_CLAIMABLE, {"now": now}):
                     return None
         expires = utc(now) + timedelta(seconds=lease_s)
-
-        def work(db: SqliteSync) -> Claim | None:
-            rows = db.rows(sql.NEXT_CLAIMABLE, {"now": now})
-            if not rows:
-                return None
-            lease = {"flow_number": rows[0]["flow_number"], "worker_id": worker_id, "lease_expires_at": expires}
-            db.execute(sql.LEASE_JOB, lease)
-            claim = claim_from_row(rows[0], expires)
-            return dataclasses.replace(claim, flow=read_flow(db, claim.flow_number))
-
         # Not group-committed: a claim whose caller was cancelled is rolled back, never leased to nobody.
-        claim = await self._db.write_flows(work, durable=False)
+        claim = await self._db.write_flows(
+            lambda db: claim_next(db, worker_id, now=now, expires=expires), durable=False
+        )
         self._queue_seen_empty = claim is None
         return claim
 
@@ -285,6 +274,40 @@ class SqliteStore(SqlStore, SqliteWorkWakeups):
 _SAVEPOINT = "SAVEPOINT verdict"
 _ROLLBACK_TO = "ROLLBACK TO verdict"
 _RELEASE = "RELEASE verdict"
+
+
+def claim_next(db: SqliteSync, worker_id: str, *, now: datetime, expires: datetime) -> Claim | None:
+    """In the caller's write transaction: lease the oldest available unleased job to ``worker_id`` until
+    ``expires``, with its flow as it is (``SqliteStore.claim``)."""
+    rows = db.rows(sql.NEXT_CLAIMABLE, {"now": now})
+    if not rows:
+        return None
+    lease = {"flow_number": rows[0]["flow_number"], "worker_id": worker_id, "lease_expires_at": expires}
+    db.execute(sql.LEASE_JOB, lease)
+    claim = claim_from_row(rows[0], expires)
+    return dataclasses.replace(claim, flow=read_flow(db, claim.flow_number))
+
+
+def write_judged(
+    db: SqliteSync,
+    flow_number: str,
+    expected: FlowStatus,
+    steps: Sequence[FlowEvent],
+    judge: Judge,
+    *,
+    sirets: Collection[str],
+    invoice_keys: Collection[tuple[str, str, str]],
+    actor: str,
+    at: datetime,
+) -> FlowRecord:
+    """In the caller's write transaction: judge a checked flow on the directory and earlier invoices as
+    they are there, and record its verdict after ``steps`` (``SqliteStore.record_judged``)."""
+    rows = db.rows(sql_directory.STRUCTURES_WITH_SERVICES, {"sirets": sorted(set(sirets))})
+    verdict = judge(DirectorySnapshot(structures_from_rows(rows)), _integrated(db, invoice_keys))
+    change = Change(flow_number, expected, (*steps, verdict.event), at, actor)
+    walk(expected, change.events)  # InvalidTransition before touching the flow
+    recorded = Verdict(verdict.flow_findings, verdict.invoices, verdict.ruleset_version)
+    return _write(db, change, recorded)
 
 
 def _write(db: SqliteSync, change: Change, verdict: Verdict | None) -> FlowRecord:
