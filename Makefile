@@ -70,6 +70,7 @@ proto: setup
 # Each benchmark prints its figures next to a baseline measured in the same run (see README).
 bench: setup
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.pump_sketch
 	$(BIN)/python -m bench.deposit
 	$(BIN)/python -m bench.writer
 	$(BIN)/python -m bench.search

@@ -1,0 +1,191 @@
+"""A design measured before it is built: the flows' walk as a synchronous pump on one thread (issue 20).
+
+Not the product. ``bench.pipeline`` (c) shows the engine process spending 1.2–1.7 ms of CPU per flow,
+and (c1) that the store's own statements and rows take 0.6–0.8 ms of it at one flow per transaction:
+the rest is the asyncio machinery around each flow (a task, futures, a thread hand-off per transaction,
+1.7 transactions per flow). This sketch drives the same store functions and the same checks without it:
+
+* one thread, one SQLite connection (``synchronous=NORMAL``, as the workers' writes), two validation
+  processes each fed over its own pipe;
+* each turn records the verdicts of the replies read so far and claims enough jobs to keep ``depth``
+  checks queued per process, all in ONE transaction (``sqlite.write_judged``, ``sqlite.claim_next``);
+* it waits with ``select``; with ``gather`` > 1 it lets a reply wait up to 4 ms for others, so that
+  several verdicts share a transaction (the processes stay busy meanwhile: their queue is deeper).
+
+What it leaves out, and a real pump would need: a check's deadline and memory limit, a process that dies,
+leases' heartbeats and hand-back, flows claimed after a restart (not RECEIVED), the operator's writes
+and the deposits' writer sharing the write lock, metrics. Those cost little per flow; the figures
+below are the per-flow costs. (b) is measured in the same run, before and after.
+
+    .venv/bin/python -m bench.pump_sketch [--count 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pickle
+import select
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from bench.cpu import own_cpu_seconds
+from bench.pipeline import _deposited_store, _judge, _run, _valid_ubl, whole_pipeline
+from engine.business import duplicate_keys, needed_sirets
+from engine.cpu_pool import _read_frame, _write_frame
+from engine.integration import rule_for
+from engine.model import Limits
+from engine.processing import STEPS_TO_IN_PROGRESS
+from engine.store.port import Claim
+from engine.store.sqlite import claim_next, write_judged
+from engine.store.sqlite_database import SqliteSync
+from engine.store.sqlite_db import connect_writer
+from engine.technical import flow_check, warm_up
+
+_READY = b"ready"
+LINGER_S = 0.004
+
+
+def _checker(conn: Connection) -> None:
+    """A validation process: ``flow_check`` on each ``(bytes, file name)`` received, the result sent back."""
+    warm_up()
+    fd = conn.fileno()
+    _write_frame(fd, _READY)
+    limits = Limits()
+    while (request := _read_frame(fd)) is not None:
+        source, name = pickle.loads(request)  # noqa: S301 - our parent, on our own pipe
+        _write_frame(fd, pickle.dumps(flow_check(source, name, None, limits), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@dataclass
+class _Checker:
+    conn: Connection
+    pid: int
+    queued: list[Claim] = field(default_factory=list)  # sent, in the order the replies come
+
+
+def pump(count: int, *, depth: int, gather: int) -> tuple[float, float, float, float]:
+    """Deposit ``count`` flows, then take each to its verdict; (flows/s, parent CPU ms per flow, checks'
+    CPU ms per flow, transactions per flow)."""
+    folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-pump-"))
+    context = get_context("spawn")
+    checkers: list[_Checker] = []
+    handles = []
+    try:
+        path = asyncio.run(_deposited_store(folder, _valid_ubl(), count))
+        for _ in range(2):
+            ours, theirs = context.Pipe()
+            handle = context.Process(target=_checker, args=(theirs,))
+            handle.start()
+            theirs.close()
+            handles.append(handle)
+            assert _read_frame(ours.fileno()) == _READY
+            checkers.append(_Checker(ours, handle.pid or 0))
+        conn = connect_writer(path)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        db = SqliteSync(conn)
+        by_fd = {c.conn.fileno(): c for c in checkers}
+        replies: list[tuple[Claim, Any]] = []
+        done = transactions = 0
+        exhausted = lingered = False
+        checks_before = sum(own_cpu_seconds(c.pid) for c in checkers)
+        cpu_before, started = time.process_time(), time.perf_counter()
+        while True:
+            wanted = 0 if exhausted else sum(depth - len(c.queued) for c in checkers)
+            if (replies and (len(replies) >= gather or lingered)) or (wanted and not replies):
+                now = datetime.now(UTC)
+                conn.execute("BEGIN IMMEDIATE")
+                for claim, (_, content) in replies:
+                    flow = claim.flow
+                    assert flow is not None and content is not None
+                    write_judged(
+                        db,
+                        claim.flow_number,
+                        claim.status,
+                        STEPS_TO_IN_PROGRESS[claim.status],
+                        partial(_judge, content, flow.issuer_siret, rule_for(flow.channel, None, flow.syntax)),
+                        sirets=needed_sirets(content.documents, flow.issuer_siret),
+                        invoice_keys=duplicate_keys(content.documents),
+                        actor="worker:pump",
+                        at=now,
+                    )
+                done += len(replies)
+                replies = []
+                claims = []
+                for _ in range(wanted):
+                    leased = claim_next(db, "pump", now=now, expires=now + timedelta(seconds=30))
+                    if leased is None:
+                        exhausted = True
+                        break
+                    claims.append(leased)
+                conn.execute("COMMIT")
+                transactions += 1
+                for claim in claims:
+                    checker = min(checkers, key=lambda c: len(c.queued))
+                    assert claim.flow is not None
+                    request = (claim.content, claim.flow.file_name)
+                    _write_frame(checker.conn.fileno(), pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+                    checker.queued.append(claim)
+            busy = [fd for fd, c in by_fd.items() if c.queued]
+            if not busy:
+                if not replies:
+                    break
+                lingered = True  # nothing more will come: record what was read
+                continue
+            readable, _, _ = select.select(busy, [], [], LINGER_S if replies else 60)
+            lingered = not readable
+            for fd in readable:
+                body = _read_frame(fd)
+                assert body is not None, "a validation process died"
+                replies.append((by_fd[fd].queued.pop(0), pickle.loads(body)))  # noqa: S301 - our child
+        elapsed_s = time.perf_counter() - started
+        parent_ms = (time.process_time() - cpu_before) * 1000 / count
+        checks_ms = (sum(own_cpu_seconds(c.pid) for c in checkers) - checks_before) * 1000 / count
+        conn.close()
+        if done != count:
+            raise SystemExit(f"the pump judged {done} of {count} flows")
+    finally:
+        for checker in checkers:
+            checker.conn.close()
+        for handle in handles:
+            handle.join(10)
+        shutil.rmtree(folder, ignore_errors=True)
+    return count / elapsed_s, parent_ms, checks_ms, transactions / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    args = parser.parse_args()
+    sources = _valid_ubl()
+    folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-"))
+    try:
+        paths = []
+        for i in range(args.count):
+            target = folder / f"{i:05d}-{sources[i % len(sources)].name}"
+            shutil.copyfile(sources[i % len(sources)], target)
+            paths.append(str(target))
+        before, _ = _run("(b) flow_check, before", whole_pipeline, paths, 2)
+        results = [(depth, gather, *pump(args.count, depth=depth, gather=gather)) for depth, gather in ((2, 1), (3, 2))]
+        after, _ = _run("(b) flow_check, after", whole_pipeline, paths, 2)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    baseline = (before + after) / 2
+    for depth, gather, rate, parent_ms, checks_ms, per_flow in results:
+        print(
+            f"pump, {depth} checks queued per process, verdicts gathered by {gather}: {rate:.0f} flows/s, "
+            f"{rate / baseline:.2f} of (b); parent {parent_ms:.2f} ms of CPU per flow, checks {checks_ms:.2f} ms, "
+            f"{per_flow:.2f} transactions per flow; CPU-bound ratio {checks_ms / (checks_ms + parent_ms):.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
