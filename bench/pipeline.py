@@ -83,6 +83,16 @@ def cii_route_before(path: str) -> bool:
     return not any(f.is_error for f in rules.to_findings(kept, path, Origin.CEN))
 
 
+def repeated(sources: list[Path], count: int, folder: Path, prefix: str = "") -> list[str]:
+    """``count`` copies of ``sources`` in turn, as files of ``folder`` (each check reads its own file)."""
+    paths = []
+    for i in range(count):
+        target = folder / f"{prefix}{i:05d}-{sources[i % len(sources)].name}"
+        shutil.copyfile(sources[i % len(sources)], target)
+        paths.append(str(target))
+    return paths
+
+
 def xsd_only(path: str) -> bool:
     """(a) parse with the hardened parser and validate against the UBL XSD."""
     tree = xmlparse.parse(Path(path).read_bytes(), path)
@@ -350,11 +360,7 @@ def main() -> None:
     sources = _valid_ubl()
     folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-"))
     try:
-        paths = []
-        for i in range(args.count):
-            target = folder / f"{i:05d}-{sources[i % len(sources)].name}"
-            shutil.copyfile(sources[i % len(sources)], target)
-            paths.append(str(target))
+        paths = repeated(sources, args.count, folder)
         print(f"{len(sources)} valid UBL corpus invoices repeated to {args.count}; {args.workers} workers")
         xsd_rate, _ = _run("(a) lxml parse + UBL XSD", xsd_only, paths, args.workers)
         check_ms = check_cpu_ms(paths)
@@ -362,11 +368,7 @@ def main() -> None:
         before = after = 1.0
         cii_invalid = 0
         cii = [] if args.no_cii else _valid_plain_cii()
-        cii_paths = []
-        for i in range(args.count if cii else 0):
-            target = folder / f"cii-{i:05d}-{cii[i % len(cii)].name}"
-            shutil.copyfile(cii[i % len(cii)], target)
-            cii_paths.append(str(target))
+        cii_paths = repeated(cii, args.count if cii else 0, folder, "cii-")
         if cii:
             print(f"{len(cii)} valid plain-CII corpus invoices repeated to {args.count}")
             before, _ = _run(

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cpu import own_cpu_seconds
-from bench.pipeline import _deposited_store, _judge, _run, _valid_ubl, whole_pipeline
+from bench.pipeline import _deposited_store, _judge, _run, _valid_ubl, repeated, whole_pipeline
 from engine.business import duplicate_keys, needed_sirets
 from engine.cpu_pool import _read_frame, _write_frame
 from engine.integration import rule_for
@@ -165,14 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
     args = parser.parse_args()
-    sources = _valid_ubl()
     folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-"))
     try:
-        paths = []
-        for i in range(args.count):
-            target = folder / f"{i:05d}-{sources[i % len(sources)].name}"
-            shutil.copyfile(sources[i % len(sources)], target)
-            paths.append(str(target))
+        paths = repeated(_valid_ubl(), args.count, folder)
         before, _ = _run("(b) flow_check, before", whole_pipeline, paths, 2)
         results = [(depth, gather, *pump(args.count, depth=depth, gather=gather)) for depth, gather in ((2, 1), (3, 2))]
         after, _ = _run("(b) flow_check, after", whole_pipeline, paths, 2)
