@@ -68,13 +68,22 @@ proto: setup
 		proto/fluxdepot/v1/*.proto
 
 # Each benchmark prints its figures next to a baseline measured in the same run (see README).
+# Every benchmark, each beside its baseline in the same run (README "Benchmarks"). The big-store ones build
+# their 1,000,000-flow stores once under bench/out/; bench.scaleout starts a private PostgreSQL cluster
+# (or uses FLUXDEPOT_BENCH_PG_URL); bench.rules' JVM column needs Debian's libsaxonhe-java (else skipped).
 bench: setup
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.pump_sketch
+	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.deposit
 	$(BIN)/python -m bench.writer
-	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.sftp
+	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.http_webhooks
+	$(BIN)/python -m bench.hostile
+	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.portal
+	$(BIN)/python -m bench.replay
 	$(BIN)/python -m bench.scaleout
 
 clean:
