@@ -25,17 +25,19 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench.cpu import children, own_cpu_seconds
+from engine.directory import DirectorySnapshot
 from engine.formats import detect, xmlparse
-from engine.model import Limits
-from engine.technical import flow_check
+from engine.model import FlowVerdict, Limits
+from engine.store.port import Claim
+from engine.store.sqlite_database import SqliteSync
+from engine.technical import ContentResult, flow_check
 from engine.validation import rules, xsd
 from engine.validation.artefacts import Artefact
 from engine.validation.routes import Origin
@@ -235,11 +237,33 @@ async def _deposited_store(folder: Path, sources: list[Path], count: int) -> str
     return str(folder / "fluxdepot.db")
 
 
-def _judge(content: Any, issuer_siret: str, rule: Any, directory: Any, earlier: Any) -> Any:
-    """The worker's judging (``FlowProcessor``) of one checked flow, for ``write_judged``."""
-    from engine.processing import judge_content
+def record_checked(db: SqliteSync, claim: Claim, content: ContentResult, *, actor: str, at: datetime) -> None:
+    """The worker's verdict on a claimed flow whose checks passed transport (``content``), in the caller's
+    write transaction: judged and recorded by ``sqlite.write_judged`` as ``FlowProcessor`` has it done
+    (an API flow: no partner's rejection rule)."""
+    from engine.business import duplicate_keys, needed_sirets
+    from engine.integration import rule_for
+    from engine.processing import STEPS_TO_IN_PROGRESS, judge_content
+    from engine.store.sqlite import write_judged
 
-    return judge_content(content, issuer_siret=issuer_siret, directory=directory, earlier=earlier, rule=rule)
+    flow = claim.flow
+    assert flow is not None, "a SQLite claim brings its flow"
+    rule = rule_for(flow.channel, None, flow.syntax)
+
+    def judge(directory: DirectorySnapshot, earlier: Mapping[tuple[str, str, str], str]) -> FlowVerdict:
+        return judge_content(content, issuer_siret=flow.issuer_siret, directory=directory, earlier=earlier, rule=rule)
+
+    write_judged(
+        db,
+        claim.flow_number,
+        claim.status,
+        STEPS_TO_IN_PROGRESS[claim.status],
+        judge,
+        sirets=needed_sirets(content.documents, flow.issuer_siret),
+        invoice_keys=duplicate_keys(content.documents),
+        actor=actor,
+        at=at,
+    )
 
 
 def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
@@ -250,14 +274,14 @@ def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
     workers' ``synchronous=NORMAL``. Run inline on this thread: no event loop, thread hand-off,
     validation process or pickling, and the checks' results computed beforehand. Whatever design
     drives the store pays at least this per flow."""
-    from engine.business import duplicate_keys, needed_sirets
-    from engine.integration import rule_for
-    from engine.processing import STEPS_TO_IN_PROGRESS
-    from engine.store.sqlite import claim_next, write_judged
-    from engine.store.sqlite_database import SqliteSync
+    from engine.store.sqlite import claim_next
     from engine.store.sqlite_db import connect_writer
 
-    checked = {p.read_bytes(): flow_check(p.read_bytes(), p.name, None, Limits())[1] for p in sources}
+    checked: dict[bytes, ContentResult] = {}
+    for path in sources:
+        _, content = flow_check(path.read_bytes(), path.name, None, Limits())
+        assert content is not None, f"{path.name} passes the transport check"
+        checked[path.read_bytes()] = content
     folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-store-"))
     try:
         conn = connect_writer(asyncio.run(_deposited_store(folder, sources, count)))
@@ -276,20 +300,7 @@ def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
                 break
             conn.execute("BEGIN IMMEDIATE")
             for claim in claims:
-                flow, content = claim.flow, checked[claim.content or b""]
-                assert flow is not None and content is not None
-                rule = rule_for(flow.channel, None, flow.syntax)  # an API flow: no partner's rule
-                write_judged(
-                    db,
-                    claim.flow_number,
-                    claim.status,
-                    STEPS_TO_IN_PROGRESS[claim.status],
-                    partial(_judge, content, flow.issuer_siret, rule),
-                    sirets=needed_sirets(content.documents, flow.issuer_siret),
-                    invoice_keys=duplicate_keys(content.documents),
-                    actor="worker:bench",
-                    at=datetime.now(UTC),
-                )
+                record_checked(db, claim, checked[claim.content or b""], actor="worker:bench", at=datetime.now(UTC))
             conn.execute("COMMIT")
             done += len(claims)
         spent_ms = (time.process_time() - started) * 1000 / max(done, 1)

@@ -38,14 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.cpu import own_cpu_seconds
-from bench.pipeline import _deposited_store, _judge, _run, _valid_ubl, repeated, whole_pipeline
-from engine.business import duplicate_keys, needed_sirets
+from bench.pipeline import _children_cpu_s, _deposited_store, _run, _valid_ubl, record_checked, repeated, whole_pipeline
 from engine.cpu_pool import _read_frame, _write_frame
-from engine.integration import rule_for
 from engine.model import Limits
-from engine.processing import STEPS_TO_IN_PROGRESS
 from engine.store.port import Claim
-from engine.store.sqlite import claim_next, write_judged
+from engine.store.sqlite import claim_next
 from engine.store.sqlite_database import SqliteSync
 from engine.store.sqlite_db import connect_writer
 from engine.technical import flow_check, warm_up
@@ -104,19 +101,7 @@ def pump(count: int, *, depth: int, gather: int) -> tuple[float, float, float, f
                 now = datetime.now(UTC)
                 conn.execute("BEGIN IMMEDIATE")
                 for claim, (_, content) in replies:
-                    flow = claim.flow
-                    assert flow is not None and content is not None
-                    write_judged(
-                        db,
-                        claim.flow_number,
-                        claim.status,
-                        STEPS_TO_IN_PROGRESS[claim.status],
-                        partial(_judge, content, flow.issuer_siret, rule_for(flow.channel, None, flow.syntax)),
-                        sirets=needed_sirets(content.documents, flow.issuer_siret),
-                        invoice_keys=duplicate_keys(content.documents),
-                        actor="worker:pump",
-                        at=now,
-                    )
+                    record_checked(db, claim, content, actor="worker:pump", at=now)
                 done += len(replies)
                 replies = []
                 claims = []
@@ -161,6 +146,79 @@ def pump(count: int, *, depth: int, gather: int) -> tuple[float, float, float, f
     return count / elapsed_s, parent_ms, checks_ms, transactions / count
 
 
+async def pump_async(count: int, *, in_flight: int, gather: int) -> tuple[float, float, float, float]:
+    """The same turns on the event loop, with the product's parts: checks through ``CpuPool`` (deadline,
+    memory limit, replacement of a dead process), each turn's verdicts and claims one call to the flows'
+    writer thread (``SqliteDatabase.write_flows``, under the write lock). One coroutine drives every flow:
+    no worker task, group commit or claim round trip per flow; ``in_flight`` checks at a time."""
+    import logging
+
+    import structlog
+
+    from engine.cpu_pool import CpuPool
+    from engine.store.sqlite import SqliteStore
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-pump-"))
+    pool = CpuPool(2, initializer=warm_up)
+    try:
+        pool.warm_up(warm_up)
+        store = SqliteStore(await _deposited_store(folder, _valid_ubl(), count))
+        await store.open()
+        limits = Limits()
+        checks: dict[asyncio.Task[Any], Claim] = {}
+        replies: list[tuple[Claim, Any]] = []
+        done = transactions = 0
+        exhausted = lingered = False
+
+        def turn(db: SqliteSync, judged: list[tuple[Claim, Any]], wanted: int) -> list[Claim]:
+            now = datetime.now(UTC)
+            for claim, (_, content) in judged:
+                record_checked(db, claim, content, actor="worker:pump", at=now)
+            claims = []
+            for _ in range(wanted):
+                leased = claim_next(db, "pump", now=now, expires=now + timedelta(seconds=30))
+                if leased is None:
+                    break
+                claims.append(leased)
+            return claims
+
+        checks_before = _children_cpu_s()
+        cpu_before, started = time.process_time(), time.perf_counter()
+        while True:
+            wanted = 0 if exhausted else in_flight - len(checks)
+            if (replies and (len(replies) >= gather or lingered)) or (wanted and not replies):
+                judged, replies = replies, []
+                claims = await store._db.write_flows(partial(turn, judged=judged, wanted=wanted), durable=False)
+                transactions += 1
+                done += len(judged)
+                exhausted = len(claims) < wanted
+                for claim in claims:
+                    assert claim.flow is not None
+                    args = (claim.content, claim.flow.file_name, None, limits)
+                    checks[asyncio.ensure_future(pool.run(limits.validation_timeout_s, flow_check, *args))] = claim
+            if not checks:
+                if not replies:
+                    break
+                lingered = True
+                continue
+            finished, _ = await asyncio.wait(
+                checks, timeout=LINGER_S if replies else None, return_when=asyncio.FIRST_COMPLETED
+            )
+            lingered = not finished
+            replies.extend((checks.pop(task), task.result()) for task in finished)
+        elapsed_s = time.perf_counter() - started
+        parent_ms = (time.process_time() - cpu_before) * 1000 / count
+        checks_ms = (_children_cpu_s() - checks_before) * 1000 / count
+        await store.close()
+        if done != count:
+            raise SystemExit(f"the pump judged {done} of {count} flows")
+    finally:
+        pool.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    return count / elapsed_s, parent_ms, checks_ms, transactions / count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
@@ -169,14 +227,20 @@ def main() -> None:
     try:
         paths = repeated(_valid_ubl(), args.count, folder)
         before, _ = _run("(b) flow_check, before", whole_pipeline, paths, 2)
-        results = [(depth, gather, *pump(args.count, depth=depth, gather=gather)) for depth, gather in ((2, 1), (3, 2))]
+        results = []
+        for depth, gather in ((2, 1), (3, 2)):
+            label = f"pump, {depth} checks queued per process, verdicts gathered by {gather}"
+            results.append((label, *pump(args.count, depth=depth, gather=gather)))
+        for in_flight, gather in ((4, 1), (4, 2), (8, 2)):
+            label = f"on the event loop, {in_flight} checks in flight, verdicts gathered by {gather}"
+            results.append((label, *asyncio.run(pump_async(args.count, in_flight=in_flight, gather=gather))))
         after, _ = _run("(b) flow_check, after", whole_pipeline, paths, 2)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     baseline = (before + after) / 2
-    for depth, gather, rate, parent_ms, checks_ms, per_flow in results:
+    for label, rate, parent_ms, checks_ms, per_flow in results:
         print(
-            f"pump, {depth} checks queued per process, verdicts gathered by {gather}: {rate:.0f} flows/s, "
+            f"{label}: {rate:.0f} flows/s, "
             f"{rate / baseline:.2f} of (b); parent {parent_ms:.2f} ms of CPU per flow, checks {checks_ms:.2f} ms, "
             f"{per_flow:.2f} transactions per flow; CPU-bound ratio {checks_ms / (checks_ms + parent_ms):.2f}"
         )
