@@ -12,10 +12,13 @@ the rest is the asyncio machinery around each flow (a task, futures, a thread ha
 * it waits with ``select``; with ``gather`` > 1 it lets a reply wait up to 4 ms for others, so that
   several verdicts share a transaction (the processes stay busy meanwhile: their queue is deeper).
 
-What it leaves out, and a real pump would need: a check's deadline and memory limit, a process that dies,
-leases' heartbeats and hand-back, flows claimed after a restart (not RECEIVED), the operator's writes
-and the deposits' writer sharing the write lock, metrics. Those cost little per flow; the figures
-below are the per-flow costs. (b) is measured in the same run, before and after.
+``pump_async`` runs the same turns as one coroutine on the event loop with the product's parts
+(``CpuPool``, the flows' writer thread): whether a batched worker that stays on asyncio would do.
+
+What the thread leaves out, and a real pump would need: a check's deadline and memory limit, a process
+that dies, leases' heartbeats and hand-back, flows claimed after a restart (not RECEIVED), the operator's
+writes and the deposits' writer sharing the write lock, metrics. Those cost little per flow; the figures
+printed are the per-flow costs. (b) is measured in the same run, before and after.
 
     .venv/bin/python -m bench.pump_sketch [--count 2000]
 """
