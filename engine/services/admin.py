@@ -141,17 +141,16 @@ class AdminService:
                 check_can_manage(principal, existing.siret)
             if not rotate:
                 raise AlreadyExists(f"technical user {login} already exists (set rotate to replace its token)")
-        if ruleset is not KEEP:
-            self._check_runs_here(ruleset)
+        self._check_runs_here(ruleset)
         await self._store.upsert_technical_user(login, siret, ruleset=ruleset)
         if ruleset is not KEEP:
             self._rulesets_changed()
         return await self._new_token(PrincipalKind.TECHNICAL, login)
 
-    def _check_runs_here(self, ruleset: Ruleset | None) -> None:
+    def _check_runs_here(self, ruleset: RulesetChoice) -> None:
         """Refuse a ruleset this gateway cannot run (``RulesetUnavailable``). None is the default, which the
-        daemon checked at its start."""
-        if ruleset is None:
+        daemon checked at its start; KEEP gives nothing new."""
+        if not isinstance(ruleset, Ruleset):
             return
         problem = self._ruleset_problem(ruleset)
         if problem is not None:
@@ -190,8 +189,7 @@ class AdminService:
         existing = await self._store.get_partner(code)
         if existing is not None:
             check_can_manage(principal, existing.siret)
-        if ruleset is not KEEP:
-            self._check_runs_here(ruleset)
+        self._check_runs_here(ruleset)
         partner = Partner(
             code=code,
             siret=siret,
