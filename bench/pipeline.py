@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,15 +140,15 @@ def cached_flow_check(source: bytes | str, *args: Any) -> Any:
 
 
 async def _whole_engine(
-    sources: list[Path], count: int, workers: int, flows_in_flight: int, *, cached: bool = False
+    sources: list[Path], count: int, workers: int, flows_in_flight: int, *, cached: bool = False, pump: bool = True
 ) -> tuple[float, float]:
     """(c) the engine as the daemon runs it: deposit every invoice as its own flow into a SQLite store,
-    then let the worker pool take each one through its statuses to its verdict (business checks with an
-    empty directory reject them: the work is the same, and the verdict does not matter here).
-
-    ``flows_in_flight`` asyncio workers keep the ``workers`` validation processes fed while the store
-    records statuses; the per-flow ``flow_processed`` info lines are dropped (a console renderer on
-    this process would cost more than the store).
+    then let the flows' pump (``engine.pump``, the daemon's way on SQLite) take each one through its
+    statuses to its verdict (business checks with an empty directory reject them: the work is the same,
+    and the verdict does not matter here). With ``pump=False``, ``flows_in_flight`` asyncio workers
+    (``engine.worker``, the way before the pump and on PostgreSQL) keep the ``workers`` validation
+    processes fed instead. The per-flow ``flow_processed`` info lines are dropped (a console renderer
+    on this process would cost more than the store).
 
     The engine's CPU is this process's (``process_time``: every thread of it, the event loop, the flows'
     writer thread, the reader thread); the deposits' writer process has nothing to do once the deposits
@@ -164,7 +165,9 @@ async def _whole_engine(
     from engine.blobs import BlobStore
     from engine.cpu_pool import CpuPool
     from engine.processing import FlowProcessor
+    from engine.pump import FlowPump
     from engine.store import open_store
+    from engine.store.sqlite import SqliteStore
     from engine.technical import warm_up
     from engine.worker import WorkerPool, WorkerSettings
 
@@ -186,7 +189,22 @@ async def _whole_engine(
 
         processor = FlowProcessor(store, blobs, limits, run_cpu, clock=now, actor="worker:bench")
         settings = WorkerSettings(workers=flows_in_flight, poll_s=0.05)
-        workers_pool = WorkerPool(store, processor, settings, clock=now)
+        workers_pool: WorkerPool | FlowPump = WorkerPool(store, processor, settings, clock=now)
+        if pump:
+            assert isinstance(store, SqliteStore)
+            loop_side = WorkerPool(store, processor, replace(settings, workers=0), clock=now)
+            workers_pool = FlowPump(
+                store,
+                pool,
+                loop_side,
+                settings,
+                limits=limits,
+                rulesets=processor.rulesets,
+                blob_path=blobs.path,
+                clock=now,
+                actor="worker:bench",
+                check=cached_flow_check if cached else flow_check,
+            )
         started = time.perf_counter()
         threads_started = _thread_cpu_s()
         checks_started = _children_cpu_s()
@@ -204,7 +222,8 @@ async def _whole_engine(
         pool.close()
         shutil.rmtree(folder, ignore_errors=True)
     rate = count / elapsed_s
-    label = "(c0) the engine alone: checks cached" if cached else "(c) whole engine: store + workers"
+    label = "(c0) the engine alone: checks cached" if cached else "(c) whole engine: store + pump"
+    label = label if pump else label.replace("pump", "asyncio workers").replace("(c", "(c'")
     print(f"{label:<38} {count:>5} flows    {elapsed_s:6.2f} s {rate:8.1f} flows/s (1 invoice each)")
     print(f"    engine process CPU (loop, store, pool hops): {main_cpu_ms:.2f} ms per flow")
     spent = {name: s - threads_started.get(name, 0.0) for name, s in threads.items()}
@@ -393,11 +412,13 @@ def main() -> None:
     worker_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
     in_flight = args.in_flight or 4 * args.workers
     engine_rate, engine_ms = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight))
+    workers_rate, workers_ms = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight, pump=False))
     alone_rate, alone_ms = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight, cached=True))
     floor_ms = store_floor(sources, args.count, 1)
     batched_floor_ms = store_floor(sources, args.count, 4)
     print(f"ratio (a)/(b): {xsd_rate / full_rate:.1f}x  (schematron share of the pipeline cost)")
     print(f"ratio (c)/(b): {engine_rate / full_rate:.2f}  (what the store, statuses and business checks cost)")
+    print(f"ratio (c')/(b): {workers_rate / full_rate:.2f}  (asyncio workers: engine CPU {workers_ms:.2f} ms per flow)")
     print(
         f"CPU per flow: flow_check {check_ms:.2f} ms + engine process {engine_ms:.2f} ms; CPU-bound (c)/(b) "
         f"{check_ms / (check_ms + engine_ms):.2f} (the wall-clock ratio on a machine of its own)"

@@ -470,16 +470,54 @@ class CpuPool:
 
     def _checked(self, process: _Process, outcome: _Outcome) -> None:
         """A check ended with an outcome: keep the process, or replace it."""
+        reason = self.counted(process, outcome)
+        if reason is None:
+            self._release(process)
+        else:
+            self._retire(process, reason, rss_bytes=outcome.rss_bytes)
+
+    def counted(self, process: _Process, outcome: _Outcome) -> str | None:
+        """Count a check ``process`` ended with ``outcome``; why the process is to be replaced, or None."""
         process.checks += 1
         limits = self._limits
         if outcome.out_of_memory is not None:
-            self._retire(process, "out_of_memory", rss_bytes=outcome.rss_bytes)
-        elif limits.recycle_rss_bytes and outcome.rss_bytes > limits.recycle_rss_bytes:
-            self._retire(process, "rss", rss_bytes=outcome.rss_bytes)
-        elif limits.recycle_after_checks and process.checks >= limits.recycle_after_checks:
-            self._retire(process, "checks", rss_bytes=outcome.rss_bytes)
-        else:
-            self._release(process)
+            return "out_of_memory"
+        if limits.recycle_rss_bytes and outcome.rss_bytes > limits.recycle_rss_bytes:
+            return "rss"
+        if limits.recycle_after_checks and process.checks >= limits.recycle_after_checks:
+            return "checks"
+        return None
+
+    # --- processes lent to a thread (the flows' pump, engine.pump) -------------------------------
+    # The borrower sends requests on a lent process's pipe and reads its replies itself (several may be
+    # queued: the process answers them in order), then gives it back idle, or has it replaced.
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def wanted(self) -> bool:
+        """A caller of ``run`` is waiting for a process."""
+        return bool(self._waiters)
+
+    def lend(self, timeout_s: float) -> list[_Process]:
+        """Every idle process, waiting up to ``timeout_s`` for one; [] when none came or the pool is closed."""
+        with self._changed:
+            if not self._idle and not self._closed.is_set():
+                self._changed.wait(timeout_s)
+            if self._closed.is_set():
+                return []
+            lent = list(self._idle)
+            self._idle.clear()
+        return lent
+
+    def give_back(self, process: _Process) -> None:
+        """A lent process, idle (every reply read)."""
+        self._release(process)
+
+    def replace(self, process: _Process, reason: str, *, kill: bool = False) -> None:
+        """A lent process is done with (recycled, dead, or killed now if ``kill``); another is started."""
+        self._retire(process, reason, kill=kill)
 
     def _retire(self, process: _Process, reason: str, *, kill: bool = False, **details: int) -> None:
         """Stop ``process`` (ended, dead, or killed now if ``kill``) and start its replacement. The next

@@ -109,6 +109,18 @@ def judge_content(
     return FlowVerdict(event, content.flow_findings, outcomes, ruleset_version=content.ruleset_version)
 
 
+def judged_by(
+    content: ContentResult, issuer_siret: str, rule: RejectionRule
+) -> Callable[[DirectorySnapshot, Mapping[tuple[str, str, str], str]], FlowVerdict]:
+    """``judge_content`` on ``content`` as a store's verdict transaction calls it (``RecordsJudged``), with
+    the directory entries and earlier invoices it reads there."""
+
+    def judge(directory: DirectorySnapshot, earlier: Mapping[tuple[str, str, str], str]) -> FlowVerdict:
+        return judge_content(content, issuer_siret=issuer_siret, directory=directory, earlier=earlier, rule=rule)
+
+    return judge
+
+
 class JudgingReads(Protocol):
     """What judging a checked flow reads from the store (the daemon's store, or a read-only one)."""
 
@@ -264,22 +276,17 @@ class FlowProcessor:
         steps: Sequence[FlowEvent],
     ) -> FlowRecord:
         """Judge and record in the store's verdict transaction (no lock needed: nothing else writes there)."""
-        issuer_siret = flow.issuer_siret
-
-        def judge(directory: DirectorySnapshot, earlier: Mapping[tuple[str, str, str], str]) -> FlowVerdict:
-            return judge_content(content, issuer_siret=issuer_siret, directory=directory, earlier=earlier, rule=rule)
-
         done = await store.record_judged(
             flow.flow_number,
             status,
             steps,
-            judge,
+            judged_by(content, flow.issuer_siret, rule),
             sirets=sirets,
             invoice_keys=duplicate_keys(content.documents),
             actor=self._actor,
             at=self._clock(),
         )
-        self._log_processed(done, started)
+        log_processed(done, started)
         return done
 
     async def _earlier(self, content: ContentResult) -> dict[tuple[str, str, str], str]:
@@ -319,17 +326,18 @@ class FlowProcessor:
             invoices=verdict.invoices,
             ruleset_version=verdict.ruleset_version,
         )
-        self._log_processed(done, started)
+        log_processed(done, started)
         return done
 
-    @staticmethod
-    def _log_processed(done: FlowRecord, started: float) -> None:
-        log.info(
-            "flow_processed",
-            flow_number=done.flow_number,
-            status=done.status.name,
-            invoices=done.invoice_count,
-            integrated=done.integrated_count,
-            rejected=done.rejected_count,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-        )
+
+def log_processed(done: FlowRecord, started: float) -> None:
+    """The line a verdict leaves in the log (``started``: the claim's ``time.monotonic()``)."""
+    log.info(
+        "flow_processed",
+        flow_number=done.flow_number,
+        status=done.status.name,
+        invoices=done.invoice_count,
+        integrated=done.integrated_count,
+        rejected=done.rejected_count,
+        duration_ms=round((time.monotonic() - started) * 1000, 1),
+    )

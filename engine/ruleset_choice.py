@@ -43,16 +43,27 @@ class DepositorRulesets:
 
     async def rules_for(self, depositor: str) -> Rules:
         """The rules ``depositor``'s flows are judged by (``depositor`` as a flow records it)."""
-        chosen = (await self._current()).get(depositor)
+        return self.among(await self.current(), depositor)
+
+    def among(self, choices: Mapping[str, Ruleset], depositor: str) -> Rules:
+        """The rules of ``depositor``'s flows under ``choices`` (as ``fresh`` or ``current`` gave them)."""
+        chosen = choices.get(depositor)
         if chosen is None or chosen is self.default.ruleset:
             return self.default
         return replace(self.default, ruleset=chosen)
+
+    def fresh(self) -> Mapping[str, Ruleset] | None:
+        """The choices if read less than ``ttl_s`` ago, else None (then ``current``): for a thread that
+        cannot await, which asks the event loop for ``current`` only when this is None."""
+        choices = self._choices
+        return choices if choices is not None and self._clock() - self._read_at < self._ttl_s else None
 
     def invalidate(self) -> None:
         """Read the choices again at the next flow (the directory changed in this process)."""
         self._choices = None
 
-    async def _current(self) -> Mapping[str, Ruleset]:
+    async def current(self) -> Mapping[str, Ruleset]:
+        """The choices, read again when older than ``ttl_s``."""
         choices = self._choices
         if choices is not None and self._clock() - self._read_at < self._ttl_s:
             return choices

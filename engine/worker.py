@@ -67,7 +67,7 @@ class WorkerPool:
         self._observer = observer
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._current: dict[str, str] = {}  # worker id -> flow number being processed
+        self._current: dict[str, str] = {}  # flow number being processed -> the worker id holding its lease
         self._busy: set[asyncio.Task[None]] = set()
         self.processed = 0
 
@@ -104,7 +104,7 @@ class WorkerPool:
         for task in (*unfinished, *self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for worker_id, flow_number in list(self._current.items()):
+        for flow_number, worker_id in list(self._current.items()):
             with contextlib.suppress(StoreError):
                 await self._store.release(flow_number, worker_id)
                 log.info("flow_handed_back", flow_number=flow_number)
@@ -121,14 +121,23 @@ class WorkerPool:
             if claim is None:
                 await self._idle()
                 continue
-            self._current[worker_id] = claim.flow_number
-            task = asyncio.create_task(self._process(worker_id, claim))
-            self._busy.add(task)
             # stop() decides when to cancel the flow's processing, not this loop's own cancellation.
-            await asyncio.shield(task)
+            await asyncio.shield(self.process_claimed(worker_id, claim))
+
+    def process_claimed(self, worker_id: str, claim: Claim) -> asyncio.Task[None]:
+        """Process ``claim``, leased to ``worker_id``, as a worker does (heartbeats, failures, hand-back
+        at ``stop``); the flows' pump hands this pool the flows it does not take itself."""
+        self._current[claim.flow_number] = worker_id
+        task = asyncio.create_task(self._process(worker_id, claim))
+        self._busy.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
             self._busy.discard(task)
             if not task.cancelled():
-                self._current.pop(worker_id, None)
+                self._current.pop(claim.flow_number, None)
+
+        task.add_done_callback(done)
+        return task
 
     async def _idle(self) -> None:
         """Wait for the store's hint that a job was enqueued (by any process), at most ``poll_s``: the

@@ -34,6 +34,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from engine.directory_file import DirectoryFileError, load_directory
 from engine.errors import AlreadyExists
 from engine.permissions import Visibility
 from engine.processing import FlowProcessor
+from engine.pump import FlowPump
 from engine.queries import DashboardQuery
 from engine.services.admin import AdminService
 from engine.services.auth import PartnerAuthenticator, TokenAuthenticator
@@ -64,6 +66,7 @@ from engine.services.watch import WatchService
 from engine.status import FlowStatus
 from engine.store import open_store, sqlite_path
 from engine.store.port import Store
+from engine.store.sqlite import SqliteStore
 from engine.store.sqlite_guard import Mark, StoreRefused, check_before_open, keep_numbers_rising, refresh_mark
 from engine.technical import warm_up
 from engine.validation.rulesets import require_artefacts, ruleset_problem
@@ -116,19 +119,33 @@ class Engine:
             store, self.blobs, self.limits, self.cpu.run, clock=utcnow, actor="worker", rules=settings.engine_rules
         )
         w = settings.workers
-        self.workers = WorkerPool(
-            store,
-            self.processor,
-            WorkerSettings(
-                workers=w.count,
-                lease_s=w.lease_s,
-                poll_s=w.poll_s,
-                recover_every_s=w.recover_every_s,
-                exclusive=settings.store_url.startswith("sqlite:"),  # one process owns a SQLite file
-            ),
-            clock=utcnow,
-            observer=metrics,
+        worker_settings = WorkerSettings(
+            workers=w.count,
+            lease_s=w.lease_s,
+            poll_s=w.poll_s,
+            recover_every_s=w.recover_every_s,
+            exclusive=settings.store_url.startswith("sqlite:"),  # one process owns a SQLite file
         )
+        self.workers: WorkerPool | FlowPump
+        if isinstance(store, SqliteStore) and w.pump and w.count:
+            # The pump takes new flows; the event loop's pool (no tasks of its own) recovers leases and
+            # takes the flows the pump hands it (claimed in a later status).
+            loop_side = WorkerPool(
+                store, self.processor, replace(worker_settings, workers=0), clock=utcnow, observer=metrics
+            )
+            self.workers = FlowPump(
+                store,
+                self.cpu,
+                loop_side,
+                worker_settings,
+                limits=self.limits,
+                rulesets=self.processor.rulesets,
+                blob_path=self.blobs.path,
+                clock=utcnow,
+                observer=metrics,
+            )
+        else:
+            self.workers = WorkerPool(store, self.processor, worker_settings, clock=utcnow, observer=metrics)
         self.deposits = DepositService(
             store,
             self.blobs,

@@ -199,6 +199,7 @@ class WorkersSection(_Section):
     # Workers wait on the store between validations: twice the validation processes keeps those busy.
     count: int = Field(default_factory=lambda: 2 * (os.cpu_count() or 1), ge=0)
     processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)  # validation processes
+    pump: bool = True  # on SQLite, new flows go to their verdict through one thread (engine.pump), not `count` tasks
     lease_s: float = Field(30, gt=0)
     poll_s: float = Field(1.0, gt=0)
     recover_every_s: float = Field(10, gt=0)

@@ -22,10 +22,19 @@ def cpu_pool() -> Iterator[CpuPool]:
     pool.close()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with ``BOTH_WALKS = True`` runs each test using ``harness`` twice: its flows processed by
+    ``FlowProcessor`` (the asyncio workers' way) and by the flows' pump (``engine.pump``, the daemon's
+    way on SQLite), which must reach the same verdicts."""
+    if "harness" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_WALKS", False):
+        metafunc.parametrize("harness", ["processor", "pump"], indirect=True)
+
+
 @pytest.fixture
-async def harness(tmp_path: Path, cpu_pool: CpuPool) -> AsyncIterator[Harness]:
+async def harness(tmp_path: Path, cpu_pool: CpuPool, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     """Store, blobs, deposit service and processor on a fresh data folder, with the demo directory."""
     h = await Harness.open(tmp_path, cpu_pool)
+    h.pump = getattr(request, "param", "processor") == "pump"
     try:
         yield h
     finally:

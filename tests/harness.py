@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +14,12 @@ from engine.deposit import DepositReceipt, DepositRequest, DepositService
 from engine.directory_file import load_directory
 from engine.model import Channel, FlowRecord, Limits
 from engine.processing import FlowProcessor
+from engine.pump import FlowPump
 from engine.report import Report, build_report, report_dict
 from engine.store import open_store
 from engine.store.port import Store
+from engine.store.sqlite import SqliteStore
+from engine.worker import WorkerPool, WorkerSettings
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIRECTORY = REPO / "config" / "demo" / "directory.toml"
@@ -36,6 +40,7 @@ class Harness:
     deposits: DepositService
     processor: FlowProcessor
     pool: CpuPool
+    pump: bool = False  # process_all through the flows' pump (engine.pump), as the daemon on SQLite
 
     @classmethod
     async def open(cls, root: Path, pool: CpuPool, limits: Limits | None = None) -> Harness:
@@ -82,10 +87,39 @@ class Harness:
         return await self.deposits.deposit(request)
 
     async def process_all(self) -> list[FlowRecord]:
-        """Claim and process queued flows until the queue is empty (one worker, deterministic)."""
+        """Process queued flows until the queue is empty: one worker, deterministic, or with ``pump`` the
+        daemon's pump on SQLite; the flows as their verdicts left them, in the order those came."""
+        if self.pump:
+            return await self._pump_all()
         done = []
         while (claim := await self.store.claim("test-worker", now=now(), lease_s=60)) is not None:
             done.append(await self.processor.process(claim))
+        return done
+
+    async def _pump_all(self) -> list[FlowRecord]:
+        assert isinstance(self.store, SqliteStore)
+        done: list[FlowRecord] = []
+        settings = WorkerSettings(workers=1, poll_s=0.05, exclusive=False)  # leases held by a test stay held
+        loop_side = WorkerPool(self.store, self.processor, replace(settings, workers=0), clock=now)
+        pump = FlowPump(
+            self.store,
+            self.pool,
+            loop_side,
+            settings,
+            limits=self.limits,
+            rulesets=self.processor.rulesets,
+            blob_path=self.blobs.path,
+            clock=now,
+            actor="worker:test",
+            observer=_Collect(done),
+        )
+        await pump.start()
+        try:
+            async with asyncio.timeout(120):
+                while await self.store.queue_depth() or loop_side.in_flight:  # noqa: ASYNC110 - polls the store
+                    await asyncio.sleep(0.02)
+        finally:
+            await pump.stop(5)
         return done
 
     async def deposit_and_process(self, name: str, content: bytes, **kwargs: object) -> FlowRecord:
@@ -110,3 +144,16 @@ class Harness:
             ruleset_version=await self.store.ruleset_version(flow_number) or "",
             engine_version="test",
         )
+
+
+@dataclass
+class _Collect:
+    """A ``FlowObserver`` keeping each verdict's flow."""
+
+    flows: list[FlowRecord]
+
+    def flow_deposited(self, flow: FlowRecord) -> None:
+        return None
+
+    def flow_judged(self, flow: FlowRecord, seconds: float) -> None:
+        self.flows.append(flow)

@@ -49,13 +49,13 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 from engine import catalogue
-from engine.directory import DirectorySnapshot
+from engine.directory import DirectorySnapshot, Partner
 from engine.errors import FlowNotFound
 from engine.model import FlowRecord, FlowVerdict
 from engine.status import ADMIN_EVENTS, FlowEvent, FlowStatus, walk
 from engine.store import sql_directory
 from engine.store import sql_flows as sql
-from engine.store.directory_rows import structures_from_rows
+from engine.store.directory_rows import partner_from_rows, structures_from_rows
 from engine.store.group_commit import GroupCommit
 from engine.store.port import Claim, NewFlow, Recovered
 from engine.store.rows import claim_from_row, utc
@@ -169,6 +169,18 @@ class SqliteStore(SqlStore, SqliteWorkWakeups):
             return outcomes
 
         return await self._db.write_flows(work, durable=False)
+
+    # --- the flows' pump (engine.pump): its own connection, in a thread -----------------------------
+    @property
+    def database(self) -> SqliteDatabase:
+        return self._db
+
+    def committed_elsewhere(self, flows: Sequence[FlowRecord]) -> None:
+        """On the event loop, once the pump committed a transaction: wake the feed's waiters and, for the
+        flows it changed, the outbox (``_recorded``)."""
+        self._db.commits.notify()
+        for flow in flows:
+            self._recorded(flow)
 
     async def add_return_flows(self, pairs: Sequence[tuple[str, str]]) -> None:
         """Record several return flows in one durable transaction (see the port)."""
@@ -308,6 +320,15 @@ def write_judged(
     walk(expected, change.events)  # InvalidTransition before touching the flow
     recorded = Verdict(verdict.flow_findings, verdict.invoices, verdict.ruleset_version)
     return _write(db, change, recorded)
+
+
+def read_partner(db: SqliteSync, code: str) -> Partner | None:
+    """In the caller's transaction: a partner with its keys and rules (``get_partner``)."""
+    heads = db.rows(sql_directory.GET_PARTNER, {"code": code})
+    if not heads:
+        return None
+    keys = db.rows(sql_directory.PARTNER_KEYS, {"code": code})
+    return partner_from_rows(heads[0], keys, db.rows(sql_directory.PARTNER_RULES, {"code": code}))
 
 
 def _write(db: SqliteSync, change: Change, verdict: Verdict | None) -> FlowRecord:

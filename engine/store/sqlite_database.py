@@ -1,9 +1,10 @@
 """``SqliteDatabase``: the SQLite store's connections and locks, as an ``engine.store.database.Database``.
 
-Connections: writers sharing one ``asyncio.Lock`` (SQLite has one writer; every write is one
+Connections: writers sharing one ``WriteLock`` (SQLite has one writer; every write is one
 ``BEGIN IMMEDIATE`` transaction): the aiosqlite writer (directory, administration), the flows' writer
-thread (``sqlite_db.ThreadConnection``: a whole transaction in one call) and, holding the lock while it
-commits (``writing_elsewhere``), the deposits' writer process. One reader, with its own lock so that a
+thread (``sqlite_db.ThreadConnection``: a whole transaction in one call), holding the lock while it
+commits (``writing_elsewhere``), the deposits' writer process, and, from its own thread and connection
+(``thread_writes``), the flows' pump (``engine.pump``). One reader, with its own lock so that a
 multi-statement read sees one snapshot (WAL lets it read while a writer commits).
 
 Invariants: parameters are encoded here (``encode``): datetimes as fixed-width ISO 8601 UTC text with
@@ -18,7 +19,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from engine.errors import StoreUnavailable
 from engine.store.rows import RowReader, utc
 from engine.store.sql import NO_PARAMS, Params, Statement
 from engine.store.sqlite_db import SyncSetting, ThreadConnection, connect, migrate, transaction, wrap
+from engine.store.write_lock import WriteLock
 
 T = TypeVar("T")
 
@@ -150,7 +152,7 @@ class SqliteDatabase:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._flow_writer: ThreadConnection | None = None
-        self._write_lock = asyncio.Lock()
+        self._write_lock = WriteLock()  # the loop's writers and the flows' pump thread (engine.pump)
         self._read_lock = asyncio.Lock()
         self._writer_sync = SyncSetting()  # connect() sets synchronous=FULL
         self.commits = CommitSignal()
@@ -238,6 +240,11 @@ class SqliteDatabase:
             )
         self.commits.notify()
         return result
+
+    def thread_writes(self) -> AbstractContextManager[None]:
+        """The write lock, held by a thread off the event loop with a connection of its own (the flows'
+        pump); it wakes ``commits`` itself, on the loop, after it commits."""
+        return self._write_lock.held()
 
     @asynccontextmanager
     async def writing_elsewhere(self) -> AsyncIterator[None]:

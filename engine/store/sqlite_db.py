@@ -27,7 +27,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -145,7 +145,7 @@ class SyncSetting:
 @asynccontextmanager
 async def transaction(
     conn: aiosqlite.Connection,
-    lock: asyncio.Lock,
+    lock: AbstractAsyncContextManager[Any],
     *,
     write: bool,
     durable: bool = True,
@@ -233,7 +233,7 @@ class ThreadConnection:
         self._executor.shutdown(wait=True)
 
     async def transaction(
-        self, lock: asyncio.Lock, work: Callable[[sqlite3.Connection], T], *, durable: bool = True
+        self, lock: AbstractAsyncContextManager[Any], work: Callable[[sqlite3.Connection], T], *, durable: bool = True
     ) -> T:
         """Hold ``lock`` and run ``work`` in one write transaction, in one call to the thread: committed
         (synced to disk when ``durable``, see ``transaction()``) if ``work`` returns, else rolled back."""
@@ -296,7 +296,7 @@ def load_migrations() -> list[Migration]:
 
 
 async def migrate(
-    conn: aiosqlite.Connection, lock: asyncio.Lock, progress: Callable[[], None] | None = None
+    conn: aiosqlite.Connection, lock: AbstractAsyncContextManager[Any], progress: Callable[[], None] | None = None
 ) -> list[int]:
     """Apply pending migrations; return the versions applied now. Safe against a concurrent opener.
     ``progress`` is called from time to time while they run (an index built over a big store takes
@@ -310,7 +310,7 @@ async def migrate(
             await conn.set_progress_handler(None, 0)  # type: ignore[arg-type]  # sqlite3: None removes it
 
 
-async def _migrate(conn: aiosqlite.Connection, lock: asyncio.Lock) -> list[int]:
+async def _migrate(conn: aiosqlite.Connection, lock: AbstractAsyncContextManager[Any]) -> list[int]:
     migrations = load_migrations()
     known = migrations[-1].version if migrations else 0
     applied_now: list[int] = []

@@ -87,6 +87,16 @@ class SqliteWorkWakeups(VerdictWakeups):
             self._work.notify()
         return super()._recorded(flow)
 
+    @property
+    def work_count(self) -> int:
+        """How many times work was enqueued so far (``wait_for_work_past``)."""
+        return self._work.count
+
+    async def wait_for_work_past(self, seen: int, timeout_s: float) -> int:
+        """``work_count``, once above ``seen`` or after ``timeout_s``: for a waiter that does not claim
+        through ``claim`` (the flows' pump)."""
+        return await self._work.wait_past(seen, timeout_s)
+
     async def wait_for_work(self, timeout_s: float) -> None:
         """Return when a job was enqueued since this task's last ``claim`` began, or after ``timeout_s``."""
         seen = _CLAIM_SEEN.get(None)

@@ -15,6 +15,8 @@ from engine.status import FlowStatus
 from tests import factory
 from tests.harness import DEMO_PROVIDER_SIRET, Harness
 
+BOTH_WALKS = True  # each test twice: FlowProcessor and the flows' pump (tests/conftest.py)
+
 
 def _zip(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()

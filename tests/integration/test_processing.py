@@ -18,6 +18,8 @@ from engine.status import FlowStatus
 from tests import factory
 from tests.harness import DEMO_PROVIDER_SIRET, DEMO_SUPPLIER_SIRET, Harness
 
+BOTH_WALKS = True  # each test twice: FlowProcessor and the flows' pump (tests/conftest.py)
+
 DEMO_INVOICES = Path(__file__).resolve().parents[2] / "config" / "demo" / "invoices"
 
 # Each demo invoice in rejected/ fails exactly one Chorus Pro check (outside scripts rely on the folders).

@@ -20,6 +20,8 @@ from engine.status import FlowStatus
 from tests import factory
 from tests.harness import DEMO_DIRECTORY, DEMO_SUPPLIER_SIRET, Harness
 
+BOTH_WALKS = True  # each test twice: FlowProcessor and the flows' pump (tests/conftest.py)
+
 FLUX2 = Ruleset.EN16931_FR_FLUX2.value
 FLUX2_CODES = {"BR_FR_05", "BR_FR_08"}
 

@@ -18,6 +18,8 @@ from tests import factory
 from tests.harness import Harness, now
 from tests.unit.test_rulesets import _with_bad_endpoint_scheme, _with_seller_contact
 
+BOTH_WALKS = True  # each test twice: FlowProcessor and the flows' pump (tests/conftest.py)
+
 
 def _judging_with(harness: Harness, rules: Rules) -> Harness:
     processor = FlowProcessor(

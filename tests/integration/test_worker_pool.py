@@ -4,10 +4,15 @@ exhausts its validation process's memory among others."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from engine.cpu_pool import CpuPool, ProcessLimits
+from engine.pump import FlowPump
 from engine.status import FlowEvent, FlowStatus
+from engine.store.sqlite import SqliteStore
 from engine.technical import warm_up
 from engine.worker import WorkerPool, WorkerSettings
 from tests import factory
@@ -16,8 +21,28 @@ from tests.harness import Harness, now
 MIB = 1024 * 1024
 
 
-def pool_for(harness: Harness, **settings: float | int | bool) -> WorkerPool:
-    return WorkerPool(harness.store, harness.processor, WorkerSettings(**settings), clock=now)  # type: ignore[arg-type]
+BOTH_WALKS = True  # each test twice: the asyncio workers and the flows' pump (tests/conftest.py)
+
+
+def pool_for(harness: Harness, **settings: float | int | bool) -> WorkerPool | FlowPump:
+    """The asyncio workers, or with ``harness.pump`` the flows' pump as the daemon builds it on SQLite
+    (with no workers, both only recover leases: the pool does it)."""
+    chosen = WorkerSettings(**settings)  # type: ignore[arg-type]
+    pool = WorkerPool(harness.store, harness.processor, chosen, clock=now)
+    if not harness.pump or not chosen.workers:
+        return pool
+    assert isinstance(harness.store, SqliteStore)
+    loop_side = WorkerPool(harness.store, harness.processor, replace(chosen, workers=0), clock=now)
+    return FlowPump(
+        harness.store,
+        harness.pool,
+        loop_side,
+        chosen,
+        limits=harness.limits,
+        rulesets=harness.processor.rulesets,
+        blob_path=harness.blobs.path,
+        clock=now,
+    )
 
 
 async def wait_until_final(harness: Harness, numbers: list[str], timeout_s: float = 60) -> list[FlowStatus]:
@@ -116,13 +141,17 @@ def element_bomb(number: str, elements: int) -> bytes:
     return invoice.replace(b"</cbc:ID>", b"</cbc:ID><cbc:Note>" + b"<x/>" * elements + b"</cbc:Note>", 1)
 
 
-async def test_a_flow_past_the_process_memory_limit_ends_in_warning_and_others_integrate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("walk", ["processor", "pump"])
+async def test_a_flow_past_the_process_memory_limit_ends_in_warning_and_others_integrate(
+    tmp_path: Path, walk: str
+) -> None:
     """Among flows checked at the same time by two workers, one whose check needs more memory than its
     process may use (1.9 M elements, ~690 MiB, in warm processes limited to 400 MiB) ends WARNING with
     CHECK_OUT_OF_MEMORY, not a wrong XML_NOT_WELL_FORMED; the other flows integrate, and a flow
     deposited afterwards integrates in the same pool."""
     cpu = CpuPool(2, initializer=warm_up, limits=ProcessLimits(memory_limit_bytes=400 * MIB))
     harness = await Harness.open(tmp_path, cpu)
+    harness.pump = walk == "pump"
     try:
         await asyncio.to_thread(cpu.warm_up, warm_up)
         bomb = await harness.deposit("bomb.xml", element_bomb("MEM-BOMB", 1_900_000))
