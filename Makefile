@@ -73,7 +73,6 @@ proto: setup
 # (or uses FLUXDEPOT_BENCH_PG_URL); bench.rules' JVM column needs Debian's libsaxonhe-java (else skipped).
 bench: setup
 	$(BIN)/python -m bench.pipeline
-	$(BIN)/python -m bench.pump_sketch
 	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.deposit
 	$(BIN)/python -m bench.writer

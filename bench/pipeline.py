@@ -25,20 +25,17 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.cpu import children, own_cpu_seconds
-from engine.directory import DirectorySnapshot
 from engine.formats import detect, xmlparse
-from engine.model import FlowVerdict, Limits
-from engine.store.port import Claim
+from engine.model import Limits
 from engine.store.sqlite_database import SqliteSync
-from engine.technical import ContentResult, flow_check
+from engine.technical import DEFAULT_RULES, ContentResult, TransportResult, flow_check
 from engine.validation import rules, xsd
 from engine.validation.artefacts import Artefact
 from engine.validation.routes import Origin
@@ -192,19 +189,8 @@ async def _whole_engine(
         workers_pool: WorkerPool | FlowPump = WorkerPool(store, processor, settings, clock=now)
         if pump:
             assert isinstance(store, SqliteStore)
-            loop_side = WorkerPool(store, processor, replace(settings, workers=0), clock=now)
-            workers_pool = FlowPump(
-                store,
-                pool,
-                loop_side,
-                settings,
-                limits=limits,
-                rulesets=processor.rulesets,
-                blob_path=blobs.path,
-                clock=now,
-                actor="worker:bench",
-                check=cached_flow_check if cached else flow_check,
-            )
+            check = cached_flow_check if cached else flow_check
+            workers_pool = FlowPump(store, processor, pool, settings, clock=now, check=check)
         started = time.perf_counter()
         threads_started = _thread_cpu_s()
         checks_started = _children_cpu_s()
@@ -226,6 +212,8 @@ async def _whole_engine(
     label = label if pump else label.replace("pump", "asyncio workers").replace("(c", "(c'")
     print(f"{label:<38} {count:>5} flows    {elapsed_s:6.2f} s {rate:8.1f} flows/s (1 invoice each)")
     print(f"    engine process CPU (loop, store, pool hops): {main_cpu_ms:.2f} ms per flow")
+    if isinstance(workers_pool, FlowPump):
+        print(f"    the pump's write transactions: {workers_pool.transactions / count:.2f} per flow")
     spent = {name: s - threads_started.get(name, 0.0) for name, s in threads.items()}
     split = ", ".join(f"{name} {s * 1000 / count:.2f}" for name, s in sorted(spent.items()) if s * 1000 / count >= 0.01)
     if split:
@@ -256,35 +244,6 @@ async def _deposited_store(folder: Path, sources: list[Path], count: int) -> str
     return str(folder / "fluxdepot.db")
 
 
-def record_checked(db: SqliteSync, claim: Claim, content: ContentResult, *, actor: str, at: datetime) -> None:
-    """The worker's verdict on a claimed flow whose checks passed transport (``content``), in the caller's
-    write transaction: judged and recorded by ``sqlite.write_judged`` as ``FlowProcessor`` has it done
-    (an API flow: no partner's rejection rule)."""
-    from engine.business import duplicate_keys, needed_sirets
-    from engine.integration import rule_for
-    from engine.processing import STEPS_TO_IN_PROGRESS, judge_content
-    from engine.store.sqlite import write_judged
-
-    flow = claim.flow
-    assert flow is not None, "a SQLite claim brings its flow"
-    rule = rule_for(flow.channel, None, flow.syntax)
-
-    def judge(directory: DirectorySnapshot, earlier: Mapping[tuple[str, str, str], str]) -> FlowVerdict:
-        return judge_content(content, issuer_siret=flow.issuer_siret, directory=directory, earlier=earlier, rule=rule)
-
-    write_judged(
-        db,
-        claim.flow_number,
-        claim.status,
-        STEPS_TO_IN_PROGRESS[claim.status],
-        judge,
-        sirets=needed_sirets(content.documents, flow.issuer_siret),
-        invoice_keys=duplicate_keys(content.documents),
-        actor=actor,
-        at=at,
-    )
-
-
 def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
     """(c1) CPU ms per flow of the store's own part of a flow's walk, alone: the statements and the Python
     around them that claim a job (``sqlite.claim_next``) and judge and record its verdict
@@ -293,14 +252,13 @@ def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
     workers' ``synchronous=NORMAL``. Run inline on this thread: no event loop, thread hand-off,
     validation process or pickling, and the checks' results computed beforehand. Whatever design
     drives the store pays at least this per flow."""
+    from engine.pump import record_checked
     from engine.store.sqlite import claim_next
     from engine.store.sqlite_db import connect_writer
 
-    checked: dict[bytes, ContentResult] = {}
+    checked: dict[bytes, tuple[TransportResult, ContentResult | None]] = {}
     for path in sources:
-        _, content = flow_check(path.read_bytes(), path.name, None, Limits())
-        assert content is not None, f"{path.name} passes the transport check"
-        checked[path.read_bytes()] = content
+        checked[path.read_bytes()] = flow_check(path.read_bytes(), path.name, None, Limits())
     folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-store-"))
     try:
         conn = connect_writer(asyncio.run(_deposited_store(folder, sources, count)))
@@ -319,7 +277,9 @@ def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
                 break
             conn.execute("BEGIN IMMEDIATE")
             for claim in claims:
-                record_checked(db, claim, checked[claim.content or b""], actor="worker:bench", at=datetime.now(UTC))
+                assert claim.flow is not None, "a SQLite claim brings its flow"
+                checks = checked[claim.content or b""]
+                record_checked(db, claim.flow, DEFAULT_RULES, checks, actor="worker:bench", at=datetime.now(UTC))
             conn.execute("COMMIT")
             done += len(claims)
         spent_ms = (time.process_time() - started) * 1000 / max(done, 1)

@@ -197,6 +197,18 @@ class FlowProcessor:
         self._verdict_lock = asyncio.Lock()
         self._judging_store = store if isinstance(store, RecordsJudged) else None
 
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._blobs
+
+    @property
+    def actor(self) -> str:
+        return self._actor
+
     async def process(self, claim: Claim) -> FlowRecord:
         """Take a claimed flow from wherever it stands to a final status (or a recorded failure)."""
         started = time.monotonic()

@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import os
 import select
+import socket
 import sqlite3
 import threading
 import time
@@ -46,9 +47,8 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -58,10 +58,16 @@ from engine.catalogue import finding
 from engine.cpu_pool import CheckAborted, CheckCrashed, CheckOutOfMemory, CheckTimeout, CpuPool, _Outcome, _Process
 from engine.errors import StatusConflict, StoreError
 from engine.integration import rule_for
-from engine.model import Channel, FlowRecord, FlowVerdict, Limits, Rules
+from engine.model import Channel, FlowRecord, FlowVerdict, Rules
 from engine.observer import FlowObserver
-from engine.processing import STEPS_TO_IN_PROGRESS, aborted_finding, judged_by, log_processed, transport_verdict
-from engine.ruleset_choice import DepositorRulesets
+from engine.processing import (
+    STEPS_TO_IN_PROGRESS,
+    FlowProcessor,
+    aborted_finding,
+    judged_by,
+    log_processed,
+    transport_verdict,
+)
 from engine.status import FlowEvent, FlowStatus
 from engine.store import sql_flows as sql
 from engine.store.port import Claim
@@ -73,11 +79,11 @@ from engine.technical import ContentResult, TransportResult, flow_check
 from engine.worker import WorkerPool, WorkerSettings
 
 log = structlog.get_logger("fluxdepot.pump")
-QUEUED_PER_PROCESS = 3  # checks sent to a process ahead of its replies (bench.pump_sketch: 2 gave 0.63-0.71)
-GATHER = 2  # verdicts a turn waits for, LINGER_S at most, so that they share a transaction
-LINGER_S = 0.004
-PIPE_BUDGET_BYTES = 48 * 1024  # queued requests stay within a pipe's 64 KiB: sending never blocks on a busy process
+QUEUED_PER_PROCESS = 6  # checks sent to a process ahead of its replies (measured: 2, 3, 4 and 6)
+GATHER = 6  # verdicts a turn waits for, LINGER_S at most, so that they share a transaction
+LINGER_S = 0.008
 RULESETS_WAIT_S = 10.0  # the event loop's read of the depositors' rulesets
+INTERNAL_ERROR = "internal error while processing"
 _SAVEPOINT, _ROLLBACK_TO, _RELEASE = "SAVEPOINT pumped", "ROLLBACK TO pumped", "RELEASE pumped"
 Checked = tuple[TransportResult, ContentResult | None]  # flow_check's: no content when transport failed
 
@@ -97,20 +103,59 @@ class _Job:
 
 @dataclass
 class _Lane:
-    """A validation process lent to the pump and the checks sent to it, in the order it answers them."""
+    """A validation process lent to the pump and the checks sent to it, in the order it answers them.
+
+    The checks queued behind the running one wait unread in the process's socket pair; they are kept
+    under half its send buffer (``budget``: 104 KiB with Linux's default ``net.core.wmem_default``), so a
+    send never blocks the thread, even when the running check hangs.
+    """
 
     process: _Process
     sent: deque[_Job] = field(default_factory=deque)
     deadline: float = float("inf")  # of the check at the head, which the process is running
     retiring: str | None = None  # replaced once its queue is empty (recycled by the pool's rules)
+    budget: int = 0  # bytes that may wait unread on its socket pair
+
+    def __post_init__(self) -> None:
+        with socket.socket(fileno=os.dup(self.process.conn.fileno())) as end:
+            # Half of what the socket reports: 208 KiB by default, of which ~215 KB of 20 KB requests fit.
+            self.budget = end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
 
     @property
     def waiting_bytes(self) -> int:
-        """Bytes of the checks queued behind the running one: at most what its pipe holds unread."""
+        """Bytes of the checks queued behind the running one: at most what its socket pair holds unread."""
         return sum(job.size for job in list(self.sent)[1:])
 
 
 Outcome = Checked | CheckAborted | BaseException
+
+
+def record_checked(
+    db: SqliteSync, flow: FlowRecord, rules: Rules, checked: Checked, *, actor: str, at: datetime
+) -> FlowRecord:
+    """In the caller's write transaction: the verdict on a RECEIVED ``flow`` from its ``flow_check``, judged
+    on the directory, the partner's rejection rule and the earlier invoices as they are there (the steps
+    to IN_PROGRESS recorded with it when the transport check passed)."""
+    transport, content = checked
+    failed = transport_verdict(transport, rules)
+    if failed is not None:
+        return write_judged(
+            db, flow.flow_number, flow.status, (), lambda _d, _e: failed, sirets=(), invoice_keys=(), actor=actor, at=at
+        )
+    assert content is not None, "flow_check checks the content of a flow that passed transport"
+    syntax = transport.syntax or flow.syntax
+    partner = read_partner(db, flow.partner_code) if flow.channel is Channel.EDI and flow.partner_code else None
+    return write_judged(
+        db,
+        flow.flow_number,
+        flow.status,
+        STEPS_TO_IN_PROGRESS[flow.status],
+        judged_by(content, flow.issuer_siret, rule_for(flow.channel, partner, syntax)),
+        sirets=needed_sirets(content.documents, flow.issuer_siret),
+        invoice_keys=duplicate_keys(content.documents),
+        actor=actor,
+        at=at,
+    )
 
 
 class FlowPump:
@@ -119,35 +164,30 @@ class FlowPump:
     def __init__(
         self,
         store: SqliteStore,
+        processor: FlowProcessor,
         cpu: CpuPool,
-        loop_side: WorkerPool,
         settings: WorkerSettings,
         *,
-        limits: Limits,
-        rulesets: DepositorRulesets,
-        blob_path: Callable[[str], Path],
         clock: Callable[[], datetime],
-        actor: str = "worker",
         observer: FlowObserver | None = None,
         check: Callable[..., Checked] = flow_check,  # what a process runs on a flow (bench.pipeline's cache)
     ) -> None:
         self._store = store
         self._cpu = cpu
-        self._loop_side = loop_side
+        # The event loop's side: no tasks of its own; it recovers leases and takes the flows handed to it.
+        self._loop_side = WorkerPool(store, processor, replace(settings, workers=0), clock=clock, observer=observer)
         self._settings = settings
-        self._limits = limits
-        self._rulesets = rulesets
-        self._blob_path = blob_path
+        self._limits = processor.limits
+        self._rulesets = processor.rulesets
+        self._blob_path = processor.blobs.path
         self._clock = clock
-        self._actor = actor
+        self._actor = processor.actor
         self._observer = observer
         self._check = check
         self._worker_id = f"pump-{uuid.uuid4().hex[:8]}"
         self._stopping = threading.Event()
         self._grace_until = float("inf")
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake_r = self._wake_w = -1  # the thread's wake-up pipe, from start() to stop()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waker: asyncio.Task[None] | None = None
@@ -159,6 +199,9 @@ class FlowPump:
     async def start(self) -> None:
         """Recover leases (the loop-side pool), then start the thread and the task that wakes it."""
         self._loop = asyncio.get_running_loop()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         await self._loop_side.start()
         self._thread = threading.Thread(target=self._run, name="fluxdepot-pump", daemon=True)
         self._thread.start()
@@ -176,8 +219,10 @@ class FlowPump:
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
         await self._loop_side.stop(max(0.0, self._grace_until - time.monotonic()))
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
 
     async def _wake_on_work(self) -> None:
         """Wake the thread whenever a flow is enqueued (it claims again; between wake-ups it polls)."""
@@ -308,53 +353,36 @@ class _Walk:
         conn.execute(_SAVEPOINT)
         try:
             return self.write(job, outcome, at)
-        except sqlite3.Error:
-            raise  # the transaction's failure, not this flow's
         except StatusConflict as exc:  # changed meanwhile (e.g. by an operator): its lease expires
             conn.execute(_ROLLBACK_TO)
             log.warning("flow_status_conflict", flow_number=number, error=str(exc))
-        except Exception:
-            conn.execute(_ROLLBACK_TO)
+        except Exception as exc:
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                raise  # the transaction's failure (e.g. the disk is full), not this flow's
+            conn.execute(_ROLLBACK_TO)  # a bug, or a row of this flow's refused
             log.exception("flow_processing_failed", flow_number=number)
-            failed = FlowVerdict(
-                FlowEvent.SYSTEM_FAILURE, (finding("CHECK_FAILED", "internal error while processing"),)
-            )
-            with contextlib.suppress(StatusConflict):
-                return self.write_verdict(job, failed, (), at)
+            return self.failed(job, at)
         finally:
             conn.execute(_RELEASE)
         return None
 
+    def failed(self, job: _Job, at: datetime) -> FlowRecord | None:
+        """An unexpected error is the system's fault: SYSTEM_FAILURE (WARNING), never left RECEIVED."""
+        failure = FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding("CHECK_FAILED", INTERNAL_ERROR),))
+        try:
+            return self.write_verdict(job, failure, (), at)
+        except (StatusConflict, sqlite3.IntegrityError):
+            return None  # its lease expires and recovery takes it
+
     def write(self, job: _Job, outcome: Outcome, at: datetime) -> FlowRecord:
         """The verdict on a RECEIVED flow from its ``flow_check`` (as ``FlowProcessor.process``)."""
-        flow, rules = job.flow, job.rules
         if isinstance(outcome, CheckAborted):
-            verdict = FlowVerdict(
-                FlowEvent.SYSTEM_FAILURE, (aborted_finding(outcome),), ruleset_version=rules.ruleset.value
-            )
+            aborted = (aborted_finding(outcome),)
+            verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, aborted, ruleset_version=job.rules.ruleset.value)
             return self.write_verdict(job, verdict, (), at)
         if isinstance(outcome, BaseException):
             raise outcome  # flow_check itself raised: recorded as an internal error
-        transport, content = outcome
-        failed = transport_verdict(transport, rules)
-        if failed is not None:
-            return self.write_verdict(job, failed, (), at)
-        assert content is not None, "flow_check checks the content of a flow that passed transport"
-        syntax = transport.syntax or flow.syntax
-        partner = (
-            read_partner(self.db, flow.partner_code) if flow.channel is Channel.EDI and flow.partner_code else None
-        )
-        return write_judged(
-            self.db,
-            flow.flow_number,
-            FlowStatus.RECEIVED,
-            STEPS_TO_IN_PROGRESS[FlowStatus.RECEIVED],
-            judged_by(content, flow.issuer_siret, rule_for(flow.channel, partner, syntax)),
-            sirets=needed_sirets(content.documents, flow.issuer_siret),
-            invoice_keys=duplicate_keys(content.documents),
-            actor=self.p._actor,
-            at=at,
-        )
+        return record_checked(self.db, job.flow, job.rules, outcome, actor=self.p._actor, at=at)
 
     def write_verdict(self, job: _Job, verdict: FlowVerdict, steps: Sequence[FlowEvent], at: datetime) -> FlowRecord:
         """A verdict that needs no reads (a failed check or transport) from the flow's status."""
@@ -436,7 +464,7 @@ class _Walk:
                 if lane.retiring is None
                 and lane is not draining
                 and len(lane.sent) < QUEUED_PER_PROCESS
-                and (not lane.sent or lane.waiting_bytes + job.size <= PIPE_BUDGET_BYTES)
+                and (not lane.sent or lane.waiting_bytes + job.size <= lane.budget)
             ]
             if not room:
                 return

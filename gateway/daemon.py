@@ -34,7 +34,6 @@ import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -128,22 +127,7 @@ class Engine:
         )
         self.workers: WorkerPool | FlowPump
         if isinstance(store, SqliteStore) and w.pump and w.count:
-            # The pump takes new flows; the event loop's pool (no tasks of its own) recovers leases and
-            # takes the flows the pump hands it (claimed in a later status).
-            loop_side = WorkerPool(
-                store, self.processor, replace(worker_settings, workers=0), clock=utcnow, observer=metrics
-            )
-            self.workers = FlowPump(
-                store,
-                self.cpu,
-                loop_side,
-                worker_settings,
-                limits=self.limits,
-                rulesets=self.processor.rulesets,
-                blob_path=self.blobs.path,
-                clock=utcnow,
-                observer=metrics,
-            )
+            self.workers = FlowPump(store, self.processor, self.cpu, worker_settings, clock=utcnow, observer=metrics)
         else:
             self.workers = WorkerPool(store, self.processor, worker_settings, clock=utcnow, observer=metrics)
         self.deposits = DepositService(

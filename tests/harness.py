@@ -19,7 +19,7 @@ from engine.report import Report, build_report, report_dict
 from engine.store import open_store
 from engine.store.port import Store
 from engine.store.sqlite import SqliteStore
-from engine.worker import WorkerPool, WorkerSettings
+from engine.worker import WorkerSettings
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIRECTORY = REPO / "config" / "demo" / "directory.toml"
@@ -100,23 +100,11 @@ class Harness:
         assert isinstance(self.store, SqliteStore)
         done: list[FlowRecord] = []
         settings = WorkerSettings(workers=1, poll_s=0.05, exclusive=False)  # leases held by a test stay held
-        loop_side = WorkerPool(self.store, self.processor, replace(settings, workers=0), clock=now)
-        pump = FlowPump(
-            self.store,
-            self.pool,
-            loop_side,
-            settings,
-            limits=self.limits,
-            rulesets=self.processor.rulesets,
-            blob_path=self.blobs.path,
-            clock=now,
-            actor="worker:test",
-            observer=_Collect(done),
-        )
+        pump = FlowPump(self.store, self.processor, self.pool, settings, clock=now, observer=_Collect(done))
         await pump.start()
         try:
             async with asyncio.timeout(120):
-                while await self.store.queue_depth() or loop_side.in_flight:  # noqa: ASYNC110 - polls the store
+                while await self.store.queue_depth():  # noqa: ASYNC110 - polls the store
                     await asyncio.sleep(0.02)
         finally:
             await pump.stop(5)

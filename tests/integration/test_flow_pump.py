@@ -12,7 +12,6 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from engine.pump import QUEUED_PER_PROCESS, FlowPump
 from engine.status import FlowStatus
 from engine.store.sqlite import SqliteStore
 from engine.technical import flow_check, warm_up
-from engine.worker import WorkerPool, WorkerSettings
+from engine.worker import WorkerSettings
 from tests import factory
 from tests.harness import Harness, now
 from tests.integration.test_processing import error_codes
@@ -63,18 +62,7 @@ async def lone(tmp_path: Path, one_process: CpuPool) -> AsyncIterator[Harness]:
 def pump_for(harness: Harness, **settings: Any) -> FlowPump:
     assert isinstance(harness.store, SqliteStore)
     chosen = WorkerSettings(**{"workers": 1, "poll_s": 0.05, **settings})
-    loop_side = WorkerPool(harness.store, harness.processor, replace(chosen, workers=0), clock=now)
-    return FlowPump(
-        harness.store,
-        harness.pool,
-        loop_side,
-        chosen,
-        limits=harness.limits,
-        rulesets=harness.processor.rulesets,
-        blob_path=harness.blobs.path,
-        clock=now,
-        check=faulty_check,
-    )
+    return FlowPump(harness.store, harness.processor, harness.pool, chosen, clock=now, check=faulty_check)
 
 
 def marked(number: str, marker: bytes) -> bytes:

@@ -4,7 +4,6 @@ exhausts its validation process's memory among others."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,17 +31,7 @@ def pool_for(harness: Harness, **settings: float | int | bool) -> WorkerPool | F
     if not harness.pump or not chosen.workers:
         return pool
     assert isinstance(harness.store, SqliteStore)
-    loop_side = WorkerPool(harness.store, harness.processor, replace(chosen, workers=0), clock=now)
-    return FlowPump(
-        harness.store,
-        harness.pool,
-        loop_side,
-        chosen,
-        limits=harness.limits,
-        rulesets=harness.processor.rulesets,
-        blob_path=harness.blobs.path,
-        clock=now,
-    )
+    return FlowPump(harness.store, harness.processor, harness.pool, chosen, clock=now)
 
 
 async def wait_until_final(harness: Harness, numbers: list[str], timeout_s: float = 60) -> list[FlowStatus]:
