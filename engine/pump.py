@@ -29,6 +29,8 @@ Invariants:
 * A transaction that fails (e.g. the disk is full) is retried every ``poll_s`` with the same verdicts;
   one flow's failure (a status changed meanwhile) is that flow's alone (its savepoint); an unexpected
   error while judging a flow records SYSTEM_FAILURE (CHECK_FAILED), as the workers do.
+* An error the pump does not expect (a bug) is logged (``flow_pump_failed``) and its walk starts again
+  ``poll_s`` later: the processes it held are replaced and its flows released first.
 * ``stop(grace_s)``: no more claims; checks running finish within the grace and get their verdict; the
   rest are abandoned (their processes killed) and their jobs released, without an attempt counted.
 """
@@ -242,9 +244,17 @@ class FlowPump:
         conn = connect_writer(self._store.path)
         try:
             conn.execute("PRAGMA synchronous = NORMAL")  # the workers' writes (engine.store.sqlite)
-            _Walk(self, SqliteSync(conn)).run()
-        except Exception:  # a bug: the loop-side pool still stops, leases are recovered at the next start
-            log.critical("flow_pump_failed", exc_info=True)
+            while True:
+                walk = _Walk(self, SqliteSync(conn))
+                try:
+                    walk.run()
+                    return
+                except Exception:  # a bug: start again, the processes it held replaced, its flows released
+                    log.critical("flow_pump_failed", exc_info=True)
+                    with contextlib.suppress(Exception):
+                        walk.abandon()
+                    if self._stopping.wait(self._settings.poll_s):
+                        return
         finally:
             conn.close()
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +117,28 @@ async def test_leases_are_extended_while_a_check_runs(tmp_path: Path, one_proces
         assert pump.processed == 2
     finally:
         await harness.close()
+
+
+async def test_an_unexpected_error_in_the_pump_starts_it_again_and_loses_no_flow(lone: Harness) -> None:
+    """The pump's thread meets an error it does not expect (its clock fails once, in its first turn): it
+    logs it, starts again and takes every flow to its verdict."""
+    failed: list[str] = []
+
+    def clock() -> datetime:
+        if threading.current_thread().name == "fluxdepot-pump" and not failed:
+            failed.append("once")
+            raise RuntimeError("the clock failed")
+        return now()
+
+    numbers = await deposit_all(lone, [factory.ubl_invoice(factory.integrating(f"AGAIN-{i}")) for i in range(3)])
+    assert isinstance(lone.store, SqliteStore)
+    settings = WorkerSettings(workers=1, poll_s=0.05)
+    pump = FlowPump(lone.store, lone.processor, lone.pool, settings, clock=clock)
+    await pump.start()
+    statuses = await wait_until_final(lone, numbers)
+    await pump.stop(5)
+    assert failed == ["once"]
+    assert statuses == [FlowStatus.INTEGRATED] * 3
 
 
 async def test_stop_abandons_a_running_check_and_hands_its_flow_back(lone: Harness) -> None:
