@@ -481,8 +481,11 @@ class _Walk:
             lane = min(room, key=lambda lane: len(lane.sent))
             try:
                 lane.process.send(self.p._check, job.args)
-            except OSError:  # it died: what it held goes elsewhere, this flow too
-                self.lost(lane, "died_idle" if not lane.sent else "died", None)
+            except OSError:  # it died: its running check failed; the others, this one too, go elsewhere
+                if lane.sent:
+                    self.lost(lane, "died", self.crashed(lane))
+                else:
+                    self.lost(lane, "died_idle", None)
                 continue
             self.unsent.popleft()
             if not lane.sent:
@@ -528,10 +531,7 @@ class _Walk:
         try:
             ok, value = lane.process.receive()
         except (EOFError, OSError):
-            status = lane.process.exit_status()
-            self.lost(
-                lane, "died", CheckCrashed(f"the validation process died during the check (exit status {status})")
-            )
+            self.lost(lane, "died", self.crashed(lane))
             return
         job = lane.sent.popleft()
         now = time.monotonic()
@@ -547,6 +547,12 @@ class _Walk:
             return
         lane.retiring = lane.retiring or reason
         self.replied(job, outcome.value, now)
+
+    @staticmethod
+    def crashed(lane: _Lane) -> CheckCrashed:
+        """What the running check of a process that died gets (never run again: it may be what killed it)."""
+        status = lane.process.exit_status()
+        return CheckCrashed(f"the validation process died during the check (exit status {status})")
 
     def replied(self, job: _Job, outcome: Outcome, now: float) -> None:
         if not self.replies:
