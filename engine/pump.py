@@ -522,8 +522,7 @@ class _Walk:
         now = time.monotonic()
         for lane in list(self.lanes):
             if lane.sent and now >= lane.deadline:
-                timeout = self.p._limits.validation_timeout_s
-                self.lost(lane, "died", CheckTimeout(f"check did not finish within {timeout:g} s"), kill=True)
+                self.lost(lane, "died", self.timed_out(), kill=True)
         if self.unsent and not self.lanes and not self.p._stopping.is_set():
             self.lanes.extend(_Lane(process) for process in self.p._cpu.lend(0.05))
 
@@ -535,18 +534,24 @@ class _Walk:
             return
         job = lane.sent.popleft()
         now = time.monotonic()
+        # A reply read after the deadline is late, whatever kept the pump from reading it sooner (the pool's
+        # timer wins such a race too); the process answered, so it stays.
+        late = now > lane.deadline
         lane.deadline = now + self.p._limits.validation_timeout_s if lane.sent else float("inf")
-        if not ok:  # flow_check raised: the process itself is fine
-            self.replied(job, value, now)
-            return
-        outcome: _Outcome = value
-        reason = self.p._cpu.counted(lane.process, outcome)
-        if outcome.out_of_memory is not None:
+        outcome: _Outcome | None = value if ok else None
+        reason = self.p._cpu.counted(lane.process, outcome) if outcome is not None else None
+        if outcome is not None and outcome.out_of_memory is not None:
             self.replied(job, CheckOutOfMemory(outcome.out_of_memory), now)
             self.lost(lane, "out_of_memory", None, kill=bool(lane.sent))
             return
         lane.retiring = lane.retiring or reason
-        self.replied(job, outcome.value, now)
+        if late:
+            self.replied(job, self.timed_out(), now)
+        else:  # flow_check's result, or the exception it raised (the process itself is fine)
+            self.replied(job, outcome.value if outcome is not None else value, now)
+
+    def timed_out(self) -> CheckTimeout:
+        return CheckTimeout(f"check did not finish within {self.p._limits.validation_timeout_s:g} s")
 
     @staticmethod
     def crashed(lane: _Lane) -> CheckCrashed:
