@@ -17,9 +17,10 @@ another, so that verdicts share a transaction.
 Invariants:
 
 * Each check keeps its bounds: its deadline (``Limits.validation_timeout_s``) runs from the moment its
-  process starts it (the previous reply read); a check past it, or whose process died or ran out of
-  memory, gets the pool's ``CheckAborted`` verdict (SYSTEM_FAILURE, as ``FlowProcessor``), and the
-  checks queued behind it go to another process (they had not started). A process is replaced as the
+  process starts it (the previous reply read), and a reply read after it is late; a check past it, or
+  whose process died or ran out of memory, gets the pool's ``CheckAborted`` verdict (SYSTEM_FAILURE, as
+  ``FlowProcessor``), never to run again, and the checks queued behind it go to another process (they
+  had not started). A process is replaced as the
   pool has it (``CpuPool.counted``); one due for recycling takes no more checks and is replaced once idle.
 * The pump takes only the hot path, flows claimed in RECEIVED (one ``flow_check``). A flow claimed in a
   later status (a restart interrupted it) is handed to the event loop's ``WorkerPool`` (``process_claimed``),
