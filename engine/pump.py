@@ -77,7 +77,7 @@ from engine.store.port import Claim
 from engine.store.rows import utc
 from engine.store.sqlite import SqliteStore, claim_next, read_partner, write_judged
 from engine.store.sqlite_database import SqliteSync
-from engine.store.sqlite_db import connect_writer
+from engine.store.sqlite_db import connect_writer, write_transaction
 from engine.technical import ContentResult, TransportResult, flow_check
 from engine.worker import WorkerPool, WorkerSettings
 
@@ -142,9 +142,7 @@ def record_checked(
     transport, content = checked
     failed = transport_verdict(transport, rules)
     if failed is not None:
-        return write_judged(
-            db, flow.flow_number, flow.status, (), lambda _d, _e: failed, sirets=(), invoice_keys=(), actor=actor, at=at
-        )
+        return record_verdict(db, flow, failed, actor=actor, at=at)
     assert content is not None, "flow_check checks the content of a flow that passed transport"
     syntax = transport.syntax or flow.syntax
     partner = read_partner(db, flow.partner_code) if flow.channel is Channel.EDI and flow.partner_code else None
@@ -158,6 +156,14 @@ def record_checked(
         invoice_keys=duplicate_keys(content.documents),
         actor=actor,
         at=at,
+    )
+
+
+def record_verdict(db: SqliteSync, flow: FlowRecord, verdict: FlowVerdict, *, actor: str, at: datetime) -> FlowRecord:
+    """In the caller's write transaction: a verdict that needs no reads (a failed check or transport
+    check), from the flow's status."""
+    return write_judged(
+        db, flow.flow_number, flow.status, (), lambda _d, _e: verdict, sirets=(), invoice_keys=(), actor=actor, at=at
     )
 
 
@@ -322,26 +328,19 @@ class _Walk:
         recorded: list[tuple[_Job, FlowRecord]] = []
         claims: list[Claim] = []
         try:
-            with p._store.database.thread_writes():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for job, outcome in self.replies:
-                        done = self.record(job, outcome, at)
-                        if done is not None:
-                            recorded.append((job, done))
-                    for job in beats:
-                        params = {"flow_number": job.claim.flow_number, "worker_id": p._worker_id}
-                        self.db.execute(sql.HEARTBEAT, {**params, "lease_expires_at": expires})
-                    for _ in range(wanted):
-                        leased = claim_next(self.db, p._worker_id, now=at, expires=expires)
-                        if leased is None:
-                            break
-                        claims.append(leased)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
+            with p._store.database.thread_writes(), write_transaction(conn):
+                for job, outcome in self.replies:
+                    done = self.record(job, outcome, at)
+                    if done is not None:
+                        recorded.append((job, done))
+                for job in beats:
+                    params = {"flow_number": job.claim.flow_number, "worker_id": p._worker_id}
+                    self.db.execute(sql.HEARTBEAT, {**params, "lease_expires_at": expires})
+                for _ in range(wanted):
+                    leased = claim_next(self.db, p._worker_id, now=at, expires=expires)
+                    if leased is None:
+                        break
+                    claims.append(leased)
         except sqlite3.Error as exc:
             log.warning("pump_turn_failed", error=str(exc), verdicts=len(self.replies), retry_s=p._settings.poll_s)
             return False
@@ -381,7 +380,7 @@ class _Walk:
         """An unexpected error is the system's fault: SYSTEM_FAILURE (WARNING), never left RECEIVED."""
         failure = FlowVerdict(FlowEvent.SYSTEM_FAILURE, (finding("CHECK_FAILED", INTERNAL_ERROR),))
         try:
-            return self.write_verdict(job, failure, (), at)
+            return record_verdict(self.db, job.flow, failure, actor=self.p._actor, at=at)
         except (StatusConflict, sqlite3.IntegrityError):
             return None  # its lease expires and recovery takes it
 
@@ -390,24 +389,10 @@ class _Walk:
         if isinstance(outcome, CheckAborted):
             aborted = (aborted_finding(outcome),)
             verdict = FlowVerdict(FlowEvent.SYSTEM_FAILURE, aborted, ruleset_version=job.rules.ruleset.value)
-            return self.write_verdict(job, verdict, (), at)
+            return record_verdict(self.db, job.flow, verdict, actor=self.p._actor, at=at)
         if isinstance(outcome, BaseException):
             raise outcome  # flow_check itself raised: recorded as an internal error
         return record_checked(self.db, job.flow, job.rules, outcome, actor=self.p._actor, at=at)
-
-    def write_verdict(self, job: _Job, verdict: FlowVerdict, steps: Sequence[FlowEvent], at: datetime) -> FlowRecord:
-        """A verdict that needs no reads (a failed check or transport) from the flow's status."""
-        return write_judged(
-            self.db,
-            job.flow.flow_number,
-            job.claim.status,
-            steps,
-            lambda _directory, _earlier: verdict,
-            sirets=(),
-            invoice_keys=(),
-            actor=self.p._actor,
-            at=at,
-        )
 
     def told(self, recorded: Sequence[tuple[_Job, FlowRecord]]) -> None:
         """After a commit: the event loop's waiters, the metrics and the log."""
@@ -616,16 +601,9 @@ class _Walk:
             return
         p, conn = self.p, self.db.conn
         try:
-            with p._store.database.thread_writes():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for job in jobs:
-                        self.db.execute(sql.RELEASE, {"flow_number": job.claim.flow_number, "worker_id": p._worker_id})
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
+            with p._store.database.thread_writes(), write_transaction(conn):
+                for job in jobs:
+                    self.db.execute(sql.RELEASE, {"flow_number": job.claim.flow_number, "worker_id": p._worker_id})
         except sqlite3.Error as exc:  # their leases expire and recovery takes them (an attempt counted)
             log.warning("pump_release_failed", error=str(exc), flows=len(jobs))
             return

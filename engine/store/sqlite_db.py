@@ -191,6 +191,21 @@ def insert_rows(conn: sqlite3.Connection, head: str, row: str, values: Sequence[
         conn.execute(_rows_statement(head, row, len(chunk) // width, tail), chunk)
 
 
+@contextmanager
+def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One ``BEGIN IMMEDIATE`` transaction on a plain ``sqlite3`` connection: committed when the block
+    returns, rolled back when it raises."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        # SQLite may already have rolled back (e.g. after SQLITE_FULL): that error is fine.
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
 class _Abandoned(Exception):
     """The caller was cancelled before COMMIT: the transaction is rolled back."""
 
@@ -246,17 +261,10 @@ class ThreadConnection:
             if self._sync.full != durable:
                 conn.execute(_SYNC_FULL if durable else _SYNC_NORMAL)
                 self._sync.full = durable
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(conn):
                 result = work(conn)
                 if abandoned.is_set():
                     raise _Abandoned
-                conn.execute("COMMIT")
-            except BaseException:
-                # SQLite may already have rolled back (e.g. after SQLITE_FULL): that error is fine.
-                with suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
             return result
 
         async with lock:

@@ -38,7 +38,6 @@ import sqlite3
 import struct
 import sys
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import fields
 from enum import Enum
 from typing import Any
@@ -51,7 +50,7 @@ from engine.store import sql_flows
 from engine.store.port import NewFlow
 from engine.store.rows import new_flow_record, utc
 from engine.store.sqlite_database import READER, SqliteDatabase, to_db_time
-from engine.store.sqlite_db import connect_writer, insert_rows, translate
+from engine.store.sqlite_db import connect_writer, insert_rows, translate, write_transaction
 from engine.store.sqlite_status import EVENT_ROW, INSERT_EVENTS
 from engine.store.writes import chain
 
@@ -186,15 +185,8 @@ def _commit_batch(
     pickled exception loses its ``__cause__``: the daemon chains it again)."""
     try:
         batch = [_from_wire(values) for values in wire]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             outcomes = insert_new_flows(conn, batch)
-            conn.execute("COMMIT")
-        except BaseException:
-            # SQLite may already have rolled back (e.g. after SQLITE_FULL): that error is fine.
-            with suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
     except sqlite3.Error as exc:
         return translate(exc), exc
     except EngineError as exc:
