@@ -7,11 +7,14 @@ invoices (no Factur-X guideline) the same way: (d) ``flow_check`` on the ``en169
 CEN CII XSLT) next to (d0) the route it replaced, measured in the same run (Factur-X EN16931 XSD + the
 Factur-X EN16931 schematron, EN 16931 rules kept). Workers are warmed up first (schemas and stylesheets
 compiled once per process), so the figures are steady-state throughput; CII figures are also given per
-core (the rate divided by the workers). Last, (c) the whole engine (store, statuses, business checks,
-the same validation processes) and (c0) the same engine with its checks answered from a cache: the
-engine's own CPU per flow and its ceiling, without the validation processes' load beside it.
+core (the rate divided by the workers). Then, in ``--rounds`` rounds (3 by default), (b) and right after it
+(c) the whole engine (store, statuses, business checks, the same validation processes) and (c0) the
+engine with its checks answered from a cache (its own CPU per flow and its ceiling, without the validation
+processes' load beside it): (c)/(b) is the median of the rounds' ratios (this shared machine's speed moves
+by a third from one minute to the next), and the checks' CPU per invoice is measured in the processes of
+(b) and (c). Last, (c') the asyncio workers and (c1) the store's part alone.
 
-    .venv/bin/python -m bench.pipeline [--count 1000] [--workers N]
+    .venv/bin/python -m bench.pipeline [--count 1000] [--workers N] [--rounds 3] [--no-cii]
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ import hashlib
 import os
 import resource
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,18 +115,29 @@ def whole_pipeline(path: str) -> bool:
     return not errors
 
 
+def _timed(job: Callable[[str], bool], path: str) -> tuple[bool, float]:
+    """``job(path)`` and the CPU seconds it took in its worker process."""
+    started = time.process_time()
+    return job(path), time.process_time() - started
+
+
 def _run(
     label: str, job: Callable[[str], bool], paths: list[str], workers: int, warm_up: Callable[[], None] = _warm_up
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
+    """Rate, invoices judged invalid and CPU ms per invoice in the worker processes (the job's own)."""
     with ProcessPoolExecutor(max_workers=workers, initializer=warm_up) as pool:
         list(pool.map(job, paths[: workers * _CHUNK], chunksize=_CHUNK))  # every worker warm
         started = time.perf_counter()
-        results = list(pool.map(job, paths, chunksize=_CHUNK))
+        results = list(pool.map(partial(_timed, job), paths, chunksize=_CHUNK))
         elapsed_s = time.perf_counter() - started
-    invalid = results.count(False)
+    invalid = [ok for ok, _ in results].count(False)
     rate = len(paths) / elapsed_s
-    print(f"{label:<38} {len(paths):>5} invoices {elapsed_s:6.2f} s {rate:8.1f} invoices/s ({invalid} invalid)")
-    return rate, invalid
+    cpu_ms = sum(spent for _, spent in results) * 1000 / len(paths)
+    print(
+        f"{label:<38} {len(paths):>5} invoices {elapsed_s:6.2f} s {rate:8.1f} invoices/s ({invalid} invalid), "
+        f"{cpu_ms:.2f} ms of CPU each"
+    )
+    return rate, invalid, cpu_ms
 
 
 _CHECKED: dict[bytes, Any] = {}
@@ -138,7 +154,7 @@ def cached_flow_check(source: bytes | str, *args: Any) -> Any:
 
 async def _whole_engine(
     sources: list[Path], count: int, workers: int, flows_in_flight: int, *, cached: bool = False, pump: bool = True
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """(c) the engine as the daemon runs it: deposit every invoice as its own flow into a SQLite store,
     then let the flows' pump (``engine.pump``, the daemon's way on SQLite) take each one through its
     statuses to its verdict (business checks with an empty directory reject them: the work is the same,
@@ -153,7 +169,9 @@ async def _whole_engine(
     On Linux the figure is also split by thread.
 
     ``cached`` is (c0): the same engine, its checks answered from a cache (``cached_flow_check``), so
-    that its own cost and ceiling show without the validation processes' load on the machine."""
+    that its own cost and ceiling show without the validation processes' load on the machine.
+
+    Returns the rate, the engine's CPU per flow and the validation processes' (ms)."""
     import logging
 
     import structlog
@@ -220,7 +238,7 @@ async def _whole_engine(
         print(f"    of which, by thread (ms per flow): {split}")
     if checks_ms:
         print(f"    validation processes' CPU: {checks_ms:.2f} ms per flow (pipes, pickling and the checks)")
-    return rate, main_cpu_ms
+    return rate, main_cpu_ms, checks_ms
 
 
 async def _deposited_store(folder: Path, sources: list[Path], count: int) -> str:
@@ -338,6 +356,17 @@ def check_cpu_ms(paths: list[str], count: int = 200) -> float:
     return (time.process_time() - started) * 1000 / min(count, len(paths))
 
 
+def _round(paths: list[str], sources: list[Path], workers: int, in_flight: int) -> tuple[float, ...]:
+    """(b), (c) and (c0) back to back: the machine's speed moves by a third from one minute to the next, so
+    each round's figures are taken together. Returns (b)'s rate, invalid count and CPU ms per invoice in
+    its processes, (c)'s rate, engine CPU and validation processes' CPU per flow, (c0)'s rate and engine CPU."""
+    full = _run("(b) flow_check (transport + content)", whole_pipeline, paths, workers)
+    engine = asyncio.run(_whole_engine(sources, len(paths), workers, in_flight))
+    alone = asyncio.run(_whole_engine(sources, len(paths), workers, in_flight, cached=True))
+    print(f"    this round's (c)/(b): {engine[0] / full[0]:.2f}")
+    return (*full, *engine, *alone[:2])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000)
@@ -346,46 +375,60 @@ def main() -> None:
         "--in-flight", type=int, default=0, help="(c): asyncio workers (default: 4 per validation process)"
     )
     parser.add_argument("--no-cii", action="store_true", help="skip (d0) and (d)")
+    parser.add_argument("--rounds", type=int, default=3, help="(b) then (c), back to back, this many times")
     args = parser.parse_args()
     sources = _valid_ubl()
     folder = Path(tempfile.mkdtemp(prefix="fluxdepot-bench-"))
     try:
         paths = repeated(sources, args.count, folder)
         print(f"{len(sources)} valid UBL corpus invoices repeated to {args.count}; {args.workers} workers")
-        xsd_rate, _ = _run("(a) lxml parse + UBL XSD", xsd_only, paths, args.workers)
+        xsd_rate, _, _ = _run("(a) lxml parse + UBL XSD", xsd_only, paths, args.workers)
         check_ms = check_cpu_ms(paths)
-        full_rate, invalid = _run("(b) flow_check (transport + content)", whole_pipeline, paths, args.workers)
         before = after = 1.0
         cii_invalid = 0
         cii = [] if args.no_cii else _valid_plain_cii()
         cii_paths = repeated(cii, args.count if cii else 0, folder, "cii-")
         if cii:
             print(f"{len(cii)} valid plain-CII corpus invoices repeated to {args.count}")
-            before, _ = _run(
+            before, _, _ = _run(
                 "(d0) CII before: Factur-X EN16931 route", cii_route_before, cii_paths, args.workers, _warm_up_cii
             )
-            after, cii_invalid = _run(
+            after, cii_invalid, _ = _run(
                 "(d) CII flow_check: D22B + CEN CII XSLT", whole_pipeline, cii_paths, args.workers, _warm_up_cii
             )
+        in_flight = args.in_flight or 4 * args.workers
+        rounds = [_round(paths, sources, args.workers, in_flight) for _ in range(max(1, args.rounds))]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     worker_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
-    in_flight = args.in_flight or 4 * args.workers
-    engine_rate, engine_ms = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight))
-    workers_rate, workers_ms = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight, pump=False))
-    alone_rate, alone_ms = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight, cached=True))
+    full_rate, invalid, b_checks_ms = (statistics.median(r[k] for r in rounds) for k in range(3))
+    ratios = [r[3] / r[0] for r in rounds]
+    engine_ms = statistics.median(r[4] for r in rounds)
+    c_checks_ms = statistics.median(r[5] for r in rounds)
+    alone_rate, alone_ms = (statistics.median(r[k] for r in rounds) for k in (6, 7))
+    workers_rate, workers_ms, _ = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight, pump=False))
     floor_ms = store_floor(sources, args.count, 1)
     batched_floor_ms = store_floor(sources, args.count, 4)
     print(f"ratio (a)/(b): {xsd_rate / full_rate:.1f}x  (schematron share of the pipeline cost)")
-    print(f"ratio (c)/(b): {engine_rate / full_rate:.2f}  (what the store, statuses and business checks cost)")
+    print(
+        f"ratio (c)/(b): median {statistics.median(ratios):.2f} of {len(ratios)} rounds "
+        f"({min(ratios):.2f}-{max(ratios):.2f})  (what the store, statuses and business checks cost)"
+    )
     print(f"ratio (c')/(b): {workers_rate / full_rate:.2f}  (asyncio workers: engine CPU {workers_ms:.2f} ms per flow)")
     print(
-        f"CPU per flow: flow_check {check_ms:.2f} ms + engine process {engine_ms:.2f} ms; CPU-bound (c)/(b) "
-        f"{check_ms / (check_ms + engine_ms):.2f} (the wall-clock ratio on a machine of its own)"
+        f"CPU per flow (medians): the checks {b_checks_ms:.2f} ms in (b) + engine process {engine_ms:.2f} ms; "
+        f"CPU-bound (c)/(b) {b_checks_ms / (b_checks_ms + engine_ms):.2f} (the wall-clock ratio on a machine of "
+        f"its own); the same checks cost {c_checks_ms:.2f} ms in (c), {c_checks_ms / b_checks_ms - 1:+.0%} "
+        f"(pipes, pickling, and the two cores shared with the engine); flow_check alone {check_ms:.2f} ms"
     )
     print(
-        f"the engine alone (c0): {alone_ms:.2f} ms of CPU per flow, {alone_rate:.0f} flows/s; a CPU-bound "
-        f"(c)/(b) of 0.85 needs at most {check_ms * 0.15 / 0.85:.2f} ms"
+        f"the engine alone (c0, medians): {alone_ms:.2f} ms of CPU per flow, {alone_rate:.0f} flows/s; a CPU-bound "
+        f"(c)/(b) of 0.85 needs at most {b_checks_ms * 0.15 / 0.85:.2f} ms"
+    )
+    print(
+        f"uncontended: the checks of (b) + the engine alone (c0) give a CPU-bound (c)/(b) of "
+        f"{b_checks_ms / (b_checks_ms + alone_ms):.2f}; beside each other on these cores the engine costs "
+        f"{engine_ms / alone_ms - 1:+.0%} and the checks {c_checks_ms / b_checks_ms - 1:+.0%}"
     )
     print(
         f"the store's part alone (c1): {floor_ms:.2f} ms per flow one flow per transaction, {batched_floor_ms:.2f} ms "

@@ -164,10 +164,10 @@ def main() -> None:
                 target = paths_dir / f"{i:05d}-{sources[i % len(sources)].name}"
                 shutil.copyfile(sources[i % len(sources)], target)
                 paths.append(str(target))
-            full_rate, _ = _run("(b) flow_check (transport + content)", whole_pipeline, paths, args.workers)
+            full_rate, _, _ = _run("(b) flow_check (transport + content)", whole_pipeline, paths, args.workers)
         finally:
             shutil.rmtree(paths_dir, ignore_errors=True)
-        engine_rate = asyncio.run(_whole_engine(sources, args.count, args.workers, 4 * args.workers))
+        engine_rate, _, _ = asyncio.run(_whole_engine(sources, args.count, args.workers, 4 * args.workers))
         print(f"replay / (b): {rate / full_rate:.2f}   replay / (c): {rate / engine_rate:.2f}")
     finally:
         if args.keep is None:
