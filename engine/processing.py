@@ -51,6 +51,8 @@ T = TypeVar("T")
 RunCpu = Callable[..., Awaitable[Any]]
 SYSTEM_CODES = frozenset({"CHECK_FAILED", "CHECK_TIMEOUT", "CHECK_OUT_OF_MEMORY"})
 JUDGE_ATTEMPTS = 3
+# CHECK_FAILED's message when the walk itself failed on a flow (the workers' and the pump's).
+INTERNAL_ERROR = "internal error while processing"
 log = structlog.get_logger("fluxdepot.processing")
 E = FlowEvent
 # A pool failure as a flow outcome: a check that died with its process is counted with those that ran

@@ -64,6 +64,7 @@ from engine.integration import rule_for
 from engine.model import Channel, FlowRecord, FlowVerdict, Rules
 from engine.observer import FlowObserver
 from engine.processing import (
+    INTERNAL_ERROR,
     STEPS_TO_IN_PROGRESS,
     FlowProcessor,
     aborted_finding,
@@ -86,7 +87,6 @@ QUEUED_PER_PROCESS = 6  # checks sent to a process ahead of its replies (measure
 GATHER = 6  # verdicts a turn waits for, LINGER_S at most, so that they share a transaction
 LINGER_S = 0.008
 RULESETS_WAIT_S = 10.0  # the event loop's read of the depositors' rulesets
-INTERNAL_ERROR = "internal error while processing"
 _SAVEPOINT, _ROLLBACK_TO, _RELEASE = "SAVEPOINT pumped", "ROLLBACK TO pumped", "RELEASE pumped"
 Checked = tuple[TransportResult, ContentResult | None]  # flow_check's: no content when transport failed
 

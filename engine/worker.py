@@ -32,7 +32,7 @@ import structlog
 from engine.catalogue import finding
 from engine.errors import StatusConflict, StoreError
 from engine.observer import FlowObserver
-from engine.processing import FlowProcessor
+from engine.processing import INTERNAL_ERROR, FlowProcessor
 from engine.status import FlowEvent, FlowStatus
 from engine.store.port import Claim, Store
 
@@ -193,7 +193,7 @@ class WorkerPool:
                 FlowEvent.SYSTEM_FAILURE,
                 actor=f"worker:{self._instance}",
                 at=self._clock(),
-                flow_findings=[finding("CHECK_FAILED", "internal error while processing")],
+                flow_findings=[finding("CHECK_FAILED", INTERNAL_ERROR)],
                 invoices=[],
                 ruleset_version="",
             )
