@@ -73,6 +73,7 @@ proto: setup
 # (or uses FLUXDEPOT_BENCH_PG_URL); bench.rules' JVM column needs Debian's libsaxonhe-java (else skipped).
 bench: setup
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.bursts
 	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.deposit
 	$(BIN)/python -m bench.writer

@@ -12,7 +12,8 @@ core (the rate divided by the workers). Then, in ``--rounds`` rounds (3 by defau
 engine with its checks answered from a cache (its own CPU per flow and its ceiling, without the validation
 processes' load beside it): (c)/(b) is the median of the rounds' ratios (this shared machine's speed moves
 by a third from one minute to the next), and the checks' CPU per invoice is measured in the processes of
-(b) and (c). Last, (c') the asyncio workers and (c1) the store's part alone.
+(b) and (c). Last, (c') the asyncio workers and (c1) the store's part alone, back to back and in bursts
+(asleep 3 ms before each transaction, as the pump at (c)'s pace; ``bench.bursts`` for the machine's own).
 
     .venv/bin/python -m bench.pipeline [--count 1000] [--workers N] [--rounds 3] [--no-cii]
 """
@@ -262,14 +263,15 @@ async def _deposited_store(folder: Path, sources: list[Path], count: int) -> str
     return str(folder / "fluxdepot.db")
 
 
-def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
+def store_floor(sources: list[Path], count: int, per_transaction: int, pause_s: float = 0.0) -> float:
     """(c1) CPU ms per flow of the store's own part of a flow's walk, alone: the statements and the Python
     around them that claim a job (``sqlite.claim_next``) and judge and record its verdict
     (``sqlite.write_judged``: directory and duplicate reads, the rejection rule, four chained events,
     findings, invoices, counters), ``per_transaction`` flows per write transaction, with the
     workers' ``synchronous=NORMAL``. Run inline on this thread: no event loop, thread hand-off,
     validation process or pickling, and the checks' results computed beforehand. Whatever design
-    drives the store pays at least this per flow."""
+    drives the store pays at least this per flow. With ``pause_s``, the thread sleeps that long before each
+    verdicts' transaction, as the pump waits for replies at (c)'s pace: the same statements, in bursts."""
     from engine.pump import record_checked
     from engine.store.sqlite import claim_next
     from engine.store.sqlite_db import connect_writer
@@ -293,6 +295,8 @@ def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
             claims = [c for c in tried if c is not None]
             if not claims:
                 break
+            if pause_s:
+                time.sleep(pause_s)
             conn.execute("BEGIN IMMEDIATE")
             for claim in claims:
                 assert claim.flow is not None, "a SQLite claim brings its flow"
@@ -306,7 +310,9 @@ def store_floor(sources: list[Path], count: int, per_transaction: int) -> float:
             raise SystemExit(f"(c1): {done} of {count} flows judged")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"(c1) the store's part alone, {per_transaction} flow(s) per transaction: {spent_ms:.2f} ms of CPU per flow")
+    paused = f", {pause_s * 1000:.0f} ms asleep before each" if pause_s else ""
+    each = f"{per_transaction} flow(s) per transaction{paused}"
+    print(f"(c1) the store's part alone, {each}: {spent_ms:.2f} ms of CPU per flow")
     return spent_ms
 
 
@@ -410,6 +416,7 @@ def main() -> None:
     workers_rate, workers_ms, _ = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight, pump=False))
     floor_ms = store_floor(sources, args.count, 1)
     batched_floor_ms = store_floor(sources, args.count, 4)
+    paced_floor_ms = store_floor(sources, args.count, 4, pause_s=0.003)
     print(f"ratio (a)/(b): {xsd_rate / full_rate:.1f}x  (schematron share of the pipeline cost)")
     print(
         f"ratio (c)/(b): median {statistics.median(ratios):.2f} of {len(ratios)} rounds "
@@ -433,7 +440,9 @@ def main() -> None:
     )
     print(
         f"the store's part alone (c1): {floor_ms:.2f} ms per flow one flow per transaction, {batched_floor_ms:.2f} ms "
-        f"four per transaction: {floor_ms / alone_ms:.0%} and {batched_floor_ms / alone_ms:.0%} of (c0)"
+        f"four per transaction: {floor_ms / alone_ms:.0%} and {batched_floor_ms / alone_ms:.0%} of (c0); the same "
+        f"four with 3 ms asleep before each transaction (bursts at (c)'s pace): {paced_floor_ms:.2f} ms, "
+        f"{paced_floor_ms / batched_floor_ms - 1:+.0%}"
     )
     if cii:
         print(
