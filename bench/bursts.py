@@ -66,6 +66,7 @@ def main() -> None:
         burst = Burst(Path(folder))
         burst.cpu_ms(0, 200)  # warm
         rounds = [{ms: burst.cpu_ms(ms, args.runs) for ms in SLEEPS_MS} for _ in range(max(1, args.rounds))]
+        burst.db.close()
     for ms in SLEEPS_MS:
         spent = [r[ms] for r in rounds]
         ratios = [r[ms] / r[0] for r in rounds]
