@@ -35,7 +35,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.cpu import children, own_cpu_seconds
 from engine.formats import detect, xmlparse
@@ -362,15 +362,27 @@ def check_cpu_ms(paths: list[str], count: int = 200) -> float:
     return (time.process_time() - started) * 1000 / min(count, len(paths))
 
 
-def _round(paths: list[str], sources: list[Path], workers: int, in_flight: int) -> tuple[float, ...]:
+class _Round(NamedTuple):
+    """One round's figures (CPU in ms per invoice or flow)."""
+
+    full_rate: float  # (b)
+    invalid: int
+    b_checks_ms: float  # in (b)'s processes
+    engine_rate: float  # (c)
+    engine_ms: float  # the engine process's
+    c_checks_ms: float  # in (c)'s validation processes
+    alone_rate: float  # (c0)
+    alone_ms: float
+
+
+def _round(paths: list[str], sources: list[Path], workers: int, in_flight: int) -> _Round:
     """(b), (c) and (c0) back to back: the machine's speed moves by a third from one minute to the next, so
-    each round's figures are taken together. Returns (b)'s rate, invalid count and CPU ms per invoice in
-    its processes, (c)'s rate, engine CPU and validation processes' CPU per flow, (c0)'s rate and engine CPU."""
+    each round's figures are taken together."""
     full = _run("(b) flow_check (transport + content)", whole_pipeline, paths, workers)
     engine = asyncio.run(_whole_engine(sources, len(paths), workers, in_flight))
     alone = asyncio.run(_whole_engine(sources, len(paths), workers, in_flight, cached=True))
     print(f"    this round's (c)/(b): {engine[0] / full[0]:.2f}")
-    return (*full, *engine, *alone[:2])
+    return _Round(*full, *engine, *alone[:2])
 
 
 def main() -> None:
@@ -407,12 +419,14 @@ def main() -> None:
         rounds = [_round(paths, sources, args.workers, in_flight) for _ in range(max(1, args.rounds))]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    full_rate, b_checks_ms = (statistics.median(r[k] for r in rounds) for k in (0, 2))
-    invalid = max(r[1] for r in rounds)
-    ratios = [r[3] / r[0] for r in rounds]
-    engine_ms = statistics.median(r[4] for r in rounds)
-    c_checks_ms = statistics.median(r[5] for r in rounds)
-    alone_rate, alone_ms = (statistics.median(r[k] for r in rounds) for k in (6, 7))
+    full_rate = statistics.median(r.full_rate for r in rounds)
+    b_checks_ms = statistics.median(r.b_checks_ms for r in rounds)
+    invalid = max(r.invalid for r in rounds)
+    ratios = [r.engine_rate / r.full_rate for r in rounds]
+    engine_ms = statistics.median(r.engine_ms for r in rounds)
+    c_checks_ms = statistics.median(r.c_checks_ms for r in rounds)
+    alone_rate = statistics.median(r.alone_rate for r in rounds)
+    alone_ms = statistics.median(r.alone_ms for r in rounds)
     workers_rate, workers_ms, _ = asyncio.run(_whole_engine(sources, args.count, args.workers, in_flight, pump=False))
     floor_ms = store_floor(sources, args.count, 1)
     batched_floor_ms = store_floor(sources, args.count, 4)
